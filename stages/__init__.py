@@ -1,0 +1,1 @@
+"""crawl-pipeline: booking-engine crawl files -> hotel leads in PostgreSQL -> Excel workbooks."""

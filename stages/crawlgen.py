@@ -1,0 +1,284 @@
+"""Deterministic, realistic crawl files: the bundled samples and the benchmark inputs.
+
+    python -m stages.crawlgen --out data/sources --lines 400 [--engine E] [--seed N]
+
+writes one file per engine, named by its `file` in params.yaml. Lines mix full URLs with query
+strings and fragments, scheme-less host/path lines, bare ids and case variants, with about
+30 % repeated ids, 2 % blank lines and 2 % junk (other sites, lookalike hosts, cut-off lines).
+The same seed gives the same bytes. Files are written line by line, so memory stays flat.
+
+Engines without built-in line shapes (one just added to params.yaml) get generic lines: the
+canonical `booking_url` and bare ids, with ids from the first simple alphabet whose samples
+fully match `id_pattern`; when none does, a ConfigError says to add shapes here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import string
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from stages.config import Engine, load_params
+from stages.errors import ConfigError, PipelineError
+
+DEFAULT_SEED = 1
+BLANK_SHARE = 0.02
+JUNK_SHARE = 0.02
+REPEAT_SHARE = 0.30
+RECENT_IDS = 5000  # repeats are drawn from a bounded pool, so memory stays flat
+BATCH_LINES = 10_000
+
+_ALNUM = string.ascii_letters + string.digits
+_WORDS = (
+    *("harbour", "beach", "bay", "palm", "coral", "ocean", "river", "lake", "forest", "alpine"),
+    *("ridge", "valley", "garden", "park", "city", "central", "grand", "royal", "old", "town"),
+    *("sunset", "seaside", "island", "lodge", "inn", "hotel", "motel", "resort", "suites"),
+    *("villas", "cabins", "retreat", "house", "manor", "hostel", "apartments", "heritage"),
+)
+_QUERIES = (
+    "",
+    "",
+    "",
+    "?utm_source=google&utm_medium=cpc",
+    "?currency=EUR",
+    "?checkin=2024-11-02&checkout=2024-11-05&adults=2",
+    "#rooms",
+    "?lang=en#availability",
+    "?ref=tripadvisor&gclid=Cj0KCQiA",
+)
+_OTHER_SITES = (
+    "https://www.booking.com/hotel/au/{w}-{w2}.html?aid=304142&label=gen173",
+    "https://www.facebook.com/{w}{w2}hotel/",
+    "https://www.google.com/maps/place/{w}+{w2}/@-33.86,151.20,17z",
+    "https://www.tripadvisor.com/Hotel_Review-g255060-d{n}-Reviews-{w}.html",
+    "https://{w}{w2}.com/book-now",
+    "mailto:reservations@{w}{w2}.com",
+    'href="https://{w}-{w2}.com.au/"',
+    "www.expedia.com/{w}-{w2}-Hotel.h{n}.Hotel-Information",
+)
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """How one engine's ids and URLs look in the wild."""
+
+    new_id: Callable[[random.Random], str]
+    # host + path (no scheme, no query) of a URL carrying `property_id`
+    url: Callable[[random.Random, str], str]
+    # an equivalent spelling of the id (case), or the id itself where case matters
+    id_variant: Callable[[random.Random, str], str] = lambda rng, property_id: property_id
+
+
+def generate_lines(engine: Engine, lines: int, seed: int = DEFAULT_SEED) -> Iterator[str]:
+    """`lines` crawl lines for `engine` (without line ends), the same for the same seed."""
+    rng = random.Random(f"{seed}:{engine.name}")  # str seeds hash stably across runs
+    shapes = shapes_for(engine)
+    recent: list[str] = []
+    for _ in range(lines):
+        roll = rng.random()
+        if roll < BLANK_SHARE:
+            yield rng.choice(("", "", " ", "\t"))
+        elif roll < BLANK_SHARE + JUNK_SHARE:
+            yield _junk(rng, shapes)
+        else:
+            if recent and rng.random() < REPEAT_SHARE:
+                property_id = rng.choice(recent)
+            else:
+                property_id = shapes.new_id(rng)
+                if len(recent) < RECENT_IDS:
+                    recent.append(property_id)
+                else:
+                    recent[rng.randrange(RECENT_IDS)] = property_id
+            yield _line(rng, shapes, property_id)
+
+
+def write_crawl_file(engine: Engine, path: Path, lines: int, seed: int = DEFAULT_SEED) -> None:
+    """Write `lines` generated lines to `path` atomically, in batches (flat memory)."""
+    from stages.files import atomic_output
+
+    batch: list[str] = []
+    with atomic_output(path, "wb") as handle:
+        for line in generate_lines(engine, lines, seed):
+            batch.append(line)
+            if len(batch) == BATCH_LINES:
+                handle.write(("\n".join(batch) + "\n").encode("utf-8"))
+                batch.clear()
+        if batch:
+            handle.write(("\n".join(batch) + "\n").encode("utf-8"))
+
+
+def _line(rng: random.Random, shapes: Shapes, property_id: str) -> str:
+    if rng.random() < 0.15:
+        property_id = shapes.id_variant(rng, property_id)
+    kind = rng.random()
+    if kind < 0.10:
+        line = property_id
+    else:
+        url = shapes.url(rng, property_id)
+        if rng.random() < 0.08:
+            host, slash, path = url.partition("/")
+            url = host.upper() + slash + path
+        if rng.random() < 0.10 and not url.endswith("/"):
+            url += "/"
+        url += rng.choice(_QUERIES)
+        if kind < 0.25:
+            line = url  # scheme-less, as crawlers often record them
+        elif kind < 0.32:
+            line = "http://" + url
+        elif kind < 0.34:
+            line = "HTTPS://" + url
+        else:
+            line = "https://" + url
+    if rng.random() < 0.02:
+        line = rng.choice((" ", "\t", "  ")) + line + rng.choice(("", " ", "\t"))
+    return line
+
+
+def _junk(rng: random.Random, shapes: Shapes) -> str:
+    kind = rng.random()
+    if kind < 0.5:
+        template = rng.choice(_OTHER_SITES)
+        words = {"w": rng.choice(_WORDS), "w2": rng.choice(_WORDS), "n": rng.randrange(10**6)}
+        return template.format(**words)
+    url = "https://" + shapes.url(rng, shapes.new_id(rng))
+    if kind < 0.65:
+        host, slash, path = url[8:].partition("/")
+        return f"https://{host}.{rng.choice(('evil.example', 'com.ru', 'xyz'))}{slash}{path}"
+    if kind < 0.80:
+        return url.rpartition("/")[0] + "/"  # the id cut off
+    return url[: rng.randrange(8, len(url))]  # a line truncated anywhere
+
+
+def shapes_for(engine: Engine) -> Shapes:
+    """The built-in shapes for a known engine, else generic ones derived from its params."""
+    builtin = _BUILTIN.get(engine.name)
+    return builtin if builtin is not None else _generic_shapes(engine)
+
+
+def _cloudbeds_url(rng: random.Random, property_id: str) -> str:
+    prefix = rng.choice(("", "", "", "", "/es", "/en", "/pt-br"))
+    kind = rng.choice(("reservation", "reservation", "reservation", "booking"))
+    return f"hotels.cloudbeds.com{prefix}/{kind}/{property_id}"
+
+
+def _mews_url(rng: random.Random, property_id: str) -> str:
+    roll = rng.random()
+    if roll < 0.05:  # a known crawl bug: the path written twice
+        return f"app.mews.com/distributor/app.mews.com/distributor/{property_id}"
+    host = "www.mews.li" if roll < 0.12 else "app.mews.com"
+    return f"{host}/distributor/{property_id}"
+
+
+def _mews_id(rng: random.Random) -> str:
+    hex32 = f"{rng.getrandbits(128):032x}"
+    variant = "89ab"[int(hex32[16], 16) % 4]  # a version-4 UUID, as Mews issues them
+    return f"{hex32[:8]}-{hex32[8:12]}-4{hex32[13:16]}-{variant}{hex32[17:20]}-{hex32[20:]}"
+
+
+def _rms_id(rng: random.Random) -> str:
+    if rng.random() < 0.6:
+        return f"{rng.getrandbits(64):016X}"
+    return str(rng.randrange(1000, 30000))
+
+
+def _rms_url(rng: random.Random, property_id: str) -> str:
+    if property_id.isdigit() and rng.random() < 0.3:
+        return f"ibe{rng.randrange(1, 20)}.rmscloud.com/{property_id}"
+    host = rng.choice(("bookings", "bookings", "bookings8", "bookings12")) + ".rmscloud.com"
+    prefix = rng.choice(("", "", "/obookings", "/obookings3"))
+    segments = rng.choice(("Search/Index", "Search/Index", "search/index", "Rates/Index"))
+    suffix = rng.choice(("/90", "/90/", "/1", ""))
+    return f"{host}{prefix}/{segments}/{property_id}{suffix}"
+
+
+def _siteminder_id(rng: random.Random) -> str:
+    words = [rng.choice(_WORDS) for _ in range(rng.randrange(2, 4))]
+    tail = rng.choice(("", "direct", f"{rng.randrange(100)}", f"-{rng.randrange(1000)}"))
+    joiner = rng.choice(("", "", "-", "_"))
+    return joiner.join(words) + tail
+
+
+def _siteminder_url(rng: random.Random, property_id: str) -> str:
+    host = rng.choice(
+        (
+            "direct-book.com",
+            "direct-book.com",
+            "app.thebookingbutton.com",
+            "www.thebookingbutton.com.au",
+            "book-directonline.com",
+        )
+    )
+    kind = "reservations" if "thebookingbutton" in host and rng.random() < 0.5 else "properties"
+    return f"{host}/{kind}/{property_id}"
+
+
+def _swap_case(rng: random.Random, property_id: str) -> str:
+    return property_id.upper() if rng.random() < 0.7 else property_id.title()
+
+
+_BUILTIN: dict[str, Shapes] = {
+    "cloudbeds": Shapes(
+        new_id=lambda rng: "".join(rng.choices(_ALNUM, k=rng.choice((6, 6, 6, 5, 8)))),
+        url=_cloudbeds_url,  # cloudbeds ids are case-sensitive: no case variants
+    ),
+    "mews": Shapes(new_id=_mews_id, url=_mews_url, id_variant=lambda rng, i: i.upper()),
+    "rms": Shapes(new_id=_rms_id, url=_rms_url, id_variant=lambda rng, i: i.lower()),
+    "siteminder": Shapes(new_id=_siteminder_id, url=_siteminder_url, id_variant=_swap_case),
+}
+
+# Simple id alphabets tried, in order, for an engine without built-in shapes.
+_GENERIC_IDS: tuple[Callable[[random.Random], str], ...] = (
+    lambda rng: "".join(rng.choices(string.ascii_lowercase + string.digits, k=8)),
+    lambda rng: str(rng.randrange(1000, 10**6)),
+    _mews_id,
+    lambda rng: f"{rng.getrandbits(64):016x}",
+    lambda rng: "".join(rng.choices(string.ascii_lowercase, k=8)),
+)
+
+
+def _generic_shapes(engine: Engine) -> Shapes:
+    probe = random.Random(engine.name)
+    template = engine.booking_url.partition("://")[2] or engine.booking_url
+    for new_id in _GENERIC_IDS:
+        if all(engine.id_pattern.fullmatch(new_id(probe)) for _ in range(20)):
+            return Shapes(new_id=new_id, url=lambda rng, i: template.replace("{id}", i))
+    raise ConfigError(
+        f"Engine {engine.name!r}: no generic id fits its id_pattern; add its line shapes to "
+        "_BUILTIN in stages/crawlgen.py to generate crawl files for it."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.crawlgen", description="Write deterministic sample crawl files."
+    )
+    parser.add_argument("--out", type=Path, default=Path("data/sources"), help="output folder")
+    parser.add_argument("--lines", type=int, default=400, help="lines per file")
+    parser.add_argument("--engine", help="only this engine (default: every engine in params)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    args = parser.parse_args(argv)
+    if args.lines < 0:
+        parser.error("--lines must be 0 or more")
+    try:
+        params = load_params()
+        engines = [params.engine(args.engine)] if args.engine else list(params.engines.values())
+        for engine in engines:
+            path = args.out / engine.file
+            started = time.perf_counter()
+            write_crawl_file(engine, path, args.lines, args.seed)
+            seconds = time.perf_counter() - started
+            rate = args.lines / seconds if seconds else 0.0
+            print(f"{path}: {args.lines:,} lines in {seconds:.2f} s ({rate:,.0f} lines/s)")
+    except PipelineError as exc:
+        print(f"crawlgen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,377 @@
+"""PostgreSQL: which server, connecting to it, its schema, and retrying its hiccups.
+
+The database is `DATABASE_URL` (a libpq URL or key=value string) when it is set, else the server
+the libpq PG* variables name (PGHOST, PGHOSTADDR or PGSERVICE), else an embedded PostgreSQL kept
+under `<project root>/.pgdata/`, started on demand and left running for later stages and runs.
+`connect()` applies the migrations in `stages/migrations/` before handing out a connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import TypeVar
+
+import psycopg
+
+from stages.config import RetryPolicy, project_root
+from stages.errors import ConfigError, PipelineError, TransientError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+EMBEDDED_FOLDER = ".pgdata"
+MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_FILE = re.compile(r"^(?P<version>\d{4})_\w+\.sql$")
+APPLICATION_NAME = "crawl-pipeline"
+CONNECT_TIMEOUT = 10  # seconds, unless the URL or PGCONNECT_TIMEOUT says otherwise
+
+# Lost connections, serialization failures, deadlocks, too many clients, lock timeouts and a
+# server that is starting, stopping or recovering: running the work again can succeed.
+TRANSIENT_SQLSTATES = {"40001", "40P01", "53300", "55P03", "57P01", "57P02", "57P03"}
+# libpq reports connection-level failures without a SQLSTATE; these words mark the passing ones.
+TRANSIENT_MESSAGE = re.compile(
+    r"connection refused|could not connect|server closed the connection|connection is lost"
+    r"|the connection is closed|connection reset|broken pipe|timeout|timed out|starting up"
+    r"|shutting down|recovery mode|too many clients|no such file or directory"
+    r"|terminating connection|consuming input failed|sending query failed"
+    r"|could not (?:send|receive) data|ssl syscall error|eof detected",
+    re.IGNORECASE,
+)
+
+# The password of a URL (scheme://user:PASSWORD@host; greedy up to the last @ so an unescaped @
+# in the password is hidden too) and of a `password=` key in a query string or key=value DSN.
+URL_PASSWORD = re.compile(r"(?P<head>://[^:/?#@\s]*:)(?P<password>.+)@")
+KEY_PASSWORD = re.compile(
+    r"(?P<head>(?:^|[\s?&])password\s*=\s*)(?P<password>'(?:[^'\\]|\\.)*'|[^&\s]*)",
+    re.IGNORECASE,
+)
+
+
+def redact(url: str) -> str:
+    """`url` with its password replaced by ***, fit for messages and logs."""
+    url = URL_PASSWORD.sub(r"\g<head>***@", url)
+    return KEY_PASSWORD.sub(r"\g<head>***", url)
+
+
+def _scrub(message: str, url: str) -> str:
+    """`message` without the password of `url`, which libpq may echo when it rejects a DSN."""
+    for pattern in (URL_PASSWORD, KEY_PASSWORD):
+        for match in pattern.finditer(url):
+            password = match["password"].strip("'")
+            if password:
+                message = message.replace(password, "***")
+    return redact(message).strip()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# --- which server -------------------------------------------------------------------------
+
+
+def database_url() -> str:
+    """The libpq connection string to use; "" means libpq reads the PG* variables itself."""
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url:
+        _check_conninfo(url)
+        return url
+    if any(os.environ.get(name) for name in ("PGHOST", "PGHOSTADDR", "PGSERVICE")):
+        return ""
+    return embedded_server_url()
+
+
+def database_label(url: str) -> str:
+    """How messages name the database behind `url`, without its password."""
+    return redact(url) if url else "the PostgreSQL server named by the PG* variables"
+
+
+def _check_conninfo(url: str) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(
+            f"DATABASE_URL ({redact(url)}) is not a valid libpq connection string: "
+            f"{_scrub(_first_line(exc), url)}; write it as "
+            "postgresql://user:password@host:port/database (percent-encode special characters)."
+        ) from None
+
+
+_embedded_lock = threading.Lock()
+
+
+def embedded_server_url(root: Path | None = None) -> str:
+    """Start, or find running, the embedded PostgreSQL under `<root>/.pgdata`; return its URL.
+
+    The server is left running when the process exits so later stages and runs reuse it. Only
+    this function (and `stop_embedded_server`) knows that pgserver provides it.
+    """
+    pgdata = ((root or project_root()) / EMBEDDED_FOLDER).resolve()
+    # pgserver creates the folder without exist_ok and adds its system user before taking its
+    # own lock; holding a lock on the folder makes concurrent first starts take turns.
+    pgdata.mkdir(exist_ok=True)
+    with _embedded_lock, _folder_lock(pgdata):
+        pgserver = _import_pgserver()
+        # A handle cached from earlier in this process may describe a server that has since
+        # stopped; a fresh handle checks postmaster.pid and starts the server when needed.
+        pgserver.PostgresServer._instances.pop(pgdata, None)
+        try:
+            return pgserver.get_server(pgdata, cleanup_mode=None).get_uri()
+        except Exception as exc:
+            raise PipelineError(
+                f"Could not start the embedded PostgreSQL in {pgdata} ({_first_line(exc)}); "
+                f"see {pgdata / 'log'}, or set DATABASE_URL to use another server."
+            ) from exc
+
+
+def stop_embedded_server(root: Path | None = None) -> bool:
+    """Stop the embedded PostgreSQL under `<root>/.pgdata` if it runs; its data is kept."""
+    pgdata = ((root or project_root()) / EMBEDDED_FOLDER).resolve()
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    with _embedded_lock, _folder_lock(pgdata):
+        pgserver = _import_pgserver()
+        pgserver.PostgresServer._instances.pop(pgdata, None)
+        # As root, pgserver runs PostgreSQL as its own system user, which must also stop it.
+        user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+        pgserver.pg_ctl(["-w", "stop"], pgdata=pgdata, user=user)
+    return True
+
+
+def _import_pgserver() -> ModuleType:
+    import warnings
+
+    with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset; its fallback is fine.
+        warnings.simplefilter("ignore")
+        import pgserver
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    return pgserver
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+# --- connecting and migrating --------------------------------------------------------------
+
+_migrated: set[str] = set()
+
+
+def connect(url: str | None = None, *, migrate: bool = True) -> psycopg.Connection:
+    """Open an autocommit connection to the pipeline database (`database_url()` by default).
+
+    Migrations are applied on the first connection of the process. Raises TransientError when
+    the server cannot be reached right now (see `retrying`) and PipelineError when the settings
+    are wrong; neither message contains the password.
+    """
+    from psycopg.conninfo import conninfo_to_dict
+
+    url = database_url() if url is None else url
+    options: dict[str, object] = {"autocommit": True, "application_name": APPLICATION_NAME}
+    if "connect_timeout" not in conninfo_to_dict(url) and not os.environ.get("PGCONNECT_TIMEOUT"):
+        options["connect_timeout"] = CONNECT_TIMEOUT
+    try:
+        conn = psycopg.connect(url, **options)
+    except psycopg.Error as exc:
+        message = f"Cannot connect to {database_label(url)}: {_scrub(_first_line(exc), url)}"
+        if is_transient(exc):
+            raise TransientError(message) from None
+        raise PipelineError(f"{message}; check DATABASE_URL (or the PG* variables).") from None
+    if migrate and url not in _migrated:
+        try:
+            apply_migrations(conn)
+        except BaseException:
+            conn.close()
+            raise
+        _migrated.add(url)
+    return conn
+
+
+def migration_files() -> list[tuple[str, str, str]]:
+    """(version, file name, SQL) of every migration, in the order they apply."""
+    found = []
+    for path in sorted(MIGRATIONS.glob("*.sql")):
+        match = MIGRATION_FILE.match(path.name)
+        if match:
+            found.append((match["version"], path.name, path.read_text(encoding="utf-8")))
+    return found
+
+
+def apply_migrations(conn: psycopg.Connection) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction; return their versions.
+
+    Concurrent callers take turns on an advisory lock, so the later ones find nothing to do.
+    A migration edited after it was applied, or a schema newer than this code, is an error.
+    """
+    if not conn.autocommit:
+        raise ValueError("apply_migrations needs an autocommit connection (see db.connect).")
+    files = migration_files()
+    wanted = {version: _checksum(sql) for version, _, sql in files}
+    if _applied_migrations(conn) == wanted:
+        return []
+    key = advisory_key("schema_migrations")
+    conn.execute("SELECT pg_advisory_lock(%s)", [key])
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        applied = _applied_migrations(conn) or {}
+        _check_history(conn, applied, files)
+        done = []
+        for version, name, sql in files:
+            if version in applied:
+                continue
+            with conn.transaction():
+                conn.execute(sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    [version, name, _checksum(sql)],
+                )
+            log.info("Applied migration %s to %s.", name, conn.info.dbname)
+            done.append(version)
+        return done
+    finally:
+        if not conn.closed:
+            conn.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def _applied_migrations(conn: psycopg.Connection) -> dict[str, str] | None:
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return None
+    return dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+
+
+def _check_history(
+    conn: psycopg.Connection, applied: dict[str, str], files: list[tuple[str, str, str]]
+) -> None:
+    known = {version: (name, sql) for version, name, sql in files}
+    database = conn.info.dbname
+    newer = sorted(set(applied) - set(known))
+    if newer:
+        raise PipelineError(
+            f"Database {database} has schema migration(s) {', '.join(newer)} that this code does "
+            "not know; update the code (git pull) before running the pipeline against it."
+        )
+    for version, checksum in applied.items():
+        name, sql = known[version]
+        if checksum != _checksum(sql):
+            raise PipelineError(
+                f"stages/migrations/{name} was edited after it was applied to database "
+                f"{database}; restore it and put the change in a new migration file."
+            )
+
+
+def _checksum(sql: str) -> str:
+    return hashlib.sha256(sql.encode("utf-8")).hexdigest()
+
+
+def advisory_key(*parts: str) -> int:
+    """A stable 64-bit advisory lock key for `parts` (the same in every process and run)."""
+    digest = hashlib.sha256(":".join((APPLICATION_NAME, *parts)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def database_identity(conn: psycopg.Connection) -> dict[str, str]:
+    """Name and identity (a uuid made with the schema) of the database `conn` is attached to."""
+    row = conn.execute("SELECT current_database(), id::text FROM database_identity").fetchone()
+    assert row is not None  # the first migration inserts the row
+    return {"database": row[0], "database_id": row[1]}
+
+
+# --- transient failures ---------------------------------------------------------------------
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when running the same work again may succeed (see TRANSIENT_SQLSTATES)."""
+    if isinstance(exc, TransientError):
+        return True
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state:
+        return state.startswith("08") or state in TRANSIENT_SQLSTATES
+    return isinstance(exc, psycopg.OperationalError) and bool(TRANSIENT_MESSAGE.search(str(exc)))
+
+
+def backoff_delay(policy: RetryPolicy, retry: int) -> float:
+    """Seconds to wait before retry number `retry` (1-based): doubling, capped, with jitter."""
+    delay = min(policy.max_delay, policy.first_delay * 2 ** (retry - 1))
+    return delay * random.uniform(0.5, 1.0)
+
+
+def retrying(
+    policy: RetryPolicy,
+    fn: Callable[[], T],
+    *,
+    describe: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `fn()`, running it again after transient failures, at most `policy.retries` times.
+
+    `describe` names the work and the engine ("Loading cloudbeds leads into ..."). A database
+    error that is not transient, or a transient one that outlasts the retries, becomes a
+    PipelineError; other exceptions (PipelineError included) pass through unchanged. `fn` must
+    do its database work in one transaction, so a failed attempt leaves nothing behind.
+    """
+    attempts = max(policy.retries, 0) + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if isinstance(exc, PipelineError):
+                raise
+            if not is_transient(exc):
+                if isinstance(exc, psycopg.Error):
+                    raise PipelineError(
+                        f"{describe} failed: {_error_text(exc)}; nothing was changed, fix the "
+                        "cause and run the stage again."
+                    ) from exc
+                raise
+            if attempt == attempts:
+                raise PipelineError(
+                    f"{describe} failed after {attempts} attempt(s): {_error_text(exc)}; "
+                    "nothing was changed, run the stage again when the database is reachable "
+                    "(or raise `retries` in params.yaml)."
+                ) from exc
+            delay = backoff_delay(policy, attempt)
+            log.warning(
+                "%s failed (%s); retrying in %.1f s (attempt %d of %d).",
+                describe,
+                _error_text(exc),
+                delay,
+                attempt + 1,
+                attempts,
+            )
+            sleep(delay)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _error_text(exc: BaseException) -> str:
+    text = redact(_first_line(exc)).rstrip(".")
+    state = getattr(exc, "sqlstate", None)
+    return f"{text} (SQLSTATE {state})" if state else text

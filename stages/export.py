@@ -1,0 +1,72 @@
+"""export@<engine>: the engine's leads from PostgreSQL -> data/exports/<engine>.xlsx.
+
+Before writing, the database is compared with the ingest marker: a database that was
+replaced or emptied behind DVC's back fails the stage instead of producing an empty or
+partial workbook. data/exports/<engine>.json is the stage's metric (rows, sheets, bytes, s).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from stages.runner import engine_parser, run_stage
+
+STAGE = "export"
+
+
+def export(engine_name: str) -> None:
+    from stages import db, leads
+    from stages.config import load_params
+    from stages.errors import PipelineError
+    from stages.files import write_json
+    from stages.workbook import write_leads_workbook
+
+    params = load_params()
+    engine = params.engine(engine_name)
+    marker_path = params.path("ingest", engine.name, ".json")
+    if not marker_path.is_file():
+        raise PipelineError(
+            f"{STAGE}@{engine.name}: {marker_path.name} is missing; "
+            f"run `dvc repro ingest@{engine.name}`."
+        )
+    marker = json.loads(marker_path.read_text(encoding="utf-8"))
+    settings = params.raw["export"]
+    source_tag = str(settings.get("source_tag") or "") or None
+    workbook = params.path("exports", engine.name, ".xlsx")
+    started = time.monotonic()
+
+    def export_once():
+        with db.connect() as conn:
+            drift = leads.check_drift(conn, engine.name, marker.get("database", {}))
+            if drift:
+                raise PipelineError(f"{STAGE}@{engine.name}: {drift}")
+            rows = leads.engine_leads(conn, engine.name, source_tag)
+            return write_leads_workbook(
+                workbook, rows, rows_per_sheet=int(settings["rows_per_sheet"])
+            )
+
+    stats = db.retrying(
+        params.retry_policy("export"), export_once, describe=f"{STAGE}@{engine.name}"
+    )
+    write_json(
+        params.path("exports", engine.name, ".json"),
+        {
+            "rows": stats.rows,
+            "sheets": stats.sheets,
+            "bytes": stats.bytes,
+            "seconds": round(time.monotonic() - started, 3),
+            "source_tag": source_tag or "",
+        },
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = engine_parser(STAGE, "Write one engine's leads to data/exports/<engine>.xlsx.")
+    args = parser.parse_args(argv)
+    return run_stage(STAGE, args.engine, lambda: export(args.engine))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""publish@<engine>: upload data/exports/<engine>.xlsx to `publish.to` as <engine>_leads.xlsx.
+
+data/published/<engine>.json records what is live (URI, ETag, size, time) or that nothing was
+published because `publish.to` is empty. DVC re-runs this stage only when the workbook's bytes
+change, so an unchanged workbook is never uploaded twice.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+from stages.runner import engine_parser, run_stage
+
+STAGE = "publish"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def publish(engine_name: str) -> None:
+    from stages import storage
+    from stages.config import load_params
+    from stages.errors import PipelineError
+    from stages.files import write_json
+
+    params = load_params()
+    engine = params.engine(engine_name)
+    workbook = params.path("exports", engine.name, ".xlsx")
+    if not workbook.is_file():
+        raise PipelineError(
+            f"{STAGE}@{engine.name}: {workbook.name} is missing; "
+            f"run `dvc repro export@{engine.name}`."
+        )
+    settings = params.raw["publish"]
+    record: dict[str, object] = {"engine": engine.name, "workbook_bytes": workbook.stat().st_size}
+    if not settings.get("to"):
+        record.update(published=False, uri=None, reason="publish.to is empty in params.yaml")
+    else:
+        target = storage.resolve(str(settings["to"]), f"{engine.name}_leads.xlsx", params.root)
+        uploaded = storage.upload(
+            workbook,
+            target,
+            content_type=XLSX_TYPE,
+            policy=params.retry_policy("publish"),
+            timeout=float(settings.get("timeout", 60)),
+            label=f"{STAGE}@{engine.name}",
+        )
+        record.update(published=True, uri=storage.describe(target), **uploaded)
+    record["time"] = datetime.now(UTC).isoformat(timespec="seconds")
+    write_json(params.path("published", engine.name, ".json"), record)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = engine_parser(STAGE, "Upload one engine's workbook to `publish.to`.")
+    args = parser.parse_args(argv)
+    return run_stage(STAGE, args.engine, lambda: publish(args.engine))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

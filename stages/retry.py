@@ -1,0 +1,59 @@
+"""Retries with exponential backoff and jitter, shared by every stage that talks to a network."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from stages.config import RetryPolicy
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def backoff_delay(policy: RetryPolicy, retry: int) -> float:
+    """Seconds to wait before retry number `retry` (1-based): doubling, capped, with full jitter
+    on the upper half so that parallel stages hitting the same outage do not retry in lockstep."""
+    base = min(policy.first_delay * 2 ** (retry - 1), policy.max_delay)
+    return base / 2 + random.uniform(0, base / 2)
+
+
+def with_retries(
+    policy: RetryPolicy,
+    attempt: Callable[[int], T],
+    *,
+    is_transient: Callable[[BaseException], bool],
+    describe: str,
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call `attempt(n)` for n = 1, 2, ... until it succeeds, a permanent error escapes, or
+    `policy.retries` retries are spent; the last transient error is then re-raised."""
+    number = 1
+    while True:
+        try:
+            return attempt(number)
+        except Exception as exc:
+            if not is_transient(exc) or number > policy.retries:
+                raise
+            delay = backoff_delay(policy, number)
+            log.warning(
+                "%s: attempt %d failed (%s); retrying in %.1f s",
+                describe,
+                number,
+                first_line(exc),
+                delay,
+            )
+            if on_retry:
+                on_retry(number, exc, delay)
+            sleep(delay)
+            number += 1
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type when the message is empty."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,112 @@
+"""A throw-away copy of this project, for tests that run stages or `dvc` for real."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COPIED = ("dvc.yaml", "params.yaml", ".dvcignore", "stages", "data/sources")
+
+
+@dataclass
+class Project:
+    root: Path
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return yaml.safe_load((self.root / "params.yaml").read_text())
+
+    def edit_params(self, change: Callable[[dict[str, Any]], None]) -> None:
+        params = self.params
+        change(params)
+        (self.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess:
+        """Run a command in the project the way DVC would: venv first on PATH."""
+        env = dict(os.environ)
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env.pop("CRAWL_PIPELINE_ROOT", None)
+        result = subprocess.run(
+            args, cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", "dvc", *args, check=check)
+
+    def stage(self, module: str, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", f"stages.{module}", *args, check=check)
+
+    def ran_stages(self, output: str) -> list[str]:
+        """The stages a `dvc repro` output says it ran."""
+        return [
+            line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")
+        ]
+
+    def add_s3_remote(self, name: str, url: str, endpoint_url: str) -> None:
+        """What `dvc remote add` + `dvc remote modify endpointurl` write, without two DVC starts."""
+        from configobj import ConfigObj
+
+        config = ConfigObj(str(self.root / ".dvc" / "config"))
+        config[f'remote "{name}"'] = {"url": url, "endpointurl": endpoint_url}
+        config.write()
+
+
+def make_project(destination: Path) -> Project:
+    """Copy the pipeline's files into `destination` and make it a git + DVC repository."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        source = REPO / name
+        target = destination / name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    project = Project(destination)
+    project.run("git", "init", "--quiet")
+    project.dvc("init", "--quiet")
+    project.dvc("config", "core.analytics", "false")
+    return project
+
+
+def _fast_retries(params: dict[str, Any]) -> None:
+    for section in ("source", "ingest", "publish"):
+        params[section]["retry_delay"] = 0.01
+        params[section]["timeout"] = 2
+
+
+@pytest.fixture(scope="session")
+def project_template(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """One git + DVC initialised copy per session; each test gets a copy of it (DVC is slow to
+    start, so `git init` and `dvc init` run once)."""
+    template = make_project(tmp_path_factory.mktemp("template") / "project")
+    template.edit_params(_fast_retries)
+    return template
+
+
+@pytest.fixture
+def project(
+    project_template: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Project:
+    """A fresh copy of the project with fast retries, and the working directory inside it."""
+    root = tmp_path / "project"
+    shutil.copytree(project_template.root, root, symlinks=True)
+    monkeypatch.chdir(root)
+    return Project(root)
