@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import random
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -125,8 +126,11 @@ def embedded_server_url(root: Path | None = None) -> str:
     pgdata.mkdir(exist_ok=True)
     with _embedded_lock, _folder_lock(pgdata):
         pgserver = _import_pgserver()
-        # A handle cached from earlier in this process may describe a server that has since
-        # stopped; a fresh handle checks postmaster.pid and starts the server when needed.
+        cached = pgserver.PostgresServer._instances.get(pgdata)
+        if cached is not None and cached.get_postmaster_info().is_running():
+            return cached.get_uri()
+        # The handle cached earlier in this process describes a server that has since stopped;
+        # a fresh handle reads postmaster.pid and starts the server again.
         pgserver.PostgresServer._instances.pop(pgdata, None)
         try:
             return pgserver.get_server(pgdata, cleanup_mode=None).get_uri()
@@ -144,10 +148,12 @@ def stop_embedded_server(root: Path | None = None) -> bool:
         return False
     with _embedded_lock, _folder_lock(pgdata):
         pgserver = _import_pgserver()
-        pgserver.PostgresServer._instances.pop(pgdata, None)
         # As root, pgserver runs PostgreSQL as its own system user, which must also stop it.
         user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
-        pgserver.pg_ctl(["-w", "stop"], pgdata=pgdata, user=user)
+        try:
+            pgserver.pg_ctl(["-w", "stop"], pgdata=pgdata, user=user)
+        except subprocess.CalledProcessError:
+            return False  # a stale postmaster.pid: nothing was running
     return True
 
 
@@ -189,6 +195,7 @@ def connect(url: str | None = None, *, migrate: bool = True) -> psycopg.Connecti
     from psycopg.conninfo import conninfo_to_dict
 
     url = database_url() if url is None else url
+    _check_conninfo(url)
     options: dict[str, object] = {"autocommit": True, "application_name": APPLICATION_NAME}
     if "connect_timeout" not in conninfo_to_dict(url) and not os.environ.get("PGCONNECT_TIMEOUT"):
         options["connect_timeout"] = CONNECT_TIMEOUT
@@ -199,13 +206,15 @@ def connect(url: str | None = None, *, migrate: bool = True) -> psycopg.Connecti
         if is_transient(exc):
             raise TransientError(message) from None
         raise PipelineError(f"{message}; check DATABASE_URL (or the PG* variables).") from None
-    if migrate and url not in _migrated:
-        try:
+    try:
+        # Timestamps come back in UTC whatever the server's zone: exports read the same anywhere.
+        conn.execute("SET TimeZone TO 'UTC'")
+        if migrate and url not in _migrated:
             apply_migrations(conn)
-        except BaseException:
-            conn.close()
-            raise
-        _migrated.add(url)
+            _migrated.add(url)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -318,12 +327,6 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError) and bool(TRANSIENT_MESSAGE.search(str(exc)))
 
 
-def backoff_delay(policy: RetryPolicy, retry: int) -> float:
-    """Seconds to wait before retry number `retry` (1-based): doubling, capped, with jitter."""
-    delay = min(policy.max_delay, policy.first_delay * 2 ** (retry - 1))
-    return delay * random.uniform(0.5, 1.0)
-
-
 def retrying(
     policy: RetryPolicy,
     fn: Callable[[], T],
@@ -338,40 +341,60 @@ def retrying(
     PipelineError; other exceptions (PipelineError included) pass through unchanged. `fn` must
     do its database work in one transaction, so a failed attempt leaves nothing behind.
     """
-    attempts = max(policy.retries, 0) + 1
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except Exception as exc:
-            if isinstance(exc, PipelineError):
-                raise
-            if not is_transient(exc):
-                if isinstance(exc, psycopg.Error):
-                    raise PipelineError(
-                        f"{describe} failed: {_error_text(exc)}; nothing was changed, fix the "
-                        "cause and run the stage again."
-                    ) from exc
-                raise
-            if attempt == attempts:
-                raise PipelineError(
-                    f"{describe} failed after {attempts} attempt(s): {_error_text(exc)}; "
-                    "nothing was changed, run the stage again when the database is reachable "
-                    "(or raise `retries` in params.yaml)."
-                ) from exc
-            delay = backoff_delay(policy, attempt)
-            log.warning(
-                "%s failed (%s); retrying in %.1f s (attempt %d of %d).",
-                describe,
-                _error_text(exc),
-                delay,
-                attempt + 1,
-                attempts,
-            )
-            sleep(delay)
-    raise AssertionError("unreachable")  # the loop returns or raises
+    from stages.retry import with_retries
+
+    try:
+        return with_retries(
+            policy, lambda _attempt: fn(), is_transient=is_transient, describe=describe, sleep=sleep
+        )
+    except PipelineError:
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            attempts = max(policy.retries, 0) + 1
+            raise PipelineError(
+                f"{describe} failed after {attempts} attempt(s): {_error_text(exc)}; "
+                "nothing was changed, run the stage again when the database is reachable "
+                "(or raise `retries` in params.yaml)."
+            ) from exc
+        if isinstance(exc, psycopg.Error):
+            raise PipelineError(
+                f"{describe} failed: {_error_text(exc)}; nothing was changed, fix the "
+                "cause and run the stage again."
+            ) from exc
+        raise
 
 
 def _error_text(exc: BaseException) -> str:
     text = redact(_first_line(exc)).rstrip(".")
     state = getattr(exc, "sqlstate", None)
     return f"{text} (SQLSTATE {state})" if state else text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m stages.db start|stop|status`: manage the embedded PostgreSQL under .pgdata/."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.db", description="Manage the embedded PostgreSQL under .pgdata/."
+    )
+    parser.add_argument("action", choices=("start", "stop", "status"))
+    action = parser.parse_args(argv).action
+    try:
+        if action == "start":
+            print(f"running: {redact(embedded_server_url())}")
+        elif action == "stop":
+            print("stopped" if stop_embedded_server() else "not running")
+        else:
+            url = database_url()
+            with connect(url, migrate=False) as conn:
+                version = conn.execute("SHOW server_version").fetchone()[0]
+            print(f"{database_label(url)}: PostgreSQL {version}")
+    except PipelineError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

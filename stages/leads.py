@@ -115,15 +115,12 @@ def load_leads(
         cur.execute("SET LOCAL work_mem = '256MB'")
         engine_id = _upsert_engine(cur, engine)
         cur.execute(
-            'CREATE TEMP TABLE lead_staging (property_id text COLLATE "C" NOT NULL) '
-            "ON COMMIT DROP"
+            'CREATE TEMP TABLE lead_staging (property_id text COLLATE "C" NOT NULL) ON COMMIT DROP'
         )
         with cur.copy("COPY lead_staging (property_id) FROM STDIN") as copy:
             valid = _copy_ids(copy, ids)
         counts = _merge(cur, engine_id, engine, source_tag, seen_at)
-        cur.execute(
-            "SELECT count(*) FROM hotel_booking_engines WHERE engine_id = %s", [engine_id]
-        )
+        cur.execute("SELECT count(*) FROM hotel_booking_engines WHERE engine_id = %s", [engine_id])
         leads = _one(cur)
         cur.execute(
             "INSERT INTO ingest_loads (engine_id, source_tag, seen_at, valid, unique_ids,"
@@ -170,12 +167,7 @@ def _copy_ids(copy: psycopg.Copy, ids: Iterable[str]) -> int:
     while block := list(islice(remaining, COPY_BLOCK)):
         text = "\n".join(block)
         # One scan per special character over the whole block is far cheaper than per id.
-        if (
-            text.count("\n") != len(block) - 1
-            or "\\" in text
-            or "\t" in text
-            or "\r" in text
-        ):
+        if text.count("\n") != len(block) - 1 or "\\" in text or "\t" in text or "\r" in text:
             text = "\n".join(property_id.translate(COPY_ESCAPES) for property_id in block)
         copy.write(text + "\n")
         written += len(block)
@@ -238,9 +230,11 @@ def _merge(
         'CREATE TEMP TABLE lead_ids (property_id text COLLATE "C" NOT NULL, new_hotel_id bigint)'
         " ON COMMIT DROP"
     )
+    # Statistics of what was just copied steer the joins to hash joins at scale.
+    cur.execute("ANALYZE lead_staging")
     cur.execute(LEAD_IDS, params)
     unique = cur.rowcount
-    cur.execute("ANALYZE lead_ids")  # real row counts steer the joins below
+    cur.execute("ANALYZE lead_ids")
     cur.execute(NEW_HOTELS)
     cur.execute(NEW_LEADS, params)
     inserted = cur.rowcount
@@ -268,11 +262,13 @@ def lead_count(conn: psycopg.Connection, engine_name: str) -> int:
 def check_drift(conn: psycopg.Connection, engine_name: str, marker: dict[str, Any]) -> str | None:
     """A sentence saying how the database lost what the ingest marker records, or None.
 
-    `marker` is the ingest marker of `engine_name` (or its `fingerprint` alone). Drift is the
-    marker's load missing (the database was replaced or reset) or fewer leads of the engine
-    than the load left (rows were deleted or truncated).
+    `marker` is the ingest marker of `engine_name`, holding the load's `fingerprint` under
+    "fingerprint" or "database", or the fingerprint itself. Drift is the marker's load missing
+    (the database was replaced or reset) or fewer leads of the engine than the load left (rows
+    were deleted or truncated).
     """
-    fingerprint = marker.get("fingerprint", marker)
+    nested = (marker.get(key) for key in ("fingerprint", "database"))
+    fingerprint = next((value for value in nested if isinstance(value, dict)), marker)
     repair = f"run `{REPAIR_COMMAND.format(engine=engine_name)}` to load them again"
     load_id, expected = fingerprint.get("load_id"), fingerprint.get("leads")
     try:

@@ -1,4 +1,8 @@
-"""Retries with exponential backoff and jitter, shared by every stage that talks to a network."""
+"""Retries with exponential backoff and jitter, shared by every stage that talks to a network.
+
+Every retry loop reports each failed attempt it is about to retry through `notify_retry`, so
+the stage runner can record the attempt in the run history without the loops knowing about it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,34 @@ from stages.config import RetryPolicy
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+# (describe, attempt number that failed, its error, seconds until the next attempt)
+RetryListener = Callable[[str, int, BaseException, float], None]
+_listeners: list[RetryListener] = []
+
+
+def add_retry_listener(listener: RetryListener) -> Callable[[], None]:
+    """Call `listener` for every retried attempt in this process; returns a function removing it."""
+    _listeners.append(listener)
+
+    def remove() -> None:
+        if listener in _listeners:
+            _listeners.remove(listener)
+
+    return remove
+
+
+def notify_retry(describe: str, attempt: int, exc: BaseException, delay: float) -> None:
+    """Tell the listeners that attempt number `attempt` of `describe` failed and will be retried.
+
+    Every retry loop calls this once per retry, before sleeping. A listener that raises is
+    logged and ignored: recording history must never change what the stage does.
+    """
+    for listener in list(_listeners):
+        try:
+            listener(describe, attempt, exc, delay)
+        except Exception:
+            log.debug("retry listener %r failed", listener, exc_info=True)
 
 
 def backoff_delay(policy: RetryPolicy, retry: int) -> float:
@@ -47,6 +79,7 @@ def with_retries(
                 first_line(exc),
                 delay,
             )
+            notify_retry(describe, number, exc, delay)
             if on_retry:
                 on_retry(number, exc, delay)
             sleep(delay)

@@ -1,16 +1,22 @@
 """What every stage does around its work: logging to the console and to
-logs/<stage>/<engine>.log, turning a PipelineError into one readable line and exit code 1."""
+logs/<stage>/<engine>.log, recording each attempt in the run history (stages.history),
+turning a PipelineError into one readable line and exit code 1."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+from stages import history
 from stages.errors import PipelineError
+from stages.retry import add_retry_listener, first_line
 
 log = logging.getLogger("stages")
 
@@ -22,26 +28,69 @@ def engine_parser(stage: str, description: str) -> argparse.ArgumentParser:
 
 
 def run_stage(
-    stage: str, engine: str, work: Callable[[], None], *, log_root: Path | None = None
+    stage: str,
+    engine: str,
+    work: Callable[[], object],
+    *,
+    log_root: Path | None = None,
+    record: bool = True,
 ) -> int:
-    """Run `work` for one engine with logging; return the process exit code."""
+    """Run `work` for one engine with logging and run history; return the process exit code.
+
+    `work` may return a mapping of counts for the history; otherwise the counts are read from
+    the stage's marker. Every retry a retry loop announces (stages.retry.notify_retry) ends the
+    current attempt as "retried" and starts the next one. `record=False` keeps a run that
+    changes nothing (a dry run) out of the history.
+    """
     label = f"{stage}@{engine}"
     _configure_logging(stage, engine, log_root)
+    run = history.StageRun.begin(stage, engine, logs=log_root) if record else None
+    remove_listener = add_retry_listener(run.retried) if run else lambda: None
     started = time.monotonic()
     log.info("%s: started", label)
+    outcome, error, counts, code = "failed", None, None, 2
     try:
-        work()
+        with _sigterm_as_interrupt():
+            result = work()
+        outcome, code = "succeeded", 0
+        counts = result if isinstance(result, Mapping) else None
     except PipelineError as exc:
         log.error("%s failed: %s", label, exc)
-        return 1
-    except KeyboardInterrupt:
+        error, code = first_line(exc), 1
+    except KeyboardInterrupt as exc:
         log.error("%s: interrupted", label)
-        return 130
-    except Exception:
+        error, code = str(exc) or "interrupted", 130
+    except Exception as exc:
         log.exception("%s: unexpected error (a bug; please report it with this log)", label)
-        return 2
-    log.info("%s: done in %.2f s", label, time.monotonic() - started)
-    return 0
+        error = f"{type(exc).__name__}: {first_line(exc)}"
+    finally:
+        remove_listener()
+        if run:
+            run.finish(outcome, error=error, counts=counts)
+    if code == 0:
+        log.info("%s: done in %.2f s", label, time.monotonic() - started)
+    return code
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while the work runs, so a terminated stage still
+    removes its temp files and records its end; only when nobody else handles SIGTERM."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _configure_logging(stage: str, engine: str, log_root: Path | None) -> None:

@@ -48,16 +48,16 @@ DATETIME_DISPLAY_WIDTH = len("yyyy-mm-dd hh:mm:ss")
 # Every timestamp the file carries; 1980-01-01 is the earliest a zip entry can hold.
 FIXED_TIMESTAMP = datetime(1980, 1, 1)
 _ZIP_DATE_TIME = FIXED_TIMESTAMP.timetuple()[:6]
+_NO_ROW = object()  # end of the row iterator
 
 # A cell starting with one of these is a formula (or becomes one when edited) in Excel,
 # LibreOffice or Google Sheets, so it is written as text with a quote prefix. Line breaks are
 # stored as LF (a bare CR reads back as LF from one XML writer and as CR from another), so a
 # leading CR is caught as a leading LF.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\n")
 # openpyxl would turn these strings into error cells rather than text.
 _ERROR_CODES = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"))
 # Characters XML 1.0 cannot carry: C0 controls but tab/LF/CR, surrogates, U+FFFE and U+FFFF.
-_NO_ROW = object()
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -246,9 +246,8 @@ def _display_width(value: Any) -> int:
         return 0
     if isinstance(value, datetime):
         return DATETIME_DISPLAY_WIDTH
-    if not isinstance(value, str | int | float):
-        value = value.value  # a text cell
-    return max(len(line) for line in str(value).splitlines() or [""])
+    text = str(getattr(value, "value", value))  # a text cell holds its text in .value
+    return max(len(line) for line in text.splitlines() or [""])
 
 
 def _remove_sheet_buffers(workbook: Any) -> None:

@@ -226,6 +226,12 @@ def test_seen_dates_are_excel_date_numbers_in_utc(out: Path) -> None:
     assert "mm:ss" in formats[number_format_id]
 
 
+def test_naive_seen_dates_are_taken_as_utc(out: Path) -> None:
+    write_leads_workbook(out, [lead(1, First_Seen=datetime(2024, 5, 1, 12, 0))])
+
+    assert openpyxl.load_workbook(out)["Leads"]["I2"].value == datetime(2024, 5, 1, 12, 0)
+
+
 FORMULA_LOOKING = [
     "=1+1",
     "+1+1",

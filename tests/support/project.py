@@ -26,6 +26,12 @@ class Project:
     def params(self) -> dict[str, Any]:
         return yaml.safe_load((self.root / "params.yaml").read_text())
 
+    def params_engine(self, name: str):
+        """The validated Engine `name` of this project's params.yaml."""
+        from stages.config import load_params
+
+        return load_params(self.root).engine(name)
+
     def edit_params(self, change: Callable[[dict[str, Any]], None]) -> None:
         params = self.params
         change(params)
@@ -102,9 +108,7 @@ def project_template(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 
 @pytest.fixture
-def project(
-    project_template: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Project:
+def project(project_template: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     """A fresh copy of the project with fast retries, and the working directory inside it."""
     root = tmp_path / "project"
     shutil.copytree(project_template.root, root, symlinks=True)

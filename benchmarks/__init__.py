@@ -1,0 +1,1 @@
+"""Benchmarks: one command per figure, each measuring our code beside its baseline."""

@@ -1,0 +1,485 @@
+"""What every benchmark script shares: interleaved timing, medians and ratios, the machine and
+its load, a private PostgreSQL, cached crawl files, throw-away projects, and child processes
+measured for wall time and peak RSS.
+
+Figures are ratios of our code to a baseline measured in the same run, interleaved (A, B, A,
+B, ...) after one discarded warm-up round each, so that other work on the machine hits both
+sides alike. The medians, their ratio, the target and the load average are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+# Generated crawl files are kept between runs: 10,000,000 lines take about a minute to write.
+CACHE = Path(os.environ.get("BENCH_CACHE", Path(tempfile.gettempdir()) / "crawl-bench-cache"))
+SEEN_AT = "2026-06-01T00:00:00+00:00"  # the crawl time of a first load
+SEEN_AGAIN_AT = "2026-06-08T00:00:00+00:00"  # a week later: a re-load moves every lead
+
+
+# --- machine and load -----------------------------------------------------------------------
+
+
+def machine() -> str:
+    """One line naming the machine: CPU, cores, memory, OS, Python."""
+    cpu = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 1024**2:.0f} GB RAM"
+    return (
+        f"{cpu}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def load_text() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def print_header(title: str) -> None:
+    print(f"# {title}", flush=True)
+    print(f"# {machine()}", flush=True)
+    print(f"# {load_text()} at start", flush=True)
+
+
+# --- timing ---------------------------------------------------------------------------------
+
+Case = Callable[[], "float | Measured | None"]
+
+
+@dataclass
+class Measured:
+    """One timed run: wall seconds, and the peak RSS of the child process when there was one."""
+
+    seconds: float
+    peak_rss_mb: float | None = None
+    output: str = ""
+
+
+@dataclass
+class Series:
+    """Every timed run of one case."""
+
+    name: str
+    runs: list[Measured] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(run.seconds for run in self.runs)
+
+    @property
+    def peak_rss_mb(self) -> float | None:
+        peaks = [run.peak_rss_mb for run in self.runs if run.peak_rss_mb is not None]
+        return max(peaks) if peaks else None
+
+    def spread(self) -> str:
+        values = sorted(run.seconds for run in self.runs)
+        return f"{values[0]:.3f}..{values[-1]:.3f}" if values else "-"
+
+
+def interleaved(
+    cases: Sequence[tuple[str, Case]],
+    repeat: int,
+    *,
+    warmup: bool = True,
+    before_each: Callable[[str], None] | None = None,
+) -> dict[str, Series]:
+    """Run the cases in turn (A, B, A, B, ...) `repeat` times; each returns its seconds, a
+    Measured, or None to be timed here. One warm-up round (discarded) fills caches first.
+    `before_each(name)` prepares a run outside the timed region (a fresh database, say)."""
+    results = {name: Series(name) for name, _ in cases}
+    for round_number in range(repeat + (1 if warmup else 0)):
+        for name, case in cases:
+            if before_each:
+                before_each(name)
+            started = time.perf_counter()
+            outcome = case()
+            elapsed = time.perf_counter() - started
+            if isinstance(outcome, Measured):
+                measured = outcome
+            else:
+                measured = Measured(outcome if isinstance(outcome, float) else elapsed)
+            if warmup and round_number == 0:
+                continue
+            results[name].runs.append(measured)
+    return results
+
+
+@dataclass
+class Figure:
+    """One line of the results table: ours against a baseline, and the target."""
+
+    figure: str
+    what: str
+    ours: float
+    baseline: float
+    ratio: float
+    target: str
+    met: bool | None
+    unit: str = "s"
+    note: str = ""
+
+    def line(self) -> str:
+        verdict = {True: "MET", False: "MISSED", None: "-"}[self.met]
+        return (
+            f"{self.figure:<4} {self.what:<52} ours {self.ours:>9.3f} {self.unit:<4} "
+            f"baseline {self.baseline:>9.3f} {self.unit:<4} ratio {self.ratio:>6.2f}x  "
+            f"target {self.target:<10} {verdict}{'  ' + self.note if self.note else ''}"
+        )
+
+
+def compare(
+    figure: str,
+    what: str,
+    ours: Series,
+    baseline: Series,
+    *,
+    max_ratio: float | None = None,
+    min_ratio: float | None = None,
+    throughput_bytes: int | None = None,
+    note: str = "",
+) -> Figure:
+    """Print and return ours against the baseline: medians of seconds, or of MB/s when
+    `throughput_bytes` is given (then the ratio is ours/baseline throughput, higher is better)."""
+    if throughput_bytes:
+        ours_value = throughput_bytes / ours.median / 1e6
+        base_value = throughput_bytes / baseline.median / 1e6
+        unit = "MB/s"
+    else:
+        ours_value, base_value, unit = ours.median, baseline.median, "s"
+    ratio = ours_value / base_value if base_value else float("inf")
+    if max_ratio is not None:
+        target, met = f"<= {max_ratio:.2f}x", ratio <= max_ratio
+    elif min_ratio is not None:
+        target, met = f">= {min_ratio:.2f}x", ratio >= min_ratio
+    else:
+        target, met = "-", None
+    result = Figure(figure, what, ours_value, base_value, ratio, target, met, unit, note)
+    print(result.line(), flush=True)
+    for series in (ours, baseline):
+        rss = f", peak RSS {series.peak_rss_mb:.0f} MB" if series.peak_rss_mb else ""
+        print(
+            f"       {series.name}: median {series.median:.3f} s over {len(series.runs)} runs "
+            f"(range {series.spread()} s{rss})",
+            flush=True,
+        )
+    return result
+
+
+def common_arguments(parser: argparse.ArgumentParser, *, repeat: int) -> None:
+    parser.add_argument("--repeat", type=int, default=repeat, help="timed rounds per case")
+    parser.add_argument(
+        "--no-warmup", action="store_true", help="skip the discarded warm-up round"
+    )
+
+
+# --- child processes ------------------------------------------------------------------------
+
+
+def run_measured(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> Measured:
+    """Run a command to its end; return its wall time and peak RSS, both taken by the small
+    launcher benchmarks/measure.py (wait4's rusage covers the command and the children it
+    waited for)."""
+    import json
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "measured.json"
+        launcher = [PYTHON, "-S", str(Path(__file__).with_name("measure.py")), str(report)]
+        process = subprocess.run(
+            [*launcher, *map(str, args)], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        out.seek(0)
+        output = out.read().decode("utf-8", "replace")
+        if not report.is_file():
+            raise RuntimeError(f"the launcher failed ({process.returncode}):\n{output}")
+        measured = json.loads(report.read_text(encoding="utf-8"))
+    if check and measured["exit"] != 0:
+        raise RuntimeError(f"{' '.join(map(str, args))} exited {measured['exit']}:\n{output}")
+    return Measured(measured["seconds"], measured["peak_rss_kb"] / 1024, output)
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """The environment for a stage or dvc child: the venv first on PATH, no inherited database
+    or project root, quiet platformdirs."""
+    env = dict(os.environ)
+    for name in ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE", "CRAWL_PIPELINE_ROOT"):
+        env.pop(name, None)
+    env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    env.update(overrides)
+    return env
+
+
+# --- crawl files ----------------------------------------------------------------------------
+
+
+def crawl_file(engine_name: str, lines: int, seed: int = 1) -> Path:
+    """A generated crawl file of `lines` lines for `engine_name` (params.yaml of this checkout),
+    written once by stages.crawlgen and kept in CACHE."""
+    from stages.config import load_params
+    from stages.crawlgen import write_crawl_file
+
+    path = CACHE / f"{engine_name}-{lines}-{seed}.txt"
+    if not path.is_file():
+        engine = load_params(REPO).engine(engine_name)
+        write_crawl_file(engine, path, lines, seed)
+    return path
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def postgres(base_url: str | None = None) -> Iterator[str]:
+    """A PostgreSQL server to create benchmark databases on: `base_url` when given, else a
+    private embedded one (pgserver) in a temp folder, deleted afterwards."""
+    if base_url:
+        yield base_url
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
+        import pgserver
+    folder = Path(tempfile.mkdtemp(prefix="crawl-bench-pg-"))
+    os.chmod(folder, 0o755)  # as root, pgserver runs PostgreSQL as its own user
+    server = pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def database_url(base_url: str, name: str) -> str:
+    from tests.support.pg import url_for_database
+
+    return url_for_database(base_url, name)
+
+
+def create_database(base_url: str, *, template: str | None = None, prefix: str = "bench") -> str:
+    """A new database (a copy of `template` when given); returns its name."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        # FILE_COPY copies the files instead of WAL-logging every page: fast for big templates.
+        query = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(query)
+    return name
+
+
+def drop_database(base_url: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def migrated_template(base_url: str) -> str:
+    """A database holding the pipeline's schema and nothing else, to copy per run."""
+    from stages import db
+
+    name = create_database(base_url, prefix="bench_template")
+    with db.connect(database_url(base_url, name)) as conn:
+        conn.execute("VACUUM ANALYZE")
+    return name
+
+
+def vacuum(url: str) -> None:
+    """Leave the tables as a weekly run finds them: vacuumed and analysed (no hint-bit work)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM (FREEZE, ANALYZE)")
+        conn.execute("CHECKPOINT")
+
+
+class Databases:
+    """Fresh databases on one server, each dropped when the next is made and at the end."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.names: list[str] = []
+
+    def fresh(self, template: str | None = None) -> str:
+        """A new database's URL; the previous fresh one is dropped first (disk stays small)."""
+        self.drop_all()
+        name = create_database(self.base_url, template=template)
+        self.names.append(name)
+        return database_url(self.base_url, name)
+
+    def drop_all(self) -> None:
+        while self.names:
+            drop_database(self.base_url, self.names.pop())
+
+
+# --- projects -------------------------------------------------------------------------------
+
+
+def stage_project(destination: Path, *, stages_from: Path | None = None) -> Path:
+    """The files a stage needs to run by hand (dvc.yaml, params.yaml, stages/), no git or DVC.
+
+    `stages_from` runs another copy of the package (a proposed change) instead of this one."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy2(REPO / name, destination / name)
+    shutil.copytree(
+        stages_from or REPO / "stages",
+        destination / "stages",
+        ignore=shutil.ignore_patterns("__pycache__"),
+        dirs_exist_ok=True,
+    )
+    return destination
+
+
+def dvc_project(destination: Path) -> Any:
+    """A git + DVC repository holding the pipeline (tests.support.project.make_project)."""
+    from tests.support.project import make_project
+
+    return make_project(destination)
+
+
+def edit_params(root: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    import yaml
+
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(params)
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def place_raw(root: Path, engine: str, source: Path, seen_at: str = SEEN_AT) -> None:
+    """Put `source` where ingest@engine reads it (a symlink) with the download's metadata."""
+    import json
+
+    raw = root / "data" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    target = raw / f"{engine}.txt"
+    target.unlink(missing_ok=True)
+    target.symlink_to(source)
+    meta = {"source": str(source), "bytes": source.stat().st_size, "source_modified": seen_at}
+    (raw / f"{engine}.meta.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+@contextlib.contextmanager
+def scratch(prefix: str, keep: bool = False) -> Iterator[Path]:
+    """A temp folder for one benchmark run, removed afterwards unless `keep`."""
+    folder = Path(tempfile.mkdtemp(prefix=f"crawl-bench-{prefix}-"))
+    try:
+        yield folder
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def print_figures(figures: Sequence[Figure]) -> None:
+    print(f"# {load_text()} at end", flush=True)
+    print("# summary", flush=True)
+    for figure in figures:
+        print(figure.line(), flush=True)
+
+
+# --- leads for export -----------------------------------------------------------------------
+
+_SEED_SQL = """
+WITH words AS (
+    SELECT ARRAY['harbour','beach','bay','palm','coral','ocean','river','lake','forest',
+                 'alpine','ridge','valley','garden','park','grand','royal','sunset','island',
+                 'lodge','heritage'] AS w,
+           ARRAY['Sydney','Melbourne','Brisbane','Perth','Auckland','Queenstown','Lisbon',
+                 'Porto','Barcelona','Prague','Vienna','Bali','Phuket','Hanoi','Cusco',
+                 'Cape Town','Denver','Austin','Byron Bay','Hobart'] AS city,
+           ARRAY['AU','AU','NZ','PT','ES','CZ','AT','ID','TH','VN','PE','ZA','US'] AS country
+)
+INSERT INTO hotels (id, name, city, country, website)
+SELECT g,
+       CASE WHEN mod(g, 2) = 0 THEN initcap(w[1 + mod(g, 20)]) || ' ' || initcap(w[1 + mod(g / 20, 20)])
+                                 || ' ' || (ARRAY['Hotel','Resort','Inn','Suites','Lodge'])[1 + mod(g, 5)]
+       END,
+       CASE WHEN mod(g, 2) = 0 THEN city[1 + mod(g / 7, 20)] END,
+       CASE WHEN mod(g, 3) <> 0 THEN country[1 + mod(g / 11, 13)] END,
+       CASE WHEN mod(g, 4) = 0 THEN 'https://www.' || w[1 + mod(g, 20)] || w[1 + mod(g / 20, 20)] || g || '.com'
+       END
+FROM words, generate_series(1, %(rows)s) AS g
+"""
+
+_SEED_LEADS_SQL = """
+INSERT INTO hotel_booking_engines (engine_id, property_id, hotel_id, booking_url, sources,
+                                   detection_method, first_seen_at, last_seen_at)
+SELECT %(engine_id)s, p.id, g, replace(%(booking_url)s::text, '{id}', p.id),
+       CASE WHEN mod(g, 10) = 0 THEN ARRAY['commoncrawl', 'manual'] ELSE ARRAY['commoncrawl'] END,
+       'crawl',
+       timestamptz '2025-01-01 00:00:00+00' + mod(g, 500) * interval '1 day 37 minutes',
+       timestamptz '2026-06-01 00:00:00+00' - mod(g, 50) * interval '1 day'
+FROM generate_series(1, %(rows)s) AS g,
+     LATERAL (SELECT (ARRAY['harbour','beach','bay','palm','coral','ocean','river','lake'])
+                     [1 + mod(g, 8)] || '-' || (ARRAY['grand','royal','sunset','island','lodge'])
+                     [1 + mod(g / 8, 5)] || g AS id) AS p
+"""
+
+
+def seed_leads(url: str, engine_name: str, rows: int) -> dict[str, Any]:
+    """Put `rows` leads of `engine_name` (half with hotel name and place) into the database at
+    `url`, as an ingest would leave them; return the ingest marker export checks against."""
+    from stages import db
+    from stages.config import load_params
+
+    engine = load_params(REPO).engine(engine_name)
+    with db.connect(url) as conn, conn.transaction():
+        engine_id = conn.execute(
+            "INSERT INTO booking_engines (name, display_name) VALUES (%s, %s) RETURNING id",
+            [engine.name, engine.display_name],
+        ).fetchone()[0]
+        conn.execute(_SEED_SQL, {"rows": rows})
+        conn.execute("SELECT setval(pg_get_serial_sequence('hotels', 'id'), %s)", [rows])
+        conn.execute(
+            _SEED_LEADS_SQL,
+            {"engine_id": engine_id, "booking_url": engine.booking_url, "rows": rows},
+        )
+        load_id = conn.execute(
+            "INSERT INTO ingest_loads (engine_id, source_tag, seen_at, valid, unique_ids,"
+            " inserted, updated, unchanged, leads)"
+            " VALUES (%s, 'commoncrawl', now(), %s, %s, %s, 0, 0, %s) RETURNING id::text",
+            [engine_id, rows, rows, rows, rows],
+        ).fetchone()[0]
+        identity = db.database_identity(conn)
+    vacuum(url)
+    fingerprint = {"load_id": load_id, "engine": engine.name, "leads": rows, **identity}
+    return {"engine": engine.name, "database": fingerprint}

@@ -1,0 +1,259 @@
+"""A live dashboard in the browser: `python -m stages.dashboard [--port 4200] [--host 127.0.0.1]`.
+
+One self-contained page (stages/dashboard.html: no CDN, fonts or scripts from elsewhere) that
+refreshes itself every few seconds from `/api/status`, the same snapshot `python -m
+stages.status --json` prints: the status grid, the pipeline graph from dvc.yaml, leads per
+engine and their trend, running stages with progress, database drift and recent failures.
+
+It runs only while you look at it and binds to loopback unless `--allow-remote` is given (it
+has no login). The page renders every value as text, never as HTML, and a Content-Security-
+Policy lets only its own inline script and style run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import ipaddress
+import json
+import logging
+import re
+import socket
+import sys
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from stages import history, status
+from stages.errors import ConfigError, PipelineError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4200
+REFRESH_SECONDS = 3.0
+# `dvc status` costs about a second; reuse it while the files it reads are unchanged, but not
+# longer than this, so a changed S3 source (which no local file reveals) shows up too.
+DVC_MAX_AGE = 30.0
+PAGE = Path(__file__).with_name("dashboard.html")
+
+
+def page_and_policy(refresh: float) -> tuple[bytes, str]:
+    """The page's bytes and a Content-Security-Policy allowing exactly its inline script/style."""
+    html = PAGE.read_text(encoding="utf-8").replace(
+        "<body>", f'<body data-refresh="{refresh:g}">', 1
+    )
+    hashes = {}
+    for tag in ("script", "style"):
+        match = re.search(rf"<{tag}>(.*?)</{tag}>", html, re.DOTALL)
+        assert match, f"dashboard.html has no <{tag}>"
+        digest = hashlib.sha256(match.group(1).encode("utf-8")).digest()
+        hashes[tag] = f"'sha256-{base64.b64encode(digest).decode()}'"
+    policy = (
+        f"default-src 'none'; script-src {hashes['script']}; style-src {hashes['style']}; "
+        "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    )
+    return html.encode("utf-8"), policy
+
+
+class Snapshots:
+    """Builds status snapshots on demand, one at a time, re-running `dvc status` only when the
+    local inputs changed or DVC_MAX_AGE passed; the rest (history, heartbeats) is always fresh."""
+
+    def __init__(self, root: Path, *, dvc_max_age: float = DVC_MAX_AGE):
+        self.root = root
+        self.dvc_max_age = dvc_max_age
+        self._lock = threading.Lock()
+        self._dvc: status.DvcView | None = None
+        self._dvc_key: tuple[Any, ...] | None = None
+        self._dvc_at = 0.0
+
+    def get(self) -> dict[str, Any]:
+        with self._lock:
+            key = status.inputs_fingerprint(self.root)
+            now = time.monotonic()
+            if self._dvc is None or key != self._dvc_key or now - self._dvc_at > self.dvc_max_age:
+                self._dvc = status.dvc_view(self.root)
+                # The fingerprint taken before the DVC call: a change during it is seen next time.
+                self._dvc_key, self._dvc_at = key, now
+            return status.collect(self.root, dvc=self._dvc)
+
+
+class DashboardServer(ThreadingHTTPServer):
+    """The HTTP server; `url` is where the page is."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        snapshots: Snapshots,
+        *,
+        refresh: float,
+        allow_remote: bool,
+    ):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, DashboardHandler)
+        self.snapshots = snapshots
+        self.page, self.policy = page_and_policy(refresh)
+        self.allow_remote = allow_remote
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        shown = f"[{host}]" if ":" in str(host) else host
+        return f"http://{shown}:{port}/"
+
+
+class DashboardHandler(BaseHTTPRequestHandler):
+    server: DashboardServer
+    server_version = "crawl-pipeline-dashboard"
+    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self._respond(head=False)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._respond(head=True)
+
+    def _respond(self, *, head: bool) -> None:
+        if not self.server.allow_remote and not _loopback_host_header(self.headers.get("Host")):
+            # A web page elsewhere may point a DNS name at 127.0.0.1 (DNS rebinding): only
+            # requests addressed to a loopback name are answered.
+            self._send(HTTPStatus.MISDIRECTED_REQUEST, b"Unknown host.\n", "text/plain", head)
+            return
+        path = self.path.split("?", 1)[0]
+        if path in ("/", "/index.html"):
+            self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8", head)
+        elif path == "/api/status":
+            try:
+                body, code = self.server.snapshots.get(), HTTPStatus.OK
+            except Exception as exc:
+                log.exception("dashboard: building the status snapshot failed")
+                message = history.redact_secrets(f"{type(exc).__name__}: {exc}".splitlines()[0])
+                body, code = {"error": message}, HTTPStatus.INTERNAL_SERVER_ERROR
+            data = json.dumps(body, sort_keys=True).encode("utf-8")
+            self._send(code, data, "application/json", head)
+        elif path == "/favicon.ico":
+            self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon", head)
+        else:
+            self._send(HTTPStatus.NOT_FOUND, b"Not found.\n", "text/plain", head)
+
+    def _send(self, code: int, body: bytes, kind: str, head: bool) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Content-Security-Policy", self.server.policy)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("dashboard: %s %s", self.address_string(), format % args)
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address `host` names is a loopback address."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def _loopback_host_header(value: str | None) -> bool:
+    if not value:
+        return False
+    host = value.rsplit(":", 1)[0] if not value.endswith("]") else value
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_server(
+    root: Path | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    allow_remote: bool = False,
+    refresh: float = REFRESH_SECONDS,
+) -> DashboardServer:
+    """A dashboard server for the project at `root`, bound but not yet serving.
+
+    Raises ConfigError for a non-loopback `host` without `allow_remote`, or a port in use.
+    """
+    from stages.config import project_root
+
+    if not allow_remote and not is_loopback(host):
+        raise ConfigError(
+            f"Refusing to serve the dashboard on {host}: it has no login, so it binds to "
+            "127.0.0.1 by default; pass --allow-remote to expose it on other addresses."
+        )
+    root = (root or project_root()).resolve()
+    try:
+        return DashboardServer(
+            (host, port), Snapshots(root), refresh=refresh, allow_remote=allow_remote
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot serve the dashboard on {host}:{port} ({exc.strerror or exc}); "
+            "pass another --port."
+        ) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.dashboard",
+        description="Serve a live dashboard of the pipeline (stops with Ctrl-C).",
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"default {DEFAULT_HOST}")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host that is not loopback (the dashboard has no login)",
+    )
+    parser.add_argument(
+        "--refresh", type=float, default=REFRESH_SECONDS, help="seconds between page refreshes"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        server = make_server(
+            host=args.host, port=args.port, allow_remote=args.allow_remote, refresh=args.refresh
+        )
+    except PipelineError as exc:
+        print(f"dashboard: {exc}", file=sys.stderr)
+        return 1
+    print(f"Dashboard: {server.url} (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

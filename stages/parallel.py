@@ -1,0 +1,134 @@
+"""Run several engines' chains side by side: one `dvc repro` process per engine, N at a time.
+
+    python -m stages.parallel [--jobs 2] [ENGINE ...]   # default: every engine in params.yaml
+    python -m stages.parallel --list                    # the engines, as a JSON list (CI matrix)
+    python -m stages.parallel --stages ENGINE ...       # their stage names, one per line
+
+DVC runs the stages of one `dvc repro` one after another, but several `dvc repro` processes may
+share a workspace: DVC releases its repo lock while a stage's command runs (per-path locks keep
+two stages off the same output) and takes it again to record the result in dvc.lock. Each
+process is started with `--wait-for-lock`, so it waits its turn for that instead of giving up
+after three seconds. This module only starts those processes and says how each one ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import yaml
+
+from stages.config import Params, load_params
+from stages.errors import PipelineError
+
+ENGINES_FOREACH = "${engines}"
+
+
+def engine_stages(params: Params, engine: str) -> list[str]:
+    """The stages dvc.yaml declares `foreach` engine, for `engine`: ["download@E", ...]."""
+    params.engine(engine)  # an unknown engine fails here, naming the engines there are
+    dvcfile = params.root / "dvc.yaml"
+    stages = (yaml.safe_load(dvcfile.read_text(encoding="utf-8")) or {}).get("stages") or {}
+    names = [
+        f"{name}@{engine}"
+        for name, spec in stages.items()
+        if isinstance(spec, dict) and spec.get("foreach") == ENGINES_FOREACH
+    ]
+    if not names:
+        raise PipelineError(f"{dvcfile} has no stage with `foreach: {ENGINES_FOREACH}`.")
+    return names
+
+
+def repro_command(params: Params, engine: str) -> list[str]:
+    """The `dvc repro` that brings `engine`'s chain up to date, safe beside others like it."""
+    return [
+        sys.executable,
+        "-m",
+        "dvc",
+        "--wait-for-lock",
+        "repro",
+        *engine_stages(params, engine),
+    ]
+
+
+@dataclass
+class ChainResult:
+    engine: str
+    exit_code: int
+    seconds: float
+
+
+def run_chains(params: Params, engines: list[str], jobs: int) -> list[ChainResult]:
+    """Run each engine's chain in its own `dvc repro`, at most `jobs` at once; output lines are
+    prefixed with the engine so interleaved logs stay readable."""
+    commands = {engine: repro_command(params, engine) for engine in engines}  # validate first
+    printing = threading.Lock()
+
+    def run(engine: str) -> ChainResult:
+        started = time.monotonic()
+        with subprocess.Popen(
+            commands[engine],
+            cwd=params.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+        ) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                with printing:
+                    print(f"[{engine}] {line}", end="", flush=True)
+        return ChainResult(engine, process.returncode, time.monotonic() - started)
+
+    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+        return list(pool.map(run, engines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.parallel",
+        description="Bring several engines' chains up to date at once, one `dvc repro` each.",
+    )
+    parser.add_argument("engines", nargs="*", help="engines to run (default: all in params.yaml)")
+    parser.add_argument("-j", "--jobs", type=int, default=2, help="processes at once (default 2)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--list", action="store_true", help="print the engines as a JSON list")
+    mode.add_argument("--stages", action="store_true", help="print the engines' stage names")
+    args = parser.parse_args(argv)
+    try:
+        params = load_params()
+        engines = args.engines or list(params.engines)
+        if args.list:
+            print(json.dumps(engines))
+            return 0
+        if args.stages:
+            for engine in engines:
+                print("\n".join(engine_stages(params, engine)))
+            return 0
+        results = run_chains(params, engines, args.jobs)
+    except PipelineError as exc:
+        print(f"parallel: {exc}", file=sys.stderr)
+        return 1
+    for result in results:
+        outcome = "ok" if result.exit_code == 0 else f"FAILED (exit {result.exit_code})"
+        print(f"{result.engine}: {outcome} in {result.seconds:.1f} s")
+    failed = [r.engine for r in results if r.exit_code != 0]
+    if failed:
+        print(
+            f"parallel: {', '.join(failed)} failed; read the [engine] lines above, fix the cause "
+            "and run again: finished stages are kept.",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,384 @@
+"""The database layer against a real PostgreSQL: settings, migrations, failures, retries."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from stages import db
+from stages.config import RetryPolicy
+from stages.errors import ConfigError, PipelineError, TransientError
+from tests.support.pg import create_database, drop_database
+
+NO_WAIT = RetryPolicy(retries=2, first_delay=0.0)
+UNREACHABLE = "postgresql://loader:s3cret-pw@127.0.0.1:1/leads"
+
+
+def no_sleep(_seconds: float) -> None:
+    pass
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+
+def test_redact_hides_the_password_of_a_url():
+    assert db.redact("postgresql://loader:s3cret@db.example:5432/leads") == (
+        "postgresql://loader:***@db.example:5432/leads"
+    )
+
+
+def test_redact_hides_a_password_holding_url_delimiters():
+    redacted = db.redact("postgres://loader:p@ss/w:rd@db:5432/leads")
+    assert "p@ss" not in redacted and "w:rd" not in redacted
+    assert redacted.startswith("postgres://loader:***@")
+
+
+def test_redact_hides_passwords_in_query_strings_and_key_value_dsns():
+    assert db.redact("postgresql://db/leads?user=x&password=s3cret&sslmode=require") == (
+        "postgresql://db/leads?user=x&password=***&sslmode=require"
+    )
+    assert db.redact("host=db password='s3 cret' dbname=leads") == (
+        "host=db password=*** dbname=leads"
+    )
+
+
+def test_redact_leaves_a_dsn_without_password_unchanged():
+    url = "postgresql://postgres:@/postgres?host=/work/.pgdata"
+    assert db.redact(url) == url
+
+
+def test_malformed_database_url_is_a_config_error_without_the_password(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://loader:s3cret pw@db/leads")
+    with pytest.raises(ConfigError) as raised:
+        db.connect()
+    message = str(raised.value)
+    assert "DATABASE_URL" in message
+    assert "s3cret" not in message
+
+
+def test_unreachable_database_is_transient_and_its_message_hides_the_password(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
+    with pytest.raises(TransientError) as raised:
+        db.connect()
+    assert "127.0.0.1" in str(raised.value)
+    assert "s3cret-pw" not in str(raised.value)
+
+
+def test_unreachable_database_fails_after_the_retries_with_a_pipeline_error(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
+    attempts = []
+
+    def attempt():
+        attempts.append(1)
+        return db.connect()
+
+    with pytest.raises(PipelineError) as raised:
+        db.retrying(NO_WAIT, attempt, describe="Loading cloudbeds leads", sleep=no_sleep)
+    assert len(attempts) == 3
+    assert "Loading cloudbeds leads failed after 3 attempt(s)" in str(raised.value)
+    assert "s3cret-pw" not in str(raised.value)
+
+
+def test_missing_database_is_a_pipeline_error_not_a_transient_one(database_url):
+    from psycopg.conninfo import make_conninfo
+
+    with pytest.raises(PipelineError) as raised:
+        db.connect(make_conninfo(database_url, dbname="no_such_database"))
+    assert not isinstance(raised.value, TransientError)
+    assert "does not exist" in str(raised.value)
+
+
+# --- migrations ----------------------------------------------------------------------------
+
+
+def table_names(conn: psycopg.Connection) -> set[str]:
+    rows = conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def test_first_connection_applies_the_migrations(database_url):
+    with db.connect() as conn:
+        assert {
+            "schema_migrations",
+            "booking_engines",
+            "hotels",
+            "hotel_booking_engines",
+            "ingest_loads",
+            "database_identity",
+        } <= table_names(conn)
+        versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
+    assert [v for (v,) in versions] == [v for v, _, _ in db.migration_files()]
+
+
+def test_migrations_run_twice_apply_nothing_the_second_time(database_url):
+    with db.connect(migrate=False) as conn:
+        assert db.apply_migrations(conn) == [v for v, _, _ in db.migration_files()]
+        assert db.apply_migrations(conn) == []
+
+
+def test_migrations_run_concurrently_from_two_threads_apply_once(database_url):
+    start = threading.Barrier(2)
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def migrate():
+        try:
+            with db.connect(migrate=False) as conn:
+                start.wait(timeout=30)
+                results.append(db.apply_migrations(conn))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sorted(results, key=len) == [[], [v for v, _, _ in db.migration_files()]]
+
+
+def test_a_migration_edited_after_it_was_applied_is_refused(database_url):
+    with db.connect(migrate=False) as conn:
+        db.apply_migrations(conn)
+        conn.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = '0001'")
+        with pytest.raises(PipelineError, match="0001_.*edited after it was applied"):
+            db.apply_migrations(conn)
+
+
+def test_a_schema_newer_than_the_code_is_refused(database_url):
+    with db.connect(migrate=False) as conn:
+        db.apply_migrations(conn)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES ('9999', 'x', 'x')"
+        )
+        with pytest.raises(PipelineError, match="9999"):
+            db.apply_migrations(conn)
+
+
+def test_each_database_gets_its_own_identity(pg_server):
+    ids = []
+    for _ in range(2):
+        name, url = create_database(pg_server)
+        try:
+            with db.connect(url) as conn:
+                ids.append(db.database_identity(conn))
+        finally:
+            drop_database(pg_server, name)
+    assert ids[0]["database_id"] != ids[1]["database_id"]
+    assert ids[0]["database"] != ids[1]["database"]
+
+
+# --- transient or permanent ----------------------------------------------------------------
+
+
+@pytest.fixture
+def two_connections(database_url):
+    with db.connect() as first, db.connect() as second:
+        first.execute("CREATE TABLE counters (id int PRIMARY KEY, value int NOT NULL)")
+        first.execute("INSERT INTO counters VALUES (1, 0), (2, 0)")
+        yield first, second
+
+
+def test_a_connection_terminated_by_the_server_is_transient(two_connections):
+    victim, killer = two_connections
+    killer.execute("SELECT pg_terminate_backend(%s)", [victim.info.backend_pid])
+    with pytest.raises(psycopg.OperationalError) as raised:
+        victim.execute("SELECT 1")
+    assert db.is_transient(raised.value)
+    # And the connection is unusable afterwards; using it again is transient too.
+    with pytest.raises(psycopg.OperationalError) as again:
+        victim.execute("SELECT 1")
+    assert db.is_transient(again.value)
+
+
+def test_a_serialization_failure_is_transient(two_connections):
+    first, second = two_connections
+    first.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    first.execute("SELECT value FROM counters WHERE id = 1")
+    second.execute("UPDATE counters SET value = 1 WHERE id = 1")
+    with pytest.raises(psycopg.errors.SerializationFailure) as raised:
+        first.execute("UPDATE counters SET value = 2 WHERE id = 1")
+    first.execute("ROLLBACK")
+    assert db.is_transient(raised.value)
+
+
+def test_a_deadlock_is_transient(two_connections):
+    first, second = two_connections
+    first.execute("BEGIN")
+    second.execute("BEGIN")
+    first.execute("UPDATE counters SET value = 1 WHERE id = 1")
+    second.execute("UPDATE counters SET value = 1 WHERE id = 2")
+    failures: list[BaseException] = []
+
+    def cross(conn: psycopg.Connection, row: int) -> None:
+        try:
+            conn.execute("UPDATE counters SET value = 2 WHERE id = %s", [row])
+        except psycopg.Error as exc:
+            failures.append(exc)
+        finally:
+            conn.execute("ROLLBACK")
+
+    waiting = threading.Thread(target=cross, args=(first, 2))
+    waiting.start()
+    cross(second, 1)
+    waiting.join(timeout=60)
+    assert len(failures) == 1
+    assert isinstance(failures[0], psycopg.errors.DeadlockDetected)
+    assert db.is_transient(failures[0])
+
+
+def test_constraint_violations_and_bad_sql_are_not_transient(two_connections):
+    conn, _ = two_connections
+    with pytest.raises(psycopg.errors.UniqueViolation) as duplicate:
+        conn.execute("INSERT INTO counters VALUES (1, 0)")
+    with pytest.raises(psycopg.errors.UndefinedTable) as undefined:
+        conn.execute("SELECT * FROM no_such_table")
+    assert not db.is_transient(duplicate.value)
+    assert not db.is_transient(undefined.value)
+    assert not db.is_transient(ValueError("not a database error"))
+
+
+# --- retrying ------------------------------------------------------------------------------
+
+
+def test_retrying_runs_the_work_again_after_a_lost_connection(two_connections):
+    victim, killer = two_connections
+    killer.execute("SELECT pg_terminate_backend(%s)", [victim.info.backend_pid])
+    attempts = []
+
+    def count_rows():
+        conn = victim if not attempts else killer
+        attempts.append(conn)
+        return conn.execute("SELECT count(*) FROM counters").fetchone()[0]
+
+    slept: list[float] = []
+    assert db.retrying(NO_WAIT, count_rows, describe="Counting", sleep=slept.append) == 2
+    assert len(attempts) == 2
+    assert len(slept) == 1
+
+
+def test_retrying_backs_off_exponentially_with_jitter_up_to_the_cap():
+    policy = RetryPolicy(retries=4, first_delay=1.0, max_delay=3.0)
+    slept: list[float] = []
+
+    def always_down():
+        raise TransientError("server is starting up")
+
+    with pytest.raises(PipelineError, match="failed after 5 attempt"):
+        db.retrying(policy, always_down, describe="Loading mews leads", sleep=slept.append)
+    assert len(slept) == 4
+    for delay, cap in zip(slept, (1.0, 2.0, 3.0, 3.0), strict=True):
+        assert cap / 2 <= delay <= cap
+
+
+def test_retrying_fails_at_once_on_a_permanent_database_error(database_url):
+    attempts = []
+
+    def query_missing_table():
+        attempts.append(1)
+        with db.connect() as conn:
+            conn.execute("SELECT * FROM no_such_table")
+
+    with pytest.raises(PipelineError) as raised:
+        db.retrying(NO_WAIT, query_missing_table, describe="Exporting rms leads", sleep=no_sleep)
+    assert len(attempts) == 1
+    assert str(raised.value).startswith("Exporting rms leads failed: ")
+    assert "no_such_table" in str(raised.value)
+
+
+def test_retrying_lets_other_errors_through_unchanged():
+    def broken():
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        db.retrying(NO_WAIT, broken, describe="x", sleep=no_sleep)
+    with pytest.raises(ConfigError, match="as it was"):
+        db.retrying(NO_WAIT, lambda: (_ for _ in ()).throw(ConfigError("as it was")), describe="x")
+
+
+# --- embedded server -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def project_without_database(tmp_path, monkeypatch):
+    """A project folder, no DATABASE_URL or PG* server: the embedded server is the default."""
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.setenv("CRAWL_PIPELINE_ROOT", str(tmp_path))
+    for name in ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE"):
+        monkeypatch.delenv(name, raising=False)
+    yield tmp_path
+    db.stop_embedded_server(tmp_path)
+
+
+# Imports first, then waits for the start time in argv[1] (if any), so that several processes
+# reach the start at the same moment.
+START_EMBEDDED = """
+import sys, time, warnings
+from stages import db
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import pgserver  # imported ahead, so the processes race for the server, not the import
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()) if len(sys.argv) > 1 else 0.0)
+print(db.embedded_server_url())
+"""
+
+
+def run_python(code: str, root: Path, *args: str, wait: bool = True) -> subprocess.Popen[str]:
+    env = {**os.environ, "CRAWL_PIPELINE_ROOT": str(root)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if wait:
+        process.wait(timeout=120)
+    return process
+
+
+def test_without_database_url_an_embedded_server_runs_under_pgdata(project_without_database):
+    root = project_without_database
+    url = db.database_url()
+    assert (root / ".pgdata" / "PG_VERSION").is_file()
+    with db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] >= 1
+        assert Path(conn.execute("SHOW data_directory").fetchone()[0]) == root / ".pgdata"
+    assert db.redact(url) == url  # trust authentication on a private socket: no password
+
+
+def test_the_embedded_server_outlives_the_process_that_started_it(project_without_database):
+    root = project_without_database
+    started = run_python(START_EMBEDDED, root)
+    assert started.returncode == 0, started.stderr.read()
+    url = started.stdout.read().strip()
+    pid = (root / ".pgdata" / "postmaster.pid").read_text().split()[0]
+    # The process has exited; the server still answers, and the next process reuses it.
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert db.embedded_server_url(root) == url
+    assert (root / ".pgdata" / "postmaster.pid").read_text().split()[0] == pid
+
+
+def test_concurrent_first_starts_share_one_embedded_server(project_without_database):
+    root = project_without_database
+    # Unguarded, pgserver's own lock covers initdb and start but not creating the folder.
+    start_at = str(time.time() + 2)
+    processes = [run_python(START_EMBEDDED, root, start_at, wait=False) for _ in range(4)]
+    outcomes = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in processes]
+    assert [code for code, _, _ in outcomes] == [0] * 4, [err for _, _, err in outcomes]
+    urls = {out.strip() for _, out, _ in outcomes}
+    assert len(urls) == 1
+    with psycopg.connect(urls.pop()) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -1,0 +1,244 @@
+"""`python -m stages.status`: the grid of engines by stages, stale reasons, failures, progress,
+database drift and the exit code, against a project the real pipeline has run in."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from stages import history, status
+from tests.support.faultproxy import Fault
+from tests.support.pg import drop_database, url_for_database
+from tests.support.project import Project
+
+ENGINES = ("mews", "rms")  # two engines show per-engine differences at half the run time
+
+
+@dataclass
+class RanPipeline:
+    project: Project
+    database: str
+
+
+def create_database_from(base_url: str, name: str, template: str | None = None) -> str:
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        conn.execute(query)
+    return url_for_database(base_url, name)
+
+
+def run_pipeline_once(template: Project, pg_server: str, folder: Path) -> RanPipeline:
+    """`dvc repro` of the whole pipeline for ENGINES in a copy of `template`, on a new database."""
+    root = folder / "project"
+    shutil.copytree(template.root, root, symlinks=True)
+    project = Project(root)
+    project.edit_params(lambda p: p.update(engines={e: p["engines"][e] for e in ENGINES}))
+    name = f"ran_{folder.name.lower()}"[:60]
+    url = create_database_from(pg_server, name)
+    with pytest.MonkeyPatch.context() as env:
+        for variable in history.DATABASE_VARIABLES:
+            env.delenv(variable, raising=False)
+        env.setenv("DATABASE_URL", url)
+        project.dvc("repro")
+    return RanPipeline(project, name)
+
+
+@pytest.fixture(scope="module")
+def ran(project_template, pg_server, tmp_path_factory):
+    pipeline = run_pipeline_once(project_template, pg_server, tmp_path_factory.mktemp("status"))
+    yield pipeline
+    drop_database(pg_server, pipeline.database)
+
+
+@pytest.fixture
+def pipeline(ran, pg_server, tmp_path, monkeypatch):
+    """A copy of the project the pipeline ran in, with a copy of its database (DATABASE_URL)."""
+    root = tmp_path / "project"
+    shutil.copytree(ran.project.root, root, symlinks=True)
+    name = f"copy_{tmp_path.name.lower()}"[:60]
+    for variable in history.DATABASE_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("DATABASE_URL", create_database_from(pg_server, name, ran.database))
+    monkeypatch.chdir(root)
+    yield Project(root)
+    drop_database(pg_server, name)
+
+
+def cells(snapshot):
+    return {cell["name"]: cell for cell in snapshot["cells"]}
+
+
+def marker(project, engine):
+    return json.loads((project.root / f"data/ingest/{engine}.json").read_text())
+
+
+def test_after_a_full_run_every_cell_is_up_to_date_and_status_exits_0(pipeline, capsys):
+    assert status.main([]) == 0
+    out = capsys.readouterr().out
+    assert "Everything is up to date (8 stages)." in out
+    grid = out.split("Database")[0]
+    for engine in ENGINES:
+        [row] = [line for line in grid.splitlines() if line.startswith(engine)]
+        assert row.split()[1:] == ["up", "to", "date"] * 4
+        assert f"{marker(pipeline, engine)['leads']:,} leads" in grid
+    assert "x1" in grid  # last run: one attempt
+
+
+def test_json_output_has_a_cell_per_engine_and_stage_with_its_last_run(pipeline, capsys):
+    assert status.main(["--json"]) == 0
+    snapshot = json.loads(capsys.readouterr().out)
+    assert snapshot["ok"] is True
+    assert snapshot["stages"] == ["download", "ingest", "export", "publish"]
+    assert snapshot["graph"]["edges"] == [
+        ["download", "ingest"],
+        ["ingest", "export"],
+        ["export", "publish"],
+    ]
+    found = cells(snapshot)
+    assert len(found) == 8
+    ingest = found["ingest@rms"]
+    assert ingest["state"] == "up to date"
+    assert ingest["last_run"]["outcome"] == "succeeded" and ingest["last_run"]["via"] == "dvc"
+    assert ingest["counts"]["leads"] == marker(pipeline, "rms")["leads"]
+    assert snapshot["totals"]["leads"] == sum(marker(pipeline, e)["leads"] for e in ENGINES)
+
+
+def test_a_changed_source_shows_source_changed_and_stales_what_follows(pipeline):
+    with (pipeline.root / "data/sources/mews.txt").open("a") as source:
+        source.write("https://app.mews.com/distributor/0f6e6f9a-5d2b-4c1e-9b7a-2d4c8e1f3a5b\n")
+    snapshot = status.collect()
+    found = cells(snapshot)
+    assert found["download@mews"]["state"] == "stale"
+    assert found["download@mews"]["reasons"] == ["source changed"]
+    for stage in ("ingest", "export", "publish"):
+        assert found[f"{stage}@mews"]["reasons"] == ["upstream stale"]
+    assert {found[f"{s}@rms"]["state"] for s in snapshot["stages"]} == {"up to date"}
+    assert status.main([]) == 1
+
+
+def test_changed_engine_params_are_named_as_the_reason(pipeline):
+    pipeline.edit_params(lambda p: p["engines"]["rms"].update(display_name="RMS"))
+    found = cells(status.collect())
+    assert found["download@rms"]["state"] == "up to date"  # it reads only engines.rms.file
+    assert found["ingest@rms"]["reasons"] == ["params changed (engines.rms)"]
+
+
+def test_changed_stage_code_is_named_as_the_reason(pipeline):
+    with (pipeline.root / "stages/publish.py").open("a") as code:
+        code.write("\n# a change\n")
+    found = cells(status.collect())
+    assert found["publish@mews"]["reasons"] == ["code changed"]
+    assert found["export@mews"]["state"] == "up to date"
+
+
+def test_a_new_engine_is_stale_because_it_never_ran(pipeline, project_template):
+    cloudbeds = project_template.params["engines"]["cloudbeds"]
+    pipeline.edit_params(lambda p: p["engines"].update(cloudbeds=cloudbeds))
+    found = cells(status.collect())
+    for stage in ("download", "ingest", "export", "publish"):
+        assert found[f"{stage}@cloudbeds"]["reasons"] == ["never run"]
+
+
+def test_a_failed_stage_shows_as_failed_with_its_error(pipeline, capsys):
+    (pipeline.root / "data/sources/rms.txt").unlink()
+    assert pipeline.stage("download", "--engine", "rms").returncode == 1
+    assert status.main([]) == 1
+    out = capsys.readouterr().out
+    assert "1 failed" in out
+    [line] = [line for line in out.splitlines() if line.strip().startswith("download@rms:")]
+    assert "rms.txt does not exist" in line and "source.root" in line
+    cell = cells(status.collect())["download@rms"]
+    assert cell["state"] == "failed" and "rms.txt does not exist" in cell["error"]
+    assert cell["last_run"]["outcome"] == "failed"
+
+
+def test_emptying_the_database_shows_drift_for_each_engine(pipeline, capsys):
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("TRUNCATE hotel_booking_engines")
+    snapshot = status.collect()
+    drift = {d["engine"]: d for d in snapshot["drift"]}
+    for engine in ENGINES:
+        assert drift[engine]["state"] == "drift"
+        expected = marker(pipeline, engine)["leads"]
+        assert f"holds 0 leads but ingest left {expected}" in drift[engine]["message"]
+    assert snapshot["ok"] is False
+    assert status.main([]) == 1
+    assert "database drift for mews, rms" in capsys.readouterr().out
+
+
+def test_a_running_stage_shows_its_progress(pipeline, capsys):
+    run = history.StageRun.begin("export", "mews")
+    try:
+        run.progress("export@mews: rows", 40, 100, "rows")
+        cell = cells(status.collect())["export@mews"]
+        assert cell["state"] == "running"
+        assert cell["progress"]["fraction"] == 0.4
+        assert cell["progress"]["label"] == "export@mews: rows"
+        status.main([])
+        assert "running 40%" in capsys.readouterr().out
+    finally:
+        run.finish("succeeded", counts={})
+
+
+def test_status_changes_nothing_and_starts_no_database(pipeline, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL")
+
+    def files():
+        return {
+            path: (path.stat().st_mtime_ns, path.stat().st_size)
+            for path in pipeline.root.rglob("*")
+            if path.is_file() and ".dvc/tmp" not in path.as_posix()
+        }
+
+    before = files()
+    snapshot = status.collect()
+    assert files() == before
+    assert not (pipeline.root / ".pgdata").exists()
+    assert snapshot["database"]["state"] == "unchecked"
+    assert {d["state"] for d in snapshot["drift"]} == {"unchecked"}
+
+
+def test_during_dvc_repro_the_running_stage_and_the_one_waiting_on_it_are_told_apart(
+    project, s3_bucket, fault_proxy
+):
+    for spec in project.params["engines"].values():
+        s3_bucket.put(
+            f"crawls/{spec['file']}", (project.root / "data/sources" / spec["file"]).read_bytes()
+        )
+    project.add_s3_remote("crawls", f"s3://{s3_bucket.name}/crawls", fault_proxy.endpoint_url)
+    project.edit_params(lambda p: p["source"].update(root="remote://crawls", timeout=60))
+    fault_proxy.plan(Fault.stall(60, method="GET", path=f"/{s3_bucket.name}/crawls/mews.txt"))
+    repro = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", "--single-item", "download@mews"],
+        cwd=project.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        heartbeat = project.root / "logs/running/download@mews.json"
+        deadline = time.monotonic() + 60
+        while not (heartbeat.exists() and fault_proxy.requests) and repro.poll() is None:
+            assert time.monotonic() < deadline, "download@mews never started"
+            time.sleep(0.1)
+        found = cells(status.collect())
+    finally:
+        os.killpg(repro.pid, signal.SIGTERM)
+        repro.wait(30)
+    assert found["download@mews"]["state"] == "running"
+    assert found["ingest@mews"]["state"] == "stale"
+    assert found["ingest@mews"]["reasons"] == ["upstream running"]
+    assert found["download@rms"]["reasons"] == ["never run"]
