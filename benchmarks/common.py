@@ -160,11 +160,13 @@ def compare(
     *,
     max_ratio: float | None = None,
     min_ratio: float | None = None,
+    max_seconds: float | None = None,
     throughput_bytes: int | None = None,
     note: str = "",
 ) -> Figure:
     """Print and return ours against the baseline: medians of seconds, or of MB/s when
-    `throughput_bytes` is given (then the ratio is ours/baseline throughput, higher is better)."""
+    `throughput_bytes` is given (then the ratio is ours/baseline throughput, higher is better).
+    The target is a ratio, or `max_seconds` for our median itself."""
     if throughput_bytes:
         ours_value = throughput_bytes / ours.median / 1e6
         base_value = throughput_bytes / baseline.median / 1e6
@@ -176,6 +178,8 @@ def compare(
         target, met = f"<= {max_ratio:.2f}x", ratio <= max_ratio
     elif min_ratio is not None:
         target, met = f">= {min_ratio:.2f}x", ratio >= min_ratio
+    elif max_seconds is not None:  # an absolute target on our median
+        target, met = f"<= {max_seconds:.2f} s", ours.median <= max_seconds
     else:
         target, met = "-", None
     result = Figure(figure, what, ours_value, base_value, ratio, target, met, unit, note)
@@ -192,9 +196,7 @@ def compare(
 
 def common_arguments(parser: argparse.ArgumentParser, *, repeat: int) -> None:
     parser.add_argument("--repeat", type=int, default=repeat, help="timed rounds per case")
-    parser.add_argument(
-        "--no-warmup", action="store_true", help="skip the discarded warm-up round"
-    )
+    parser.add_argument("--no-warmup", action="store_true", help="skip the discarded warm-up round")
 
 
 # --- child processes ------------------------------------------------------------------------
@@ -285,12 +287,12 @@ def database_url(base_url: str, name: str) -> str:
     return url_for_database(base_url, name)
 
 
-def create_database(base_url: str, *, template: str | None = None, prefix: str = "bench") -> str:
+def create_database(base_url: str, *, template: str | None = None) -> str:
     """A new database (a copy of `template` when given); returns its name."""
     import psycopg
     from psycopg import sql
 
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    name = f"bench_{uuid.uuid4().hex[:12]}"
     query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if template:
         # FILE_COPY copies the files instead of WAL-logging every page: fast for big templates.
@@ -312,16 +314,6 @@ def drop_database(base_url: str, name: str) -> None:
         )
 
 
-def migrated_template(base_url: str) -> str:
-    """A database holding the pipeline's schema and nothing else, to copy per run."""
-    from stages import db
-
-    name = create_database(base_url, prefix="bench_template")
-    with db.connect(database_url(base_url, name)) as conn:
-        conn.execute("VACUUM ANALYZE")
-    return name
-
-
 def vacuum(url: str) -> None:
     """Leave the tables as a weekly run finds them: vacuumed and analysed (no hint-bit work)."""
     import psycopg
@@ -332,22 +324,44 @@ def vacuum(url: str) -> None:
 
 
 class Databases:
-    """Fresh databases on one server, each dropped when the next is made and at the end."""
+    """Databases on one server for one benchmark: kept ones (templates) live until `drop_all`;
+    a fresh one lives until the next is made."""
 
     def __init__(self, base_url: str):
         self.base_url = base_url
-        self.names: list[str] = []
+        self.kept: list[str] = []
+        self.current: str | None = None
+
+    def url(self, name: str) -> str:
+        return database_url(self.base_url, name)
+
+    def migrated(self) -> str:
+        """A kept database holding the pipeline's schema and nothing else; returns its name."""
+        from stages import db
+
+        name = self.copy(None)
+        with db.connect(self.url(name)) as conn:
+            conn.execute("VACUUM ANALYZE")
+        return name
+
+    def copy(self, template: str | None) -> str:
+        """A kept copy of `template` (an empty database for None); returns its name."""
+        name = create_database(self.base_url, template=template)
+        self.kept.append(name)
+        return name
 
     def fresh(self, template: str | None = None) -> str:
         """A new database's URL; the previous fresh one is dropped first (disk stays small)."""
-        self.drop_all()
-        name = create_database(self.base_url, template=template)
-        self.names.append(name)
-        return database_url(self.base_url, name)
+        if self.current:
+            drop_database(self.base_url, self.current)
+        self.current = create_database(self.base_url, template=template)
+        return self.url(self.current)
 
     def drop_all(self) -> None:
-        while self.names:
-            drop_database(self.base_url, self.names.pop())
+        for name in [*self.kept, self.current]:
+            if name:
+                drop_database(self.base_url, name)
+        self.kept, self.current = [], None
 
 
 # --- projects -------------------------------------------------------------------------------
@@ -430,12 +444,14 @@ WITH words AS (
 )
 INSERT INTO hotels (id, name, city, country, website)
 SELECT g,
-       CASE WHEN mod(g, 2) = 0 THEN initcap(w[1 + mod(g, 20)]) || ' ' || initcap(w[1 + mod(g / 20, 20)])
-                                 || ' ' || (ARRAY['Hotel','Resort','Inn','Suites','Lodge'])[1 + mod(g, 5)]
+       CASE WHEN mod(g, 2) = 0
+            THEN initcap(w[1 + mod(g, 20)]) || ' ' || initcap(w[1 + mod(g / 20, 20)]) || ' '
+                 || (ARRAY['Hotel','Resort','Inn','Suites','Lodge'])[1 + mod(g, 5)]
        END,
        CASE WHEN mod(g, 2) = 0 THEN city[1 + mod(g / 7, 20)] END,
        CASE WHEN mod(g, 3) <> 0 THEN country[1 + mod(g / 11, 13)] END,
-       CASE WHEN mod(g, 4) = 0 THEN 'https://www.' || w[1 + mod(g, 20)] || w[1 + mod(g / 20, 20)] || g || '.com'
+       CASE WHEN mod(g, 4) = 0
+            THEN 'https://www.' || w[1 + mod(g, 20)] || w[1 + mod(g / 20, 20)] || g || '.com'
        END
 FROM words, generate_series(1, %(rows)s) AS g
 """
@@ -483,3 +499,126 @@ def seed_leads(url: str, engine_name: str, rows: int) -> dict[str, Any]:
     vacuum(url)
     fingerprint = {"load_id": load_id, "engine": engine.name, "leads": rows, **identity}
     return {"engine": engine.name, "database": fingerprint}
+
+
+# --- S3 -------------------------------------------------------------------------------------
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "AKIAFAKEBENCHKEY0000",
+    "AWS_SECRET_ACCESS_KEY": "fake-secret-key-for-benchmarks",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+    "NO_PROXY": "127.0.0.1,localhost",
+}
+
+_S3_SERVER = """
+import logging, sys
+from moto.server import ThreadedMotoServer
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()  # until the benchmark closes the pipe
+server.stop()
+"""
+
+
+@contextlib.contextmanager
+def s3_server() -> Iterator[str]:
+    """moto's S3-protocol server on 127.0.0.1 in a process of its own (so that it does not
+    share a GIL with the client being measured); yields its endpoint URL."""
+    env = child_env(**AWS_ENV)
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "AWS_ENDPOINT_URL"):
+        env.pop(name, None)
+    server = subprocess.Popen(
+        [PYTHON, "-c", _S3_SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def s3_env(endpoint_url: str) -> dict[str, str]:
+    """A child's environment for S3 on `endpoint_url` with fake credentials only."""
+    env = child_env(**AWS_ENV, AWS_ENDPOINT_URL=endpoint_url)
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "AWS_PROFILE"):
+        env.pop(name, None)
+    return env
+
+
+def s3_client(endpoint_url: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(
+        aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        region_name=AWS_ENV["AWS_DEFAULT_REGION"],
+    )
+    return session.client(
+        "s3", endpoint_url=endpoint_url, config=Config(s3={"addressing_style": "path"})
+    )
+
+
+# --- whole-pipeline projects ----------------------------------------------------------------
+
+
+def pipeline_project(destination: Path, engines: int, lines: int) -> Path:
+    """A git + DVC repository of the pipeline with `engines` engines, each with a generated
+    crawl file of `lines` lines in data/sources. Past the four in params.yaml, engines are
+    copies of them under new names (their lines then take crawlgen's generic shapes)."""
+    from stages.config import load_params
+    from stages.crawlgen import write_crawl_file
+
+    root = dvc_project(destination).root
+    names: list[str] = []
+
+    def set_engines(params: dict[str, Any]) -> None:
+        known = list(params["engines"].items())
+        chosen: dict[str, Any] = {}
+        for index in range(engines):
+            name, spec = known[index % len(known)]
+            if index >= len(known):
+                name = f"{name}_{index // len(known) + 1:02d}"
+                spec = {**spec, "display_name": f"{spec['display_name']} {index + 1}"}
+            chosen[name] = {**spec, "file": f"{name}.txt"}
+        params["engines"] = chosen
+        names.extend(chosen)
+
+    edit_params(root, set_engines)
+    sources = root / "data" / "sources"
+    shutil.rmtree(sources, ignore_errors=True)
+    sources.mkdir(parents=True)
+    params = load_params(root)
+    for name in names:
+        engine = params.engine(name)
+        if name in load_params(REPO).engines:
+            # The four known engines: a cached file, hard-linked (DVC hashes the content).
+            cached = crawl_file(name, lines)
+            try:
+                os.link(cached, sources / engine.file)
+            except OSError:  # another file system
+                shutil.copy2(cached, sources / engine.file)
+        else:
+            write_crawl_file(engine, sources / engine.file, lines, seed=1)
+    return root
+
+
+def dvc(root: Path, *args: str, env: dict[str, str]) -> Measured:
+    """Run `python -m dvc ARGS` in the project at `root`, measured."""
+    return run_measured([PYTHON, "-m", "dvc", *args], cwd=root, env=env)

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> list[common.Figure]:
     with common.postgres(args.pg) as base_url, common.scratch("export") as folder:
         databases = common.Databases(base_url)
         try:
-            url = databases.fresh(common.migrated_template(base_url))
+            url = databases.fresh(databases.migrated())
             marker = common.seed_leads(url, ENGINE, args.rows)
             project = common.stage_project(folder / "project", stages_from=args.stages)
             ingest_marker = project / "data" / "ingest" / f"{ENGINE}.json"

@@ -28,8 +28,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from stages import history, status
+from stages import status
 from stages.errors import ConfigError, PipelineError
+from stages.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
                 body, code = self.server.snapshots.get(), HTTPStatus.OK
             except Exception as exc:
                 log.exception("dashboard: building the status snapshot failed")
-                message = history.redact_secrets(f"{type(exc).__name__}: {exc}".splitlines()[0])
+                message = redact(f"{type(exc).__name__}: {exc}".splitlines()[0])
                 body, code = {"error": message}, HTTPStatus.INTERNAL_SERVER_ERROR
             data = json.dumps(body, sort_keys=True).encode("utf-8")
             self._send(code, data, "application/json", head)

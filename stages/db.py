@@ -26,6 +26,7 @@ import psycopg
 
 from stages.config import RetryPolicy, project_root
 from stages.errors import ConfigError, PipelineError, TransientError
+from stages.secrets import redact, scrub
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,30 +49,6 @@ TRANSIENT_MESSAGE = re.compile(
     r"|could not (?:send|receive) data|ssl syscall error|eof detected",
     re.IGNORECASE,
 )
-
-# The password of a URL (scheme://user:PASSWORD@host; greedy up to the last @ so an unescaped @
-# in the password is hidden too) and of a `password=` key in a query string or key=value DSN.
-URL_PASSWORD = re.compile(r"(?P<head>://[^:/?#@\s]*:)(?P<password>.+)@")
-KEY_PASSWORD = re.compile(
-    r"(?P<head>(?:^|[\s?&])password\s*=\s*)(?P<password>'(?:[^'\\]|\\.)*'|[^&\s]*)",
-    re.IGNORECASE,
-)
-
-
-def redact(url: str) -> str:
-    """`url` with its password replaced by ***, fit for messages and logs."""
-    url = URL_PASSWORD.sub(r"\g<head>***@", url)
-    return KEY_PASSWORD.sub(r"\g<head>***", url)
-
-
-def _scrub(message: str, url: str) -> str:
-    """`message` without the password of `url`, which libpq may echo when it rejects a DSN."""
-    for pattern in (URL_PASSWORD, KEY_PASSWORD):
-        for match in pattern.finditer(url):
-            password = match["password"].strip("'")
-            if password:
-                message = message.replace(password, "***")
-    return redact(message).strip()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -106,7 +83,7 @@ def _check_conninfo(url: str) -> None:
     except psycopg.ProgrammingError as exc:
         raise ConfigError(
             f"DATABASE_URL ({redact(url)}) is not a valid libpq connection string: "
-            f"{_scrub(_first_line(exc), url)}; write it as "
+            f"{scrub(_first_line(exc), url)}; write it as "
             "postgresql://user:password@host:port/database (percent-encode special characters)."
         ) from None
 
@@ -202,7 +179,7 @@ def connect(url: str | None = None, *, migrate: bool = True) -> psycopg.Connecti
     try:
         conn = psycopg.connect(url, **options)
     except psycopg.Error as exc:
-        message = f"Cannot connect to {database_label(url)}: {_scrub(_first_line(exc), url)}"
+        message = f"Cannot connect to {database_label(url)}: {scrub(_first_line(exc), url)}"
         if is_transient(exc):
             raise TransientError(message) from None
         raise PipelineError(f"{message}; check DATABASE_URL (or the PG* variables).") from None

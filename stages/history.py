@@ -20,7 +20,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -35,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import psycopg
+
+from stages.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +57,6 @@ MARKERS = {
 }
 # The variables that name an explicitly configured server (see stages.db.database_url).
 DATABASE_VARIABLES = ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE")
-
-# A password in a URL (scheme://user:PASSWORD@host) or a key=value setting that holds a secret.
-_URL_PASSWORD = re.compile(r"(?P<head>://[^:/?#@\s]*:)[^\s]+@")
-_KEY_SECRET = re.compile(
-    r"(?P<head>\b(?:password|passwd|secret|token|aws_secret_access_key|aws_session_token)"
-    r"\s*[=:]\s*)(?:'[^']*'|\"[^\"]*\"|[^\s&,;]+)",
-    re.IGNORECASE,
-)
-
-
-def redact_secrets(text: str) -> str:
-    """`text` with URL passwords and key=value secrets replaced by ***."""
-    text = _URL_PASSWORD.sub(r"\g<head>***@", text)
-    return _KEY_SECRET.sub(r"\g<head>***", text)
 
 
 def now_iso() -> str:
@@ -253,7 +240,7 @@ class StageRun:
         started, ended = parse_time(attempt.started_at), parse_time(attempt.ended_at)
         if started and ended:
             attempt.seconds = round((ended - started).total_seconds(), 3)
-        attempt.error = redact_secrets(error)[:1000] if error else None
+        attempt.error = redact(error)[:1000] if error else None
         attempt.counts = _int_counts(counts or {})
         self._append(attempt)
 

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.file:
             print(json.dumps(stats, indent=2, default=str))
 
-    return run_stage(STAGE, args.engine, work)
+    return run_stage(STAGE, args.engine, work, record=not args.dry_run)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Run several engines' chains side by side: one `dvc repro` process per engine, N at a time.
 
-    python -m stages.parallel [--jobs 2] [ENGINE ...]   # default: every engine in params.yaml
-    python -m stages.parallel --list                    # the engines, as a JSON list (CI matrix)
-    python -m stages.parallel --stages ENGINE ...       # their stage names, one per line
+    python -m stages.parallel [--jobs 2] [--pull] [ENGINE ...]  # default: every engine
+    python -m stages.parallel --list [ENGINE ...]   # the engines as a JSON list (a CI matrix)
+    python -m stages.parallel --stages [ENGINE ...] # their stage names, one per line (dvc targets)
 
 DVC runs the stages of one `dvc repro` one after another, but several `dvc repro` processes may
 share a workspace: DVC releases its repo lock while a stage's command runs (per-path locks keep
@@ -14,7 +14,10 @@ after three seconds. This module only starts those processes and says how each o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -45,16 +48,14 @@ def engine_stages(params: Params, engine: str) -> list[str]:
     return names
 
 
-def repro_command(params: Params, engine: str) -> list[str]:
-    """The `dvc repro` that brings `engine`'s chain up to date, safe beside others like it."""
-    return [
-        sys.executable,
-        "-m",
-        "dvc",
-        "--wait-for-lock",
-        "repro",
-        *engine_stages(params, engine),
-    ]
+def repro_command(params: Params, engine: str, *, pull: bool = False) -> list[str]:
+    """The `dvc repro` that brings `engine`'s chain up to date, safe beside others like it.
+
+    With `pull`, DVC fetches from the default remote what another machine already did: missing
+    inputs, and the outputs of run-cache hits (`dvc pull --run-cache` alone fetches only the
+    outputs dvc.lock names, which a fresh CI runner does not have)."""
+    command = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro"]
+    return [*command, *(["--pull"] if pull else []), *engine_stages(params, engine)]
 
 
 @dataclass
@@ -64,14 +65,25 @@ class ChainResult:
     seconds: float
 
 
-def run_chains(params: Params, engines: list[str], jobs: int) -> list[ChainResult]:
+def run_chains(
+    params: Params, engines: list[str], jobs: int, *, pull: bool = False
+) -> list[ChainResult]:
     """Run each engine's chain in its own `dvc repro`, at most `jobs` at once; output lines are
-    prefixed with the engine so interleaved logs stay readable."""
-    commands = {engine: repro_command(params, engine) for engine in engines}  # validate first
+    prefixed with the engine so interleaved logs stay readable.
+
+    Interrupted (Ctrl-C, or SIGTERM when a CI job is cancelled), it stops every running
+    `dvc repro` and its stage with SIGTERM: the stage removes its temporary files and rolls its
+    transaction back, and the next run finds DVC's locks free (they die with the process)."""
+    commands = {engine: repro_command(params, engine, pull=pull) for engine in engines}
     printing = threading.Lock()
+    running: dict[str, subprocess.Popen[str]] = {}
+    stopping = threading.Event()
 
     def run(engine: str) -> ChainResult:
         started = time.monotonic()
+        if stopping.is_set():
+            return ChainResult(engine, 130, 0.0)
+        # Its own process group, so that stopping it reaches the stage DVC runs, too.
         with subprocess.Popen(
             commands[engine],
             cwd=params.root,
@@ -80,15 +92,33 @@ def run_chains(params: Params, engines: list[str], jobs: int) -> list[ChainResul
             stdin=subprocess.DEVNULL,
             text=True,
             errors="replace",
+            start_new_session=True,
         ) as process:
+            running[engine] = process
             assert process.stdout is not None
             for line in process.stdout:
                 with printing:
                     print(f"[{engine}] {line}", end="", flush=True)
         return ChainResult(engine, process.returncode, time.monotonic() - started)
 
-    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    pool = ThreadPoolExecutor(max_workers=max(jobs, 1))
+    try:
         return list(pool.map(run, engines))
+    except KeyboardInterrupt:
+        stopping.set()
+        for process in running.values():
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("terminated (SIGTERM)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,13 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("engines", nargs="*", help="engines to run (default: all in params.yaml)")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="processes at once (default 2)")
+    parser.add_argument(
+        "--pull", action="store_true", help="reuse other machines' work (dvc repro --pull)"
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--list", action="store_true", help="print the engines as a JSON list")
     mode.add_argument("--stages", action="store_true", help="print the engines' stage names")
     args = parser.parse_args(argv)
     try:
         params = load_params()
-        engines = args.engines or list(params.engines)
+        engines = list(dict.fromkeys(args.engines)) or list(params.engines)
+        for engine in engines:
+            params.engine(engine)  # an unknown engine fails before anything runs
         if args.list:
             print(json.dumps(engines))
             return 0
@@ -112,10 +147,15 @@ def main(argv: list[str] | None = None) -> int:
             for engine in engines:
                 print("\n".join(engine_stages(params, engine)))
             return 0
-        results = run_chains(params, engines, args.jobs)
+        results = run_chains(params, engines, args.jobs, pull=args.pull)
     except PipelineError as exc:
         print(f"parallel: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(
+            "parallel: interrupted; run again to resume where each chain stopped.", file=sys.stderr
+        )
+        return 130
     for result in results:
         outcome = "ok" if result.exit_code == 0 else f"FAILED (exit {result.exit_code})"
         print(f"{result.engine}: {outcome} in {result.seconds:.1f} s")

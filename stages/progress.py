@@ -6,6 +6,8 @@ import logging
 import sys
 import time
 
+from stages import history
+
 log = logging.getLogger(__name__)
 
 
@@ -24,6 +26,7 @@ class Progress:
 
     def advance(self, amount: int) -> None:
         self.done += amount
+        history.report_progress(self.label, self.done, self.total, self.unit)
         now = time.monotonic()
         if now - self._last >= (0.2 if self._tty else self._every):
             self._last = now

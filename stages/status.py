@@ -28,6 +28,8 @@ import yaml
 
 from stages import history
 from stages.history import Attempt, parse_time
+from stages.retry import first_line
+from stages.secrets import redact
 
 UP_TO_DATE, STALE, RUNNING, FAILED, UNKNOWN = "up to date", "stale", "running", "failed", "unknown"
 STATES = (UP_TO_DATE, STALE, RUNNING, FAILED, UNKNOWN)
@@ -144,14 +146,8 @@ def dvc_view(root: Path) -> DvcView:
     except LockError:
         view.error = "another DVC command holds the repository lock; try again in a moment"
     except Exception as exc:
-        view.error = f"dvc status failed: {history.redact_secrets(_first_line(exc))}"
+        view.error = f"dvc status failed: {redact(first_line(exc))}"
     return view
-
-
-def _first_line(exc: BaseException) -> str:
-    from stages.retry import first_line
-
-    return first_line(exc)
 
 
 def stale_reasons(changes: list[Any], root: Path, source_root: str, outputs: set[str]) -> list[str]:
@@ -311,7 +307,7 @@ def database_view(
     try:
         url = history.available_database_url(root, start_embedded=start_db)
     except Exception as exc:
-        view["message"] = history.redact_secrets(_first_line(exc))
+        view["message"] = redact(first_line(exc))
         return view
     if url is None:
         view["message"] = (
@@ -330,7 +326,7 @@ def database_view(
                 view["drift"][engine] = _drift(conn, engine, marker)
     except Exception as exc:
         view["state"] = "unreachable"
-        view["message"] = history.redact_secrets(_first_line(exc))
+        view["message"] = redact(first_line(exc))
     return view
 
 

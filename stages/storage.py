@@ -235,6 +235,7 @@ class _Transfer:
         self.written = 0
         self.md5 = hashlib.md5()
         self.etag: str | None = None
+        self.etag_is_md5 = True  # a single-part object's ETag (no "-") is its MD5
         self.modified = datetime.now(UTC)
         self.attempts = 0
 
@@ -283,6 +284,11 @@ def _copy_s3(source: S3Object, state: _Transfer, timeout: float, label: str) -> 
         state.restart()
     state.etag = response.get("ETag")
     state.modified = response.get("LastModified", state.modified)
+    # With SSE-KMS or SSE-C the ETag of a single-part object is not the MD5 of its bytes.
+    state.etag_is_md5 = not (
+        str(response.get("ServerSideEncryption", "")).startswith("aws:kms")
+        or response.get("SSECustomerAlgorithm")
+    )
     total = state.written + response["ContentLength"]
     progress = Progress(f"{label}: download", total=total, unit="B")
     progress.done = state.written
@@ -292,8 +298,10 @@ def _copy_s3(source: S3Object, state: _Transfer, timeout: float, label: str) -> 
     progress.finish()
     if state.written != total:
         raise TransientError(f"body cut short at {state.written} of {total} bytes")
+    # The hash covers every byte from the first, so a resumed transfer is checked whole too: a
+    # server that ignored If-Match would otherwise splice two versions of the object.
     etag = (state.etag or "").strip('"')
-    if "Range" not in request and "-" not in etag and etag and etag != state.md5.hexdigest():
+    if state.etag_is_md5 and "-" not in etag and etag and etag != state.md5.hexdigest():
         state.restart()
         raise TransientError("content does not match the object's ETag")
 

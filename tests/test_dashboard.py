@@ -18,8 +18,8 @@ from stages import dashboard, history, status
 from stages.errors import ConfigError
 from tests.support.browser import Browser, chromium_path
 from tests.support.pg import drop_database, url_for_database
+from tests.support.pipeline import ENGINES, run_pipeline_once
 from tests.support.project import REPO
-from tests.test_status import ENGINES, run_pipeline_once
 
 # A crawl file name a careless crawler could produce: it ends up in an error message.
 HOSTILE_FILE = "<img src=x onerror=window.pwned=1>.txt"

@@ -15,7 +15,7 @@ ENGINES = ("cloudbeds", "mews", "rms", "siteminder")
 
 def use_s3_source(project, bucket, endpoint_url, prefix="crawls"):
     """Point `source.root` at a DVC remote on the test server and upload the sample files."""
-    for engine, spec in project.params["engines"].items():
+    for spec in project.params["engines"].values():
         bucket.put(
             f"{prefix}/{spec['file']}", (project.root / "data/sources" / spec["file"]).read_bytes()
         )

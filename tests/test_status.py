@@ -10,50 +10,15 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from stages import history, status
 from tests.support.faultproxy import Fault
-from tests.support.pg import drop_database, url_for_database
+from tests.support.pg import drop_database
+from tests.support.pipeline import ENGINES, create_database_from, run_pipeline_once
 from tests.support.project import Project
-
-ENGINES = ("mews", "rms")  # two engines show per-engine differences at half the run time
-
-
-@dataclass
-class RanPipeline:
-    project: Project
-    database: str
-
-
-def create_database_from(base_url: str, name: str, template: str | None = None) -> str:
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        conn.execute(query)
-    return url_for_database(base_url, name)
-
-
-def run_pipeline_once(template: Project, pg_server: str, folder: Path) -> RanPipeline:
-    """`dvc repro` of the whole pipeline for ENGINES in a copy of `template`, on a new database."""
-    root = folder / "project"
-    shutil.copytree(template.root, root, symlinks=True)
-    project = Project(root)
-    project.edit_params(lambda p: p.update(engines={e: p["engines"][e] for e in ENGINES}))
-    name = f"ran_{folder.name.lower()}"[:60]
-    url = create_database_from(pg_server, name)
-    with pytest.MonkeyPatch.context() as env:
-        for variable in history.DATABASE_VARIABLES:
-            env.delenv(variable, raising=False)
-        env.setenv("DATABASE_URL", url)
-        project.dvc("repro")
-    return RanPipeline(project, name)
 
 
 @pytest.fixture(scope="module")

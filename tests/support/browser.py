@@ -85,7 +85,7 @@ class Browser:
 
     def open(self, url: str, *, width: int = 1400, height: int = 1000) -> Page:
         """A page showing `url`, loaded (the load event fired)."""
-        target = self._http("PUT", f"/json/new?{url}")
+        target = self._http("PUT", "/json/new?about:blank")
         page = Page(_WebSocket(self.port, target["webSocketDebuggerUrl"]))
         page.call(
             "Emulation.setDeviceMetricsOverride",
@@ -94,7 +94,11 @@ class Browser:
             deviceScaleFactor=1,
             mobile=False,
         )
-        page.wait_for("document.readyState === 'complete'")
+        navigated = page.call("Page.navigate", url=url)
+        if navigated.get("errorText"):
+            raise DevToolsError(f"cannot load {url}: {navigated['errorText']}")
+        # The blank page is "complete" too: wait for the document of `url` itself.
+        page.wait_for(f"location.href === {json.dumps(url)} && document.readyState === 'complete'")
         return page
 
     def _http(self, method: str, path: str) -> Any:
@@ -147,14 +151,19 @@ class Page:
         return result["result"].get("value")
 
     def wait_for(self, expression: str, *, timeout: float = 30) -> Any:
-        """Poll `expression` until it is truthy; its value."""
+        """Poll `expression` until it is truthy; its value. Errors while the page is still
+        loading (document.body is null, say) count as not yet."""
         deadline = time.monotonic() + timeout
+        last_error: DevToolsError | None = None
         while True:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except DevToolsError as exc:
+                value, last_error = None, exc
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise DevToolsError(f"timed out waiting for {expression}")
+                raise DevToolsError(f"timed out waiting for {expression} ({last_error})")
             time.sleep(0.1)
 
     def screenshot(self, path: Path) -> Path:

@@ -1,0 +1,115 @@
+"""Figure 3: download@<engine> of a large S3 object against boto3's managed download_file.
+
+    uv run python -m benchmarks.download --mb 200 --repeat 5
+
+The object (a generated crawl file of about `--mb` MB) lives on moto's S3-protocol server,
+run on 127.0.0.1 in a process of its own. Ours is the stage as DVC runs it (`python -m
+stages.download --engine E` with `source.root: s3://...`): one streamed GET, MD5 on the fly,
+an atomic, fsynced output. The baseline is `benchmarks/boto_download.py`: boto3's
+`download_file` with its default parallel ranged GETs. Both are timed as whole processes.
+A third line, one GET read into nothing, shows what the server itself can send. Target: ours
+>= 0.8x the baseline's throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks import common
+
+ENGINE = "cloudbeds"
+BYTES_PER_LINE = 57.4  # cloudbeds lines as stages.crawlgen writes them, line end included
+TARGET = 0.8
+BUCKET = "bench-crawls"
+
+_RAW_GET = """
+import sys, botocore.session
+from botocore.config import Config
+client = botocore.session.Session().create_client(
+    "s3", config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}))
+body = client.get_object(Bucket=sys.argv[1], Key=sys.argv[2])["Body"]
+while body.read(1 << 20):
+    pass
+"""
+
+
+def run(args: argparse.Namespace) -> list[common.Figure]:
+    common.print_header(f"download of about {args.mb} MB from moto vs boto3 download_file")
+    lines = max(int(args.mb * 1e6 / BYTES_PER_LINE), 1)
+    source = common.crawl_file(ENGINE, lines)
+    size = source.stat().st_size
+    key = f"crawls/{source.name}"
+    with common.s3_server() as endpoint, common.scratch("download") as folder:
+        client = common.s3_client(endpoint)
+        client.create_bucket(Bucket=BUCKET)
+        client.upload_file(str(source), BUCKET, key)
+        print(f"# object s3://{BUCKET}/{key}: {size / 1e6:.1f} MB at {endpoint}", flush=True)
+        project = common.stage_project(folder / "project", stages_from=args.stages)
+
+        def point_at_bucket(params: dict) -> None:
+            params["source"]["root"] = f"s3://{BUCKET}/crawls"
+            params["engines"][ENGINE]["file"] = source.name
+
+        common.edit_params(project, point_at_bucket)
+        env = common.s3_env(endpoint)
+
+        def ours() -> common.Measured:
+            return common.run_measured(
+                [common.PYTHON, "-m", "stages.download", "--engine", ENGINE], cwd=project, env=env
+            )
+
+        def baseline() -> common.Measured:
+            return common.run_measured(
+                [common.PYTHON, "-m", "benchmarks.boto_download", BUCKET, key]
+                + [str(folder / "boto.txt")],
+                cwd=common.REPO,
+                env=env,
+            )
+
+        def raw_get() -> common.Measured:
+            return common.run_measured([common.PYTHON, "-c", _RAW_GET, BUCKET, key], env=env)
+
+        results = common.interleaved(
+            [
+                ("ours (stages.download)", ours),
+                ("boto3 download_file", baseline),
+                ("one GET read into nothing", raw_get),
+            ],
+            args.repeat,
+            warmup=not args.no_warmup,
+        )
+        downloaded = project / "data" / "raw" / f"{ENGINE}.txt"
+        assert downloaded.stat().st_size == size, "the stage downloaded a different size"
+        figures = [
+            common.compare(
+                "3",
+                f"download of {size / 1e6:.0f} MB from moto",
+                results["ours (stages.download)"],
+                results["boto3 download_file"],
+                min_ratio=TARGET,
+                throughput_bytes=size,
+            ),
+            common.compare(
+                "3",
+                "  the same, ours vs one GET read into nothing",
+                results["ours (stages.download)"],
+                results["one GET read into nothing"],
+                throughput_bytes=size,
+            ),
+        ]
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.download", description=__doc__)
+    parser.add_argument("--mb", type=float, default=200, help="object size in MB (about)")
+    parser.add_argument("--stages", type=Path, help="run this copy of stages/ (a proposal)")
+    common.common_arguments(parser, repeat=5)
+    common.print_figures(run(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Figure 1: ingest@<engine> of an N-line crawl file against the database floor.
+
+    uv run python -m benchmarks.ingest --lines 1000000 --repeat 5 [--executemany]
+
+Ours is the stage as DVC runs it (`python -m stages.ingest --engine E` in a throw-away project
+on a private PostgreSQL): start-up, parsing every line, rejects file, COPY, merge, marker. The
+floor is `benchmarks/floor_ingest.py floor`: the same file's ids, parsed beforehand, COPYed
+into an index-less temp table and merged by one statement into the same schema. Each run gets
+a fresh database: empty for the first load; for the re-load, a copy of one holding the leads
+of our own first load of the file (vacuumed, as a weekly run finds them), loaded again a week
+later so that every lead moves. Target: ours <= 1.3x the floor. `--executemany` also times,
+once, row-by-row upserts through psycopg's executemany.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks import common
+
+TARGET = 1.3
+
+
+def parsed_ids(engine_name: str, crawl: Path, out: Path) -> int:
+    """Write the valid ids of `crawl` (duplicates included) to `out` as COPY text."""
+    from stages.config import load_params
+    from stages.crawl import LineParser, iter_lines
+    from stages.leads import COPY_ESCAPES
+
+    parser = LineParser(load_params(common.REPO).engine(engine_name))
+    count = 0
+    with crawl.open("rb") as lines, out.open("w", encoding="utf-8") as ids:
+        for raw in iter_lines(lines):
+            found = parser.parse(raw)
+            if type(found) is str:
+                ids.write(found.translate(COPY_ESCAPES) + "\n")
+                count += 1
+    return count
+
+
+def lead_count(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM hotel_booking_engines").fetchone()[0]
+
+
+def run(args: argparse.Namespace) -> list[common.Figure]:
+    from stages.config import load_params
+
+    engine = load_params(common.REPO).engine(args.engine)
+    common.print_header(f"ingest of {args.lines:,} {engine.name} lines vs the database floor")
+    crawl = common.crawl_file(engine.name, args.lines)
+    figures = []
+    with common.postgres(args.pg) as base_url, common.scratch("ingest") as folder:
+        databases = common.Databases(base_url)
+        try:
+            ids = folder / "ids.txt"
+            valid = parsed_ids(engine.name, crawl, ids)
+            print(f"# {crawl.name}: {args.lines:,} lines, {valid:,} valid ids", flush=True)
+            project = common.stage_project(folder / "project", stages_from=args.stages)
+            empty = databases.migrated()
+            loaded = databases.copy(empty)
+            loaded_url = databases.url(loaded)
+            # The leads as our own first load leaves them (their order on disk matters).
+            common.place_raw(project, engine.name, crawl, common.SEEN_AT)
+            common.run_measured(
+                [common.PYTHON, "-m", "stages.ingest", "--engine", engine.name],
+                cwd=project,
+                env=common.child_env(DATABASE_URL=loaded_url),
+            )
+            common.vacuum(loaded_url)
+            state = {"url": ""}
+
+            def ours() -> common.Measured:
+                return common.run_measured(
+                    [common.PYTHON, "-m", "stages.ingest", "--engine", engine.name],
+                    cwd=project,
+                    env=common.child_env(DATABASE_URL=state["url"]),
+                )
+
+            def floor() -> common.Measured:
+                return floor_load(state["url"], engine, state["seen_at"], ids)
+
+            for what, template, seen_at in (
+                ("first load", empty, common.SEEN_AT),
+                ("re-load a week later", loaded, common.SEEN_AGAIN_AT),
+            ):
+                common.place_raw(project, engine.name, crawl, seen_at)
+                state["seen_at"] = seen_at
+
+                def fresh(name: str, template: str = template) -> None:
+                    state["url"] = databases.fresh(template)
+
+                results = common.interleaved(
+                    [("ours (stages.ingest)", ours), ("floor (COPY + one merge)", floor)],
+                    args.repeat,
+                    warmup=not args.no_warmup,
+                    before_each=fresh,
+                )
+                figures.append(
+                    common.compare(
+                        "1",
+                        f"ingest {args.lines:,} lines, {what}",
+                        results["ours (stages.ingest)"],
+                        results["floor (COPY + one merge)"],
+                        max_ratio=TARGET,
+                    )
+                )
+                if args.executemany:
+                    state["url"] = databases.fresh(template)
+                    started = common.Series("row-by-row executemany upserts")
+                    started.runs.append(
+                        floor_load(state["url"], engine, seen_at, ids, "executemany")
+                    )
+                    figures.append(
+                        common.compare(
+                            "1",
+                            f"ingest {args.lines:,} lines, {what}, vs executemany",
+                            results["ours (stages.ingest)"],
+                            started,
+                        )
+                    )
+        finally:
+            databases.drop_all()
+    return figures
+
+
+def floor_load(url: str, engine, seen_at: str, ids: Path, mode: str = "floor") -> common.Measured:
+    return common.run_measured(
+        [common.PYTHON, "-m", "benchmarks.floor_ingest", mode, url, engine.name]
+        + [engine.display_name, engine.booking_url, seen_at, str(ids)],
+        cwd=common.REPO,
+        env=common.child_env(),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__)
+    parser.add_argument("--lines", type=int, default=1_000_000, help="lines in the crawl file")
+    parser.add_argument("--engine", default="cloudbeds", help="engine whose lines to generate")
+    parser.add_argument("--executemany", action="store_true", help="also time row-by-row upserts")
+    parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
+    parser.add_argument("--stages", type=Path, help="run this copy of stages/ (a proposal)")
+    common.common_arguments(parser, repeat=5)
+    common.print_figures(run(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Every benchmark runs end to end at a tiny size and prints its figure beside its baseline.
+
+These are smoke runs that keep the benchmark scripts working: nothing here looks at how long
+anything took. Each benchmark uses the test session's PostgreSQL server where it needs one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import common, download, export, ingest, pipeline, repro, startup
+
+TINY = ["--repeat", "1", "--no-warmup"]
+
+
+@pytest.fixture(autouse=True)
+def crawl_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Generated crawl files go to a folder of the test, not the shared benchmark cache."""
+    cache = tmp_path / "crawl-cache"
+    monkeypatch.setattr(common, "CACHE", cache)
+    return cache
+
+
+def figure_lines(output: str) -> list[str]:
+    """The summary's figure lines: `<figure> <what> ours ... baseline ... ratio ... target`."""
+    summary = output.split("# summary\n", 1)[1]
+    return [line for line in summary.splitlines() if line.strip()]
+
+
+def what(line: str) -> str:
+    """What a figure line measured: the text between the figure number and `ours`."""
+    return line.split(maxsplit=1)[1].split(" ours ")[0].strip()
+
+
+def test_ingest_is_timed_against_the_floor_for_a_first_load_and_a_reload(pg_server, capsys):
+    assert ingest.main(["--lines", "300", "--pg", pg_server, *TINY]) == 0
+
+    lines = figure_lines(capsys.readouterr().out)
+    assert [what(line) for line in lines] == [
+        "ingest 300 lines, first load",
+        "ingest 300 lines, re-load a week later",
+    ]
+    assert all("ratio" in line and "target <= 1.30x" in line for line in lines)
+
+
+def test_ingest_can_also_be_timed_against_row_by_row_upserts(pg_server, capsys):
+    assert ingest.main(["--lines", "100", "--executemany", "--pg", pg_server, *TINY]) == 0
+
+    lines = figure_lines(capsys.readouterr().out)
+    assert sum("vs executemany" in line for line in lines) == 2
+
+
+def test_export_is_timed_against_a_bare_openpyxl_script(pg_server, capsys):
+    assert export.main(["--rows", "200", "--pg", pg_server, *TINY]) == 0
+
+    (line,) = figure_lines(capsys.readouterr().out)
+    assert what(line) == "export of 200 leads" and "target <= 1.15x" in line
+
+
+def test_download_is_timed_against_boto3_download_file(capsys):
+    assert download.main(["--mb", "0.2", *TINY]) == 0
+
+    lines = figure_lines(capsys.readouterr().out)
+    assert what(lines[0]).startswith("download of") and "target >= 0.80x" in lines[0]
+    assert "MB/s" in lines[0]
+
+
+def test_a_no_op_repro_is_timed_against_dvc_status(pg_server, capsys):
+    assert repro.main(["--engines", "1", "--lines", "20", "--pg", pg_server, *TINY]) == 0
+
+    (line,) = figure_lines(capsys.readouterr().out)
+    assert what(line) == "no-op dvc repro, 1 engines (4 stages)" and "target <= 1.20x" in line
+
+
+def test_start_up_is_timed_for_every_stage_in_dvc_yaml(capsys):
+    assert startup.main(TINY) == 0
+
+    lines = figure_lines(capsys.readouterr().out)
+    timed = [line.split("start-up of stages.")[1].split()[0] for line in lines]
+    assert timed == startup.stage_kinds()
+    assert all("target <= 0.35 s" in line for line in lines)
+
+
+def test_the_whole_pipeline_runs_from_clean_and_peak_memory_is_reported(pg_server, capsys):
+    arguments = ["--lines", "20", "--ingest-lines", "50", "100", "--export-rows", "10", "20"]
+    assert pipeline.main([*arguments, "--pg", pg_server, *TINY]) == 0
+
+    lines = figure_lines(capsys.readouterr().out)
+    assert [what(line) for line in lines] == [
+        "whole pipeline, 4 engines x 20 lines",
+        "peak RSS of ingest, 100 lines vs 50",
+        "peak RSS of export, 20 rows vs 10",
+    ]
+    assert all("target <= 250 MB" in line for line in lines[1:])

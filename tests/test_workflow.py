@@ -1,0 +1,182 @@
+"""The CI reproduction workflow, .github/workflows/reproduce.yml, and the script it shares with
+.ci/run: triggers, the engine matrix from params.yaml, the PostgreSQL service, secrets, the
+steps, and the gate on `dvc status`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.project import REPO
+
+WORKFLOW = REPO / ".github" / "workflows" / "reproduce.yml"
+SCRIPT = REPO / ".ci" / "reproduce"
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict[str, Any]:
+    return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+
+
+def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
+    return workflow.get("on", workflow.get(True))  # YAML 1.1 reads the bare key `on` as True
+
+
+def step_using(job: dict[str, Any], action: str) -> dict[str, Any]:
+    found = [s for s in job["steps"] if str(s.get("uses", "")).startswith(f"{action}@")]
+    assert len(found) == 1, f"one step should use {action}"
+    return found[0]
+
+
+def step_running(job: dict[str, Any], text: str) -> dict[str, Any]:
+    found = [s for s in job["steps"] if text in s.get("run", "")]
+    assert len(found) == 1, f"one step should run {text!r}"
+    return found[0]
+
+
+def test_it_runs_daily_and_on_demand_with_an_optional_engine(workflow):
+    on = triggers(workflow)
+    (schedule,) = on["schedule"]
+    minute, hour, day, month, weekday = schedule["cron"].split()
+    assert (day, month, weekday) == ("*", "*", "*") and minute.isdigit() and hour.isdigit()
+    engine = on["workflow_dispatch"]["inputs"]["engine"]
+    assert engine["required"] is False and engine["default"] == ""
+
+
+def test_the_first_job_lists_the_engines_of_params_yaml(workflow):
+    job = workflow["jobs"]["engines"]
+    step = step_running(job, "stages.parallel --list")
+    assert job["outputs"]["engines"] == f"${{{{ steps.{step['id']}.outputs.engines }}}}"
+    assert step["env"]["ENGINE"] == "${{ inputs.engine }}"
+    command = re.search(r"uv run --frozen (python -m stages\.parallel --list)", step["run"])
+    assert command, "the engine list must come from stages.parallel"
+    listed = subprocess.run(
+        [sys.executable, *command[1].split()[1:]], cwd=REPO, capture_output=True, text=True
+    )
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert json.loads(listed.stdout) == list(params["engines"])
+
+
+def test_the_matrix_has_one_job_per_listed_engine_and_no_fail_fast(workflow):
+    job = workflow["jobs"]["reproduce"]
+    assert "engines" in _needs(job)
+    assert job["strategy"]["matrix"] == {"engine": "${{ fromJSON(needs.engines.outputs.engines) }}"}
+    assert job["strategy"]["fail-fast"] is False
+
+
+def test_each_engine_job_has_a_postgresql_service_and_uses_it_unless_a_secret_names_another(
+    workflow,
+):
+    job = workflow["jobs"]["reproduce"]
+    postgres = job["services"]["postgres"]
+    assert postgres["image"].startswith("postgres:")
+    assert "pg_isready" in postgres["options"]
+    assert "5432:5432" in postgres["ports"]
+    env = postgres["env"]
+    local_url = f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@localhost:5432/"
+    assert job["env"]["DATABASE_URL"] == (
+        f"${{{{ secrets.DATABASE_URL || '{local_url}{env['POSTGRES_DB']}' }}}}"
+    )
+
+
+def test_credentials_come_from_the_secret_store_only(workflow):
+    env = workflow["jobs"]["reproduce"]["env"]
+    assert env["AWS_ACCESS_KEY_ID"] == "${{ secrets.AWS_ACCESS_KEY_ID }}"
+    assert env["AWS_SECRET_ACCESS_KEY"] == "${{ secrets.AWS_SECRET_ACCESS_KEY }}"
+    assert env["DVC_REMOTE_URL"].startswith("${{ ")  # a repository variable, never a literal
+
+
+def test_each_engine_job_sets_up_uv_runs_the_shared_script_and_uploads_the_workbook(workflow):
+    job = workflow["jobs"]["reproduce"]
+    setup = step_using(job, "astral-sh/setup-uv")
+    reproduce = step_running(job, ".ci/reproduce")
+    upload = step_using(job, "actions/upload-artifact")
+    order = [job["steps"].index(s) for s in (setup, reproduce, upload)]
+    assert order == sorted(order)
+
+    assert reproduce["env"]["ENGINE"] == "${{ matrix.engine }}"
+    workdir = re.search(
+        r'\.ci/reproduce "\$ENGINE" --workdir "\$RUNNER_TEMP/([^"]+)"', reproduce["run"]
+    )
+    assert workdir, "the script must keep its clone where the upload step looks"
+    exports = yaml.safe_load((REPO / "params.yaml").read_text())["paths"]["exports"]
+    workbook = f"${{{{ runner.temp }}}}/{workdir[1]}/{exports}/${{{{ matrix.engine }}}}.xlsx"
+    assert workbook in upload["with"]["path"].splitlines()
+    assert upload["if"] == "always()"  # the logs matter most when the run failed
+
+
+def test_inputs_reach_shell_commands_only_through_the_environment(workflow):
+    """`${{ inputs.* }}` inside a run script would let a crafted input run commands."""
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            assert not re.search(r"\$\{\{\s*(inputs|matrix|github\.event)", step.get("run", ""))
+
+
+def test_the_gate_waits_for_every_engine_and_runs_even_when_one_failed(workflow):
+    gate = workflow["jobs"]["gate"]
+    assert {"engines", "reproduce"} <= set(_needs(gate))
+    assert gate["if"] == "always()"
+    assert step_using(gate, "actions/download-artifact")["with"]["pattern"] == "reproduce-*"
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="the gate uses jq, as GitHub runners have")
+@pytest.mark.parametrize(
+    ("reports", "result", "passes"),
+    [
+        ({"mews": {}, "rms": {}}, "success", True),
+        (
+            {"mews": {}, "rms": {"ingest@rms": [{"changed outs": {"x": "deleted"}}]}},
+            "success",
+            False,
+        ),
+        ({"mews": {}}, "success", False),
+        ({"mews": {}, "rms": {}}, "failure", False),
+    ],
+    ids=["all-clean", "one-stale", "one-missing", "a-job-failed"],
+)
+def test_the_gate_passes_only_when_every_engine_reported_a_clean_status(
+    workflow, tmp_path, reports, result, passes
+):
+    for engine, status in reports.items():
+        report = tmp_path / "reports" / f"reproduce-{engine}" / "dvc-status.json"
+        report.parent.mkdir(parents=True)
+        report.write_text(json.dumps(status))
+    gate = step_running(workflow["jobs"]["gate"], "dvc-status.json")
+    env = {
+        **os.environ,
+        "ENGINES": json.dumps(["mews", "rms"]),
+        "RESULT": result,
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+    }
+    run = subprocess.run(
+        ["bash", "-e", "-c", gate["run"]], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert (run.returncode == 0) is passes, run.stdout + run.stderr
+    if not passes and result == "success":
+        assert "::error::rms" in run.stdout
+
+
+def test_the_shared_script_is_valid_bash_and_documents_its_modes():
+    assert subprocess.run(["bash", "-n", str(SCRIPT)]).returncode == 0
+    usage = subprocess.run(["bash", str(SCRIPT), "--help"], capture_output=True, text=True)
+    assert usage.returncode == 0
+    for option in ("ENGINE", "--remote", "--endpoint", "--workdir", "--local-services"):
+        assert option in usage.stdout
+
+
+def test_the_local_ci_runs_the_shared_script():
+    run = (REPO / ".ci" / "run").read_text()
+    assert "bash .ci/reproduce" in run
+
+
+def _needs(job: dict[str, Any]) -> list[str]:
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else list(needs)
