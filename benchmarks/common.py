@@ -56,11 +56,13 @@ def machine() -> str:
 
 
 def load_text() -> str:
+    """The load average, as printed beside every figure."""
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def print_header(title: str) -> None:
+    """Print what is measured, on which machine, under which load."""
     print(f"# {title}", flush=True)
     print(f"# {machine()}", flush=True)
     print(f"# {load_text()} at start", flush=True)
@@ -195,6 +197,7 @@ def compare(
 
 
 def common_arguments(parser: argparse.ArgumentParser, *, repeat: int) -> None:
+    """The flags every benchmark takes: --repeat (default `repeat`) and --no-warmup."""
     parser.add_argument("--repeat", type=int, default=repeat, help="timed rounds per case")
     parser.add_argument("--no-warmup", action="store_true", help="skip the discarded warm-up round")
 
@@ -282,6 +285,7 @@ def postgres(base_url: str | None = None) -> Iterator[str]:
 
 
 def database_url(base_url: str, name: str) -> str:
+    """`base_url` pointing at database `name`."""
     from tests.support.pg import url_for_database
 
     return url_for_database(base_url, name)
@@ -305,6 +309,7 @@ def create_database(base_url: str, *, template: str | None = None) -> str:
 
 
 def drop_database(base_url: str, name: str) -> None:
+    """Drop database `name`, closing its connections."""
     import psycopg
     from psycopg import sql
 
@@ -391,6 +396,7 @@ def dvc_project(destination: Path) -> Any:
 
 
 def edit_params(root: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Apply `change` to the params.yaml of the project at `root`."""
     import yaml
 
     path = root / "params.yaml"
@@ -424,6 +430,7 @@ def scratch(prefix: str, keep: bool = False) -> Iterator[Path]:
 
 
 def print_figures(figures: Sequence[Figure]) -> None:
+    """Print the closing load average and the summary: one line per figure."""
     print(f"# {load_text()} at end", flush=True)
     print("# summary", flush=True)
     for figure in figures:
@@ -562,6 +569,7 @@ def s3_env(endpoint_url: str) -> dict[str, str]:
 
 
 def s3_client(endpoint_url: str) -> Any:
+    """A boto3 S3 client for `endpoint_url` with the fake credentials, path-style."""
     import boto3
     from botocore.config import Config
 

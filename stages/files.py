@@ -18,7 +18,10 @@ def atomic_output(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     The temp file lives in the same folder so the rename is atomic; it is removed on error.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _sweep_orphans(path)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     tmp = Path(tmp_name)
     os.chmod(fd, _CREATE_MODE)  # mkstemp makes 0600; outputs should look like any other file
     try:
@@ -31,6 +34,27 @@ def atomic_output(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def _sweep_orphans(path: Path) -> None:
+    """Remove temp files a killed writer of `path` left behind (their pid is gone)."""
+    for orphan in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = orphan.name.removeprefix(f".{path.name}.").split(".", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            orphan.unlink(missing_ok=True)
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with `pid` exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it is just not ours
+    return True
 
 
 def _umask() -> int:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
+from stages.files import pid_alive
 from stages.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -406,19 +407,6 @@ def _postmaster_alive(pid_file: Path) -> bool:
     except (OSError, ValueError):
         return False
     return pid_alive(pid)
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with `pid` exists on this machine."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, it is just not ours
-    return True
 
 
 def connect_briefly(url: str, *, migrate: bool) -> psycopg.Connection:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 # The password of a URL (scheme://user:PASSWORD@host; greedy up to the last @ so an unescaped @
-# in the password is hidden too).
-URL_PASSWORD = re.compile(r"(?P<head>://[^:/?#@\s]*:)(?P<password>[^\s]+)@")
+# or a space in the password is hidden too).
+URL_PASSWORD = re.compile(r"(?P<head>://[^:/?#@\s]*:)(?P<password>.+)@")
 # A key=value (or key: value) setting that holds a secret: libpq DSNs, query strings, AWS config.
 KEY_SECRET = re.compile(
     r"(?P<head>(?:^|(?<=[\s?&,;]))(?:password|passwd|secret|token|aws_secret_access_key"

@@ -198,7 +198,7 @@ def _write_sheet(
 ) -> int:
     """Stream one sheet's XML into the zip; return how many data rows it holds."""
     cells = _CellWriter()
-    rendered = (cells.row(number, row) for number, row in enumerate(rows, start=2))
+    rendered = (cells.row(line, row) for line, row in enumerate(rows, start=2))
     # Column widths precede the rows in the sheet XML: size them from the first rows.
     lookahead = list(islice(rendered, LOOKAHEAD_ROWS))
     widths = _column_widths(values for values, _ in lookahead)
@@ -284,10 +284,15 @@ class _CellWriter:
             if value is None:
                 continue
             kind = type(value)
+            # Only exact str, datetime and list values are remembered: 1, 1.0 and True are
+            # equal dict keys but different cells.
             key = (
                 value if kind is str or kind is datetime else tuple(value) if kind is list else None
             )
-            cell = None if key is None else seen.get(key)
+            try:
+                cell = None if key is None else seen.get(key)
+            except TypeError:  # a list holding something unhashable
+                key = cell = None
             if cell is None:
                 cell = _cell(value)
                 if key is not None and len(seen) < _CELL_CACHE_SIZE:

@@ -196,6 +196,9 @@ def test_formula_looking_ids_reach_the_workbook_as_text(runs):
     cells = [row[6] for row in sheet.iter_rows(min_row=2)]
     assert sorted(cell.value for cell in cells) == sorted(CASES["formula_looking_lines"].accepted)
     assert {cell.data_type for cell in cells} == {"s"}
+    # Quote-prefixed, so Excel keeps them text even when someone edits the cell.
+    risky = [cell for cell in cells if cell.value.startswith(("=", "+", "-", "@", "#"))]
+    assert len(risky) == 8 and all(cell.quotePrefix for cell in risky)
 
 
 @pytest.mark.parametrize("kind", ["ten_megabyte_line", "binary_garbage"])

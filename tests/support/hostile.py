@@ -262,6 +262,19 @@ CASES: dict[str, HostileCase] = {
             frozenset({"wrong_host", "malformed_id"}),
         ),
         HostileCase(
+            "case_folding_lookalike_host",
+            "siteminder",
+            _lines(
+                [
+                    "https://theboo\u212aingbutton.com/properties/kelvin1",  # a Kelvin sign
+                    "https://D\u0130RECT-BOOK.com/properties/dotted1",  # a dotted capital I
+                    "https://thebookingbutton.com/properties/plain01",
+                ]
+            ),
+            frozenset({"plain01"}),
+            frozenset({"wrong_host"}),
+        ),
+        HostileCase(
             "lookalike_hosts",
             "cloudbeds",
             _lines(
