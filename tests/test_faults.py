@@ -541,11 +541,6 @@ def test_repro_after_a_publish_killed_midway_ends_as_an_undisturbed_run(
     assert temp_leftovers(project) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stages/workbook.py makes its own temp file (not stages.files.atomic_output), so "
-    "the one a killed export leaves is never swept (see the issue 6 report)",
-)
 def test_a_killed_export_leaves_no_temp_file_once_the_stage_has_run_again(project, database_url):
     write_raw(project, "siteminder", "alpha\nbeta\n", datetime(2026, 9, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "siteminder"]) == 0
