@@ -13,6 +13,7 @@ import pytest
 from openpyxl import load_workbook
 
 from stages import export, ingest, publish
+from stages.workbook import COLUMNS
 from tests.support.faultproxy import Fault
 from tests.support.pg import create_database
 from tests.test_ingest import write_raw
@@ -34,15 +35,7 @@ def test_export_writes_the_engines_leads_in_order(project, database_url):
     assert export.main(["--engine", "siteminder"]) == 0
     sheet = load_workbook(workbook_path(project))["Leads"]
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0][:7] == (
-        "Hotel",
-        "City",
-        "Country",
-        "Website",
-        "Booking URL",
-        "Booking Engine",
-        "Property ID",
-    )
+    assert rows[0] == COLUMNS and COLUMNS[6] == "Property ID"
     assert [row[6] for row in rows[1:]] == ["a-hotel", "b-hotel"]
     assert rows[1][4] == "https://direct-book.com/properties/a-hotel"
     assert rows[1][5] == "SiteMinder" and rows[1][7] == "commoncrawl"
