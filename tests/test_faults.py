@@ -35,6 +35,7 @@ import yaml
 from stages import download, export, ingest, publish
 from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.pg import create_database, drop_database
+from tests.support.pg import lead_rows as pg_lead_rows
 from tests.support.project import Project
 from tests.support.s3 import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, s3_client
 from tests.test_download import meta, raw, use_s3_source
@@ -160,13 +161,7 @@ def backend_gone(database_url: str, pid: int) -> bool:
 
 
 def lead_rows(database_url: str, engine: str = ENGINE) -> list[tuple]:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(
-            "SELECT l.property_id, l.booking_url, l.sources, l.first_seen_at, l.last_seen_at"
-            " FROM hotel_booking_engines l JOIN booking_engines e ON e.id = l.engine_id"
-            " WHERE e.name = %s ORDER BY l.property_id",
-            [engine],
-        ).fetchall()
+    return pg_lead_rows(database_url, engine)
 
 
 def loads(database_url: str, engine: str = ENGINE) -> list[tuple]:

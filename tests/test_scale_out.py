@@ -38,28 +38,13 @@ UNCACHED = {
 }
 
 
-@dataclass
-class Machine:
+@dataclass(kw_only=True)
+class Machine(Project):
     """A workspace of the project with its own database (and S3 settings), like one CI runner."""
 
-    root: Path
     database: str
     database_url: str
-    env: dict[str, str]
     outputs: dict[str, Any] = field(default_factory=dict)
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            args, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=300
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self.run(sys.executable, "-m", "dvc", *args, check=check)
 
     def use_remote(self, url: str, endpoint_url: str) -> None:
         """What CI does with `dvc remote add --local -d storage URL` + `modify endpointurl`."""
@@ -121,7 +106,8 @@ def new_machine(
     machines: list[Machine], pg_server: str, root: Path, *, s3: bool = False
 ) -> Machine:
     database, url = create_database(pg_server)
-    machine = Machine(root, database, url, machine_env(url, s3=s3, scratch=root.parent))
+    env = machine_env(url, s3=s3, scratch=root.parent)
+    machine = Machine(root, env, database=database, database_url=url)
     machines.append(machine)
     return machine
 

@@ -21,22 +21,13 @@ from psycopg import sql
 from stages import export, ingest
 from tests.support.faultproxy import Fault
 from tests.support.pg import create_database, drop_database, url_for_database
+from tests.support.pg import lead_rows as leads
 from tests.test_download import use_s3_source
 from tests.test_ingest import write_raw
 
 SEEN = datetime(2026, 10, 1, tzinfo=UTC)
 LEAD_TABLES = ("booking_engines", "hotels", "hotel_booking_engines", "ingest_loads")
 ENGINES = ("cloudbeds", "mews", "rms", "siteminder")
-
-
-def leads(database_url: str, engine: str) -> list[tuple]:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(
-            "SELECT l.property_id, l.booking_url, l.sources, l.first_seen_at, l.last_seen_at"
-            " FROM hotel_booking_engines l JOIN booking_engines e ON e.id = l.engine_id"
-            " WHERE e.name = %s ORDER BY l.property_id",
-            [engine],
-        ).fetchall()
 
 
 # --- nothing is ever deleted ----------------------------------------------------------------

@@ -73,3 +73,16 @@ def database_url(pg_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
         yield url
     finally:
         drop_database(pg_server, name)
+
+
+def lead_rows(database_url: str, engine: str) -> list[tuple]:
+    """(property_id, booking_url, sources, first_seen_at, last_seen_at) of `engine`'s leads."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT l.property_id, l.booking_url, l.sources, l.first_seen_at, l.last_seen_at"
+            " FROM hotel_booking_engines l JOIN booking_engines e ON e.id = l.engine_id"
+            " WHERE e.name = %s ORDER BY l.property_id",
+            [engine],
+        ).fetchall()

@@ -21,6 +21,8 @@ COPIED = ("dvc.yaml", "params.yaml", ".dvcignore", "stages", "data/sources")
 @dataclass
 class Project:
     root: Path
+    # The environment commands run with; None: this process's, with the venv first on PATH.
+    env: dict[str, str] | None = None
 
     @property
     def params(self) -> dict[str, Any]:
@@ -41,9 +43,12 @@ class Project:
         self, *args: str, check: bool = True, timeout: float = 300
     ) -> subprocess.CompletedProcess:
         """Run a command in the project the way DVC would: venv first on PATH."""
-        env = dict(os.environ)
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        env.pop("CRAWL_PIPELINE_ROOT", None)
+        if self.env is not None:
+            env = self.env
+        else:
+            env = dict(os.environ)
+            env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+            env.pop("CRAWL_PIPELINE_ROOT", None)
         result = subprocess.run(
             args, cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout
         )
