@@ -14,6 +14,7 @@ import time
 from stages.runner import engine_parser, run_stage
 
 STAGE = "export"
+PROGRESS_EVERY = 10_000  # rows between progress reports
 
 
 def export(engine_name: str) -> None:
@@ -42,7 +43,7 @@ def export(engine_name: str) -> None:
             drift = leads.check_drift(conn, engine.name, marker.get("database", {}))
             if drift:
                 raise PipelineError(f"{STAGE}@{engine.name}: {drift}")
-            rows = leads.engine_leads(conn, engine.name, source_tag)
+            rows = _counted(leads.engine_leads(conn, engine.name, source_tag))
             return write_leads_workbook(
                 workbook, rows, rows_per_sheet=int(settings["rows_per_sheet"])
             )
@@ -60,6 +61,18 @@ def export(engine_name: str) -> None:
             "source_tag": source_tag or "",
         },
     )
+
+
+def _counted(rows):
+    """Pass `rows` through, reporting progress every PROGRESS_EVERY rows."""
+    from stages.progress import Progress
+
+    progress = Progress("export rows", unit="rows")
+    for number, row in enumerate(rows, start=1):
+        if not number % PROGRESS_EVERY:
+            progress.advance(PROGRESS_EVERY)
+        yield row
+    progress.finish()
 
 
 def main(argv: list[str] | None = None) -> int:

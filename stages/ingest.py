@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING
 from stages.runner import engine_parser, run_stage
 
 STAGE = "ingest"
+PROGRESS_EVERY = 100_000  # lines between progress reports: cheap next to parsing
 
 if TYPE_CHECKING:
     from stages.crawl import LineParser, Reject
@@ -46,11 +47,15 @@ class LineTally:
     def outcomes(self, path: Path, parser: LineParser) -> Iterator[tuple[int, str | Reject]]:
         """(line number, accepted id or the Reject) for each non-blank line, counting them."""
         from stages.crawl import BLANK, iter_lines, safe_text
+        from stages.progress import Progress
 
         self.reset()
+        progress = Progress(f"parse {path.name}", unit="lines")
         with path.open("rb") as handle:
             for number, raw in enumerate(iter_lines(handle), start=1):
                 self.lines = number
+                if not number % PROGRESS_EVERY:
+                    progress.advance(PROGRESS_EVERY)
                 outcome = parser.parse(raw)
                 if type(outcome) is str:
                     self.valid += 1
@@ -63,6 +68,7 @@ class LineTally:
                         text = "(longer than the line limit)" if raw is None else safe_text(raw)
                         self.rejects.write(f"{number}\t{outcome.value}\t{text}\n")
                     yield number, outcome
+        progress.finish()
 
     def valid_ids(self, path: Path, parser: LineParser) -> Iterator[str]:
         return (found for _, found in self.outcomes(path, parser) if type(found) is str)

@@ -59,7 +59,6 @@ def with_retries(
     *,
     is_transient: Callable[[BaseException], bool],
     describe: str,
-    on_retry: Callable[[int, BaseException, float], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Call `attempt(n)` for n = 1, 2, ... until it succeeds, a permanent error escapes, or
@@ -80,8 +79,6 @@ def with_retries(
                 delay,
             )
             notify_retry(describe, number, exc, delay)
-            if on_retry:
-                on_retry(number, exc, delay)
             sleep(delay)
             number += 1
 
