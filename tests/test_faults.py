@@ -34,7 +34,7 @@ import yaml
 
 from stages import download, export, ingest, publish
 from tests.support.faultproxy import Fault, FaultProxy
-from tests.support.pg import create_database, drop_database
+from tests.support.pg import create_database, drop_database, private_pg_server
 from tests.support.pg import lead_rows as pg_lead_rows
 from tests.support.project import Project
 from tests.support.s3 import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, s3_client
@@ -566,29 +566,10 @@ SECOND_FILE = "".join(f"{n}\n" for n in range(1000, 3000))
 
 
 @pytest.fixture(scope="module")
-def restartable_pg(tmp_path_factory):
+def restartable_pg():
     """A PostgreSQL server of this module's own, so restarting it disturbs no other test."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-    server = pgserver.get_server(tmp_path_factory.mktemp("restartable") / "pgdata")
-    try:
+    with private_pg_server("restartable") as server:
         yield server
-    finally:
-        server.cleanup()
-
-
-def restart(server) -> None:
-    """`pg_ctl restart -m fast`: every session is terminated, then the server starts again."""
-    import pgserver
-
-    pgserver.pg_ctl(
-        ["-w", "-m", "fast", "-l", str(server.log), "restart"],
-        pgdata=server.pgdata,
-        user=server.system_user,
-    )
 
 
 class LeadCountWatcher:
@@ -648,12 +629,12 @@ def load_then_block_second_load(project, url, retries: int):
 def test_an_ingest_retries_through_a_postgres_restart_and_loads_exactly_once(
     project, restartable_pg
 ):
-    name, url = create_database(restartable_pg.get_uri())
+    name, url = create_database(restartable_pg.url)
     try:
         holder, stage, _ = load_then_block_second_load(project, url, retries=8)
         with LeadCountWatcher(url) as watcher:
             wait_until(lambda: watcher.seen, "a first reading of the lead count")
-            restart(restartable_pg)
+            restartable_pg.restart()
             _, err = stage.communicate(timeout=HUNG)
             wait_until(lambda: 2002 in watcher.seen, "a reading after the load")
         holder.close()
@@ -663,17 +644,17 @@ def test_an_ingest_retries_through_a_postgres_restart_and_loads_exactly_once(
         assert [load[4] for load in loads(url)] == [2, 2000]  # inserted, per load
         assert watcher.seen <= {2, 2002}, "a partial load was visible"
     finally:
-        drop_database(restartable_pg.get_uri(), name)
+        drop_database(restartable_pg.url, name)
 
 
 def test_an_ingest_without_retries_fails_cleanly_when_postgres_restarts(project, restartable_pg):
-    name, url = create_database(restartable_pg.get_uri())
+    name, url = create_database(restartable_pg.url)
     try:
         holder, stage, _ = load_then_block_second_load(project, url, retries=0)
         before, before_marker = lead_rows(url), marker(project)
         with LeadCountWatcher(url) as watcher:
             wait_until(lambda: watcher.seen, "a first reading of the lead count")
-            restart(restartable_pg)
+            restartable_pg.restart()
             _, err = stage.communicate(timeout=HUNG)
         holder.close()
         assert stage.returncode == 1, err
@@ -682,7 +663,7 @@ def test_an_ingest_without_retries_fails_cleanly_when_postgres_restarts(project,
         assert marker(project) == before_marker
         assert watcher.seen <= {2}, "a partial load was visible"
     finally:
-        drop_database(restartable_pg.get_uri(), name)
+        drop_database(restartable_pg.url, name)
 
 
 def test_an_ingest_whose_connection_is_dropped_mid_load_retries_and_loads_once(

@@ -1,36 +1,154 @@
 """PostgreSQL fixtures: one real server per test session, one fresh database per test.
 
-`pg_server` is an embedded PostgreSQL (pgserver) in a pytest temporary folder, deleted when
-the session ends, or the server in `TEST_DATABASE_URL` when that is set. `database_url`
-creates a uniquely named database on it, points DATABASE_URL at it and drops it afterwards.
+`pg_server` is the server in `TEST_DATABASE_URL` when that is set, else the pipeline's own
+embedded PostgreSQL (`stages.db.embedded_server_url`) in a folder this session owns, stopped by
+that folder alone and deleted when the session ends. Before each test that uses it the server
+is checked: one that stopped is started again (the test gets a warning), and one that cannot be
+had fails that one test and ends the run, instead of an error in every test after it.
+`database_url` creates a uniquely named database on it, points DATABASE_URL at it and drops it
+afterwards. `private_pg_server` is a server of a test's own, for tests that restart it.
+
+The folders live in the system temp folder, not under pytest's: as root the embedded server runs
+as a system user that must be able to traverse every parent of its data folder, and every pytest
+session that starts on the machine makes /tmp/pytest-of-<user> private again (mode 0700). A
+server kept there lost its own files mid-run ("could not open file global/pg_control:
+Permission denied", then a shutdown) whenever another `pytest` started.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
-import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from stages import db
+from stages.errors import PipelineError
+from stages.secrets import redact
+
+SERVER = pytest.StashKey["SessionServer"]()
+
+
+@dataclass
+class SessionServer:
+    """The session's server: its URL and, for an embedded one, the folder holding `.pgdata`."""
+
+    url: str
+    root: Path | None  # None: TEST_DATABASE_URL, which the suite can neither restart nor stop
+
+    def problem(self) -> str | None:
+        """Why the server cannot be used right now (one line), or None when it answers."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            return str(exc).strip().splitlines()[0]
+        return None
+
+    def ensure_running(self, item: pytest.Item) -> None:
+        """Start a stopped embedded server again before `item`; fail `item` and end the run if the
+        server cannot be had."""
+        problem = self.problem()
+        if problem is None:
+            return
+        if self.root is None:
+            stop_run(
+                item,
+                f"TEST_DATABASE_URL ({redact(self.url)}) does not answer ({problem}); start that "
+                "server again, or unset TEST_DATABASE_URL to let the tests start their own.",
+            )
+        pgdata = self.root / db.EMBEDDED_FOLDER
+        try:
+            url = db.embedded_server_url(self.root)
+        except PipelineError as exc:
+            failure = str(exc)  # reported outside this block, without the chained traceback
+        else:
+            answers = url == self.url and self.problem() is None
+            failure = "" if answers else f"it does not answer at {url}; see {pgdata / 'log'}"
+        if failure:
+            stop_run(
+                item,
+                f"The test session's PostgreSQL stopped ({problem}) and did not start again: "
+                f"{failure}",
+            )
+        item.warn(
+            pytest.PytestWarning(
+                f"The test session's PostgreSQL in {pgdata} had stopped ({problem}); it was "
+                f"started again before this test; see {pgdata / 'log'} for why it stopped."
+            )
+        )
+
+
+def stop_run(item: pytest.Item, message: str) -> None:
+    """Fail `item` with `message` and let no later test run (they would all fail the same way)."""
+    item.session.shouldstop = message
+    pytest.fail(message, pytrace=False)
+
+
+@contextmanager
+def server_folder(name: str) -> Iterator[Path]:
+    """A new folder outside pytest's temp folder (see the module docstring) for an embedded
+    server's `.pgdata`; on exit the server there, if any, is stopped and the folder removed."""
+    root = Path(tempfile.mkdtemp(prefix=f"crawl-pipeline-{name}-"))
+    try:
+        yield root
+    finally:
+        db.stop_embedded_server(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class PrivateServer:
+    """An embedded PostgreSQL of one test or module's own (see `private_pg_server`)."""
+
+    root: Path
+    url: str
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / db.EMBEDDED_FOLDER
+
+    def restart(self) -> None:
+        """Stop the server (fast shutdown: every session is terminated), then start it again."""
+        db.stop_embedded_server(self.root)
+        assert db.embedded_server_url(self.root) == self.url
+
+
+@contextmanager
+def private_pg_server(name: str) -> Iterator[PrivateServer]:
+    """Start an embedded PostgreSQL of its own; stop it (whatever happened to it) and delete it
+    on exit. Stopping goes by its data folder, so a server restarted meanwhile is stopped too."""
+    with server_folder(name) as root:
+        yield PrivateServer(root, db.embedded_server_url(root))
+
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server(request: pytest.FixtureRequest) -> Iterator[str]:
     """Base URL of a PostgreSQL server the tests may create databases on."""
     external = os.environ.get("TEST_DATABASE_URL", "").strip()
     if external:
+        request.config.stash[SERVER] = SessionServer(external, None)
         yield external
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
-        import pgserver
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "pgdata", cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
+    with private_pg_server("tests") as server:
+        request.config.stash[SERVER] = SessionServer(server.url, server.root)
+        yield server.url
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before a test that uses the session's server (once it runs): make sure it answers."""
+    server = item.config.stash.get(SERVER, None)
+    if server is not None and "pg_server" in getattr(item, "fixturenames", ()):
+        server.ensure_running(item)
 
 
 def url_for_database(base_url: str, name: str) -> str:
