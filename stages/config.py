@@ -1,15 +1,21 @@
-"""The one place that knows the project root, params.yaml and the paths derived from it.
+"""The one place that knows the project root, params.yaml and the settings it holds.
 
-Every stage reads its settings through `load_params()`, which validates them before any work
-is done, so a typo in params.yaml fails with the key's name instead of half-way through a run.
+`load_params()` reads params.yaml once into frozen, typed objects, one per section (`Source`,
+`Paths`, `Ingest`, `Export`, `Publish`, and an `Engine` per engine), and validates every key
+and value before a stage does any work: an unknown key is named with the nearest valid one, a
+value of the wrong type or out of range is named with the range. Stage code reads attributes
+(`params.export.rows_per_sheet`), never the YAML dict.
+
+Adding a setting is one line in its section's class below: `name: type = setting(default, ...)`.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-from dataclasses import dataclass
-from functools import cached_property
+import typing
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +24,9 @@ import yaml
 from stages.errors import ConfigError
 
 ID_CASES = ("preserve", "lower", "upper")
-ENGINE_FIELDS = {
-    "file",
-    "display_name",
-    "hosts",
-    "url_patterns",
-    "id_pattern",
-    "id_case",
-    "booking_url",
-}
 ENGINE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-# Sections whose retries/retry_delay/timeout the stages read (RetryPolicy, storage timeouts).
-RETRY_SECTIONS = ("source", "ingest", "export", "publish")
+# Excel's 1,048,576 rows per sheet, less the header row.
+MAX_ROWS_PER_SHEET = 1_048_575
 # An S3 bucket name: today's rules allow 3-63 of [a-z0-9.-]; legacy us-east-1 buckets may also
 # hold capitals and underscores, so only what no bucket can hold is refused.
 S3_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
@@ -44,27 +41,199 @@ def project_root() -> Path:
     raise ConfigError(f"No dvc.yaml found in {start} or above; run the command from the project.")
 
 
+# --- declaring a setting ----------------------------------------------------------------------
+
+
+def setting(
+    default: Any = MISSING,
+    *,
+    least: float | None = None,
+    above: float | None = None,
+    most: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    parse: typing.Callable[[str, Any], Any] | None = None,
+) -> Any:
+    """A params.yaml key of a section class: its default (none: required) and allowed values.
+
+    `least`/`most` bound a number inclusively, `above` exclusively; `choices` lists the allowed
+    words; `parse(key, value)` replaces the type check for values that need more (a regex), and
+    returns the value to store or raises ConfigError.
+    """
+    rules = {"least": least, "above": above, "most": most, "choices": choices, "parse": parse}
+    return field(default=default, metadata=rules)
+
+
+class _Retrying:
+    """A section whose transient failures are retried (retries, retry_delay, max_retry_delay)."""
+
+    retries: int
+    retry_delay: float
+    max_retry_delay: float
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.retries, self.retry_delay, self.max_retry_delay)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how patiently a transient failure is retried."""
+    """How often and how patiently a transient failure is retried (seconds)."""
 
     retries: int
     first_delay: float
     max_delay: float = 600.0
 
 
-@dataclass(frozen=True)
+# --- the sections -----------------------------------------------------------------------------
+
+
+def _location(key: str, value: Any) -> str:
+    """A folder, s3://<bucket>/<prefix> or remote://<dvc remote>/<prefix>, without trailing /."""
+    text = _text(key, value)
+    if text.startswith(("s3://", "remote://")) and not _names_a_bucket(text):
+        raise ConfigError(
+            f"params.yaml: `{key}` is {text!r}; name a bucket (s3://<bucket>/<prefix>) or a DVC "
+            "remote (remote://<name>)."
+        )
+    if "://" in text and not text.startswith(("s3://", "remote://")):
+        raise ConfigError(
+            f"params.yaml: `{key}` is {text!r}; use a folder, s3://<bucket>/<prefix> or "
+            "remote://<dvc remote>."
+        )
+    if not text:
+        raise ConfigError(f"params.yaml: `{key}` must name a folder or remote://<remote>.")
+    return text.rstrip("/") or text
+
+
+def _publish_target(key: str, value: Any) -> str:
+    """Empty (publish nothing), s3://<bucket>/<prefix>/ or remote://<dvc remote>/<prefix>."""
+    text = "" if value is None else _text(key, value)
+    if text and not _names_a_bucket(text):
+        raise ConfigError(
+            f"params.yaml: `{key}` is {text!r}; use s3://<bucket>/<prefix>/, "
+            "remote://<dvc remote>/<prefix>, or leave it empty to publish nothing."
+        )
+    return text
+
+
+def _non_empty(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if not text.strip():
+        raise ConfigError(f"params.yaml: `{key}` is empty; give it a value.")
+    return text
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source(_Retrying):
+    """`source`: where the crawl files are and how patiently they are fetched."""
+
+    root: str = setting(parse=_location)
+    retries: int = setting(2, least=0)
+    retry_delay: float = setting(60.0, least=0)
+    max_retry_delay: float = setting(600.0, least=0)
+    timeout: float = setting(60.0, above=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Paths:
+    """`paths`: the folders of the stages' outputs, relative to the project root."""
+
+    raw: str = setting("data/raw", parse=_non_empty)
+    ingest: str = setting("data/ingest", parse=_non_empty)
+    exports: str = setting("data/exports", parse=_non_empty)
+    published: str = setting("data/published", parse=_non_empty)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ingest(_Retrying):
+    """`ingest`: the tag added to each lead's sources, retries, and the collapse guard."""
+
+    source_tag: str = setting("commoncrawl", parse=_non_empty)
+    retries: int = setting(1, least=0)
+    retry_delay: float = setting(5.0, least=0)
+    max_retry_delay: float = setting(600.0, least=0)
+    max_rejected_share: float = setting(0.5, least=0, most=1)
+    min_previous_share: float = setting(0.5, least=0, most=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Export(_Retrying):
+    """`export`: which leads go into the workbook and how it is laid out."""
+
+    source_tag: str = setting("")
+    rows_per_sheet: int = setting(MAX_ROWS_PER_SHEET, least=1, most=MAX_ROWS_PER_SHEET)
+    not_seen_loads: int = setting(2, least=1)
+    retries: int = setting(1, least=0)
+    retry_delay: float = setting(5.0, least=0)
+    max_retry_delay: float = setting(600.0, least=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Publish(_Retrying):
+    """`publish`: where workbooks are uploaded (empty: nowhere)."""
+
+    to: str = setting("", parse=_publish_target)
+    retries: int = setting(2, least=0)
+    retry_delay: float = setting(60.0, least=0)
+    max_retry_delay: float = setting(600.0, least=0)
+    timeout: float = setting(60.0, above=0)
+
+
+def _hosts(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(h, str) for h in value):
+        raise ConfigError(f"params.yaml: `{key}` must be a non-empty list of host names.")
+    return tuple(host.lower().strip(".") for host in value)
+
+
+def _url_patterns(key: str, value: Any) -> tuple[re.Pattern[str], ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"params.yaml: `{key}` must be a non-empty list of regexes.")
+    return tuple(
+        _regex(f"{key}[{i}]", pattern, needs_id_group=True) for i, pattern in enumerate(value)
+    )
+
+
+def _booking_url(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if "{id}" not in text:
+        raise ConfigError(f"params.yaml: `{key}` must contain the placeholder {{id}}.")
+    return text
+
+
+def _regex(key: str, pattern: Any, *, needs_id_group: bool) -> re.Pattern[str]:
+    if not isinstance(pattern, str):
+        raise ConfigError(f"params.yaml: `{key}` is {pattern!r}; use a regex in quotes.")
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"params.yaml: `{key}` is not a valid regex: {exc}.") from None
+    if needs_id_group and "id" not in compiled.groupindex:
+        raise ConfigError(f"params.yaml: `{key}` needs a named group (?P<id>...) for the id.")
+    return compiled
+
+
+def _id_pattern(key: str, pattern: Any) -> re.Pattern[str]:
+    compiled = _regex(key, pattern, needs_id_group=False)
+    if not can_match_an_id(compiled):
+        raise ConfigError(
+            f"params.yaml: `{key}` ({compiled.pattern!r}) can never match an id: no non-empty "
+            "text fully matches it; fix the regex."
+        )
+    return compiled
+
+
+@dataclass(frozen=True, kw_only=True)
 class Engine:
     """One booking engine: where its crawl file is and how a line becomes a property id."""
 
-    name: str
-    file: str
-    display_name: str
-    hosts: tuple[str, ...]
-    url_patterns: tuple[re.Pattern[str], ...]
-    id_pattern: re.Pattern[str]
-    id_case: str
-    booking_url: str
+    name: str = field(metadata={"internal": True})  # the key under `engines`
+    file: str = setting(parse=_non_empty)
+    display_name: str = setting(parse=_non_empty)
+    hosts: tuple[str, ...] = setting(parse=_hosts)
+    url_patterns: tuple[re.Pattern[str], ...] = setting(parse=_url_patterns)
+    id_pattern: re.Pattern[str] = setting(parse=_id_pattern)
+    id_case: str = setting("preserve", choices=ID_CASES)
+    booking_url: str = setting(parse=_booking_url)
 
     def canonical_url(self, property_id: str) -> str:
         return self.booking_url.replace("{id}", property_id)
@@ -72,27 +241,23 @@ class Engine:
 
 @dataclass(frozen=True)
 class Params:
-    """params.yaml, validated."""
+    """params.yaml, validated: one typed object per section, engines by name."""
 
     root: Path
-    raw: dict[str, Any]
-    engines: dict[str, Engine]
+    source: Source
+    paths: Paths = field(default_factory=Paths)
+    ingest: Ingest = field(default_factory=Ingest)
+    export: Export = field(default_factory=Export)
+    publish: Publish = field(default_factory=Publish)
+    engines: dict[str, Engine] = field(default_factory=dict)
 
-    @cached_property
+    @property
     def source_root(self) -> str:
-        return str(self.raw["source"]["root"]).rstrip("/")
-
-    def retry_policy(self, section: str) -> RetryPolicy:
-        block = self.raw.get(section, {})
-        return RetryPolicy(
-            retries=int(block.get("retries", 0)),
-            first_delay=float(block.get("retry_delay", 1.0)),
-            max_delay=float(block.get("max_retry_delay", 600.0)),
-        )
+        return self.source.root
 
     def path(self, kind: str, engine: str, suffix: str) -> Path:
         """data/<kind>/<engine><suffix>, with the folder taken from params `paths`."""
-        return self.root / self.raw["paths"][kind] / f"{engine}{suffix}"
+        return self.root / getattr(self.paths, kind) / f"{engine}{suffix}"
 
     def engine(self, name: str) -> Engine:
         try:
@@ -104,8 +269,23 @@ class Params:
             ) from None
 
 
+# Sections that are one typed object each (`engines` is a mapping of them).
+SECTIONS: dict[str, type] = {
+    "source": Source,
+    "paths": Paths,
+    "ingest": Ingest,
+    "export": Export,
+    "publish": Publish,
+}
+
+
 def load_params(root: Path | None = None) -> Params:
-    """Read and validate params.yaml of the project at `root` (default: the current project)."""
+    """Read and validate params.yaml of the project at `root` (default: the current project).
+
+    Raises ConfigError naming the key (`section.name`) and the fix for: a missing or invalid
+    file, an unknown section or key (with the nearest valid name), a missing required key, a
+    value of the wrong type or out of range, and an engine rule that cannot work.
+    """
     root = root or project_root()
     path = root / "params.yaml"
     try:
@@ -114,78 +294,115 @@ def load_params(root: Path | None = None) -> Params:
         raise ConfigError(f"{path} is missing.") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    for section in ("source", "paths", "engines"):
-        if not isinstance(raw.get(section), dict):
-            raise ConfigError(f"params.yaml: `{section}` must be a mapping.")
-    if not raw["source"].get("root"):
-        raise ConfigError("params.yaml: `source.root` must name a folder or remote://<remote>.")
-    publish_to = str((raw.get("publish") or {}).get("to") or "")
-    if publish_to and not _names_a_bucket(publish_to):
+    if not isinstance(raw, dict):
         raise ConfigError(
-            f"params.yaml: `publish.to` is {publish_to!r}; use s3://<bucket>/<prefix>/, "
-            "remote://<dvc remote>/<prefix>, or leave it empty to publish nothing."
+            "params.yaml must be a mapping of sections (source, paths, engines, ...)."
         )
-    source_root = str(raw["source"]["root"])
-    if source_root.startswith(("s3://", "remote://")) and not _names_a_bucket(source_root):
-        raise ConfigError(
-            f"params.yaml: `source.root` is {source_root!r}; name a bucket "
-            "(s3://<bucket>/<prefix>) or a DVC remote (remote://<name>)."
-        )
-    for section in RETRY_SECTIONS:
-        _check_retry_settings(section, raw.get(section))
-    engines = {name: _engine(name, spec) for name, spec in raw["engines"].items()}
-    return Params(root=root, raw=raw, engines=engines)
+    _refuse_unknown("", raw, [*SECTIONS, "engines"])
+    sections = {name: _build(kind, raw.get(name, MISSING), name) for name, kind in SECTIONS.items()}
+    engines = raw.get("engines")
+    if not isinstance(engines, dict):
+        raise ConfigError("params.yaml: `engines` must be a mapping of engine name to its rules.")
+    return Params(
+        root=root,
+        engines={name: _engine(name, spec) for name, spec in engines.items()},
+        **sections,
+    )
 
 
-def _engine(name: str, spec: Any) -> Engine:
+def _engine(name: Any, spec: Any) -> Engine:
     key = f"engines.{name}"
-    if not ENGINE_NAME.match(str(name)):
+    if not isinstance(name, str) or not ENGINE_NAME.match(name):
         raise ConfigError(f"params.yaml: `{key}`: engine names are lower-case letters, digits, _.")
-    if not isinstance(spec, dict):
-        raise ConfigError(f"params.yaml: `{key}` must be a mapping of engine fields.")
-    unknown = set(spec) - ENGINE_FIELDS
-    if unknown:
+    return _build(Engine, spec, key, name=name)
+
+
+# --- the one validator ------------------------------------------------------------------------
+
+
+def _build(kind: type, data: Any, key: str, **internal: Any) -> Any:
+    """An instance of the section class `kind` from the YAML mapping `data` at `key`."""
+    if data is MISSING:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"params.yaml: `{key}` must be a mapping of settings.")
+    declared = [f for f in fields(kind) if not f.metadata.get("internal")]
+    _refuse_unknown(key, data, [f.name for f in declared])
+    hints = typing.get_type_hints(kind)
+    values = dict(internal)
+    for spec in declared:
+        name = f"{key}.{spec.name}"
+        if spec.name not in data:
+            if spec.default is MISSING and spec.default_factory is MISSING:
+                raise ConfigError(f"params.yaml: `{key}` is missing `{spec.name}`; add it.")
+            continue
+        values[spec.name] = _value(name, data[spec.name], hints[spec.name], spec.metadata)
+    return kind(**values)
+
+
+def _refuse_unknown(section: str, data: dict[Any, Any], known: list[str]) -> None:
+    for name in data:
+        if name in known:
+            continue
+        key = f"{section}.{name}" if section else str(name)
+        nearest = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+        hint = f"did you mean `{section + '.' if section else ''}{nearest[0]}`?" if nearest else ""
+        where = f"`{section}`" if section else "params.yaml"
         raise ConfigError(
-            f"params.yaml: `{key}` has unknown field(s) {', '.join(sorted(unknown))}; "
-            f"allowed: {', '.join(sorted(ENGINE_FIELDS))}."
+            f"params.yaml: `{key}` is not a known setting; {hint or 'remove it.'} "
+            f"{where} takes: {', '.join(known)}."
         )
-    missing = ENGINE_FIELDS - set(spec) - {"id_case"}
-    if missing:
-        raise ConfigError(f"params.yaml: `{key}` is missing {', '.join(sorted(missing))}.")
-    id_case = spec.get("id_case", "preserve")
-    if id_case not in ID_CASES:
-        raise ConfigError(f"params.yaml: `{key}.id_case` must be one of {', '.join(ID_CASES)}.")
-    hosts = spec["hosts"]
-    if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) for h in hosts):
-        raise ConfigError(f"params.yaml: `{key}.hosts` must be a non-empty list of host names.")
-    patterns = spec["url_patterns"]
-    if not isinstance(patterns, list) or not patterns:
-        raise ConfigError(f"params.yaml: `{key}.url_patterns` must be a non-empty list of regexes.")
-    url_patterns = tuple(
-        _regex(f"{key}.url_patterns[{i}]", p, needs_id_group=True) for i, p in enumerate(patterns)
-    )
-    if "{id}" not in str(spec["booking_url"]):
-        raise ConfigError(f"params.yaml: `{key}.booking_url` must contain the placeholder {{id}}.")
-    return Engine(
-        name=name,
-        file=str(spec["file"]),
-        display_name=str(spec["display_name"]),
-        hosts=tuple(h.lower().strip(".") for h in hosts),
-        url_patterns=url_patterns,
-        id_pattern=_id_pattern(f"{key}.id_pattern", spec["id_pattern"]),
-        id_case=id_case,
-        booking_url=str(spec["booking_url"]),
+
+
+def _value(key: str, value: Any, kind: Any, rules: Any) -> Any:
+    """`value` checked against the type `kind` and the `setting()` rules; the value to store."""
+    if rules.get("parse"):
+        return rules["parse"](key, value)
+    if kind is str:
+        text = _text(key, value)
+        if rules.get("choices") and text not in rules["choices"]:
+            raise ConfigError(
+                f"params.yaml: `{key}` is {text!r}; use one of {', '.join(rules['choices'])}."
+            )
+        return text
+    if kind is int or kind is float:
+        whole = kind is int
+        number = isinstance(value, int) if whole else isinstance(value, int | float)
+        in_range = number and not isinstance(value, bool) and _in_range(value, rules)
+        if not in_range:
+            raise ConfigError(f"params.yaml: `{key}` is {value!r}; use {_describe(whole, rules)}.")
+        return value if whole else float(value)
+    raise TypeError(f"{key}: settings of type {kind!r} need a parse function")
+
+
+def _in_range(value: float, rules: Any) -> bool:
+    if value != value:  # NaN passes no bound
+        return False
+    least, above, most = rules.get("least"), rules.get("above"), rules.get("most")
+    return (
+        (least is None or value >= least)
+        and (above is None or value > above)
+        and (most is None or value <= most)
     )
 
 
-def _regex(key: str, pattern: Any, *, needs_id_group: bool) -> re.Pattern[str]:
-    try:
-        compiled = re.compile(str(pattern))
-    except re.error as exc:
-        raise ConfigError(f"params.yaml: `{key}` is not a valid regex: {exc}.") from None
-    if needs_id_group and "id" not in compiled.groupindex:
-        raise ConfigError(f"params.yaml: `{key}` needs a named group (?P<id>...) for the id.")
-    return compiled
+def _describe(whole: bool, rules: Any) -> str:
+    """ "a whole number from 1 to 1048575", "a number above 0", ... for an error message."""
+    noun = "a whole number" if whole else "a number"
+    least, above, most = rules.get("least"), rules.get("above"), rules.get("most")
+    if least is not None and most is not None:
+        return f"{noun} from {least} to {most}"
+    if above is not None:
+        return f"{noun} above {above}"
+    if least is not None:
+        return f"{noun}, {least} or more"
+    return noun
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"params.yaml: `{key}` is {value!r}; use text (quote it in YAML).")
+    return value
 
 
 def _names_a_bucket(location: str) -> bool:
@@ -195,36 +412,6 @@ def _names_a_bucket(location: str) -> bool:
     if location.startswith("s3://"):
         return bool(S3_BUCKET.match(location.removeprefix("s3://").partition("/")[0]))
     return False
-
-
-def _check_retry_settings(section: str, block: Any) -> None:
-    """`retries` a whole number >= 0, delays >= 0 and `timeout` > 0 seconds, when present."""
-    if block is None:
-        return
-    if not isinstance(block, dict):
-        raise ConfigError(f"params.yaml: `{section}` must be a mapping.")
-    retries = block.get("retries", 0)
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ConfigError(
-            f"params.yaml: `{section}.retries` is {retries!r}; use a whole number, 0 or more."
-        )
-    for name, least in (("retry_delay", 0), ("max_retry_delay", 0), ("timeout", 1e-3)):
-        value = block.get(name, least)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= least:
-            raise ConfigError(
-                f"params.yaml: `{section}.{name}` is {value!r}; use a number of seconds"
-                + (" above 0." if least else ", 0 or more.")
-            )
-
-
-def _id_pattern(key: str, pattern: Any) -> re.Pattern[str]:
-    compiled = _regex(key, pattern, needs_id_group=False)
-    if not can_match_an_id(compiled):
-        raise ConfigError(
-            f"params.yaml: `{key}` ({compiled.pattern!r}) can never match an id: no non-empty "
-            "text fully matches it; fix the regex."
-        )
-    return compiled
 
 
 # --- can an id pattern match anything? ------------------------------------------------------

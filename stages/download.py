@@ -27,8 +27,8 @@ def download(engine_name: str) -> None:
     result = storage.fetch(
         source,
         params.path("raw", engine.name, ".txt"),
-        policy=params.retry_policy("source"),
-        timeout=float(params.raw["source"].get("timeout", 60)),
+        policy=params.source.retry_policy,
+        timeout=params.source.timeout,
         label=f"{STAGE}@{engine.name}",
     )
     write_json(

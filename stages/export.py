@@ -33,8 +33,8 @@ def export(engine_name: str) -> None:
             f"run `dvc repro ingest@{engine.name}`."
         )
     marker = json.loads(marker_path.read_text(encoding="utf-8"))
-    settings = params.raw["export"]
-    source_tag = str(settings.get("source_tag") or "") or None
+    settings = params.export
+    source_tag = settings.source_tag or None
     workbook = params.path("exports", engine.name, ".xlsx")
     started = time.monotonic()
 
@@ -44,13 +44,9 @@ def export(engine_name: str) -> None:
             if drift:
                 raise PipelineError(f"{STAGE}@{engine.name}: {drift}")
             rows = _counted(leads.engine_leads(conn, engine.name, source_tag))
-            return write_leads_workbook(
-                workbook, rows, rows_per_sheet=int(settings["rows_per_sheet"])
-            )
+            return write_leads_workbook(workbook, rows, rows_per_sheet=settings.rows_per_sheet)
 
-    stats = db.retrying(
-        params.retry_policy("export"), export_once, describe=f"{STAGE}@{engine.name}"
-    )
+    stats = db.retrying(settings.retry_policy, export_once, describe=f"{STAGE}@{engine.name}")
     write_json(
         params.path("exports", engine.name, ".json"),
         {

@@ -91,7 +91,7 @@ def ingest(engine_name: str, file: Path | None, source_tag: str | None) -> dict[
 
     params = load_params()
     engine = params.engine(engine_name)
-    tag = source_tag if source_tag is not None else str(params.raw["ingest"]["source_tag"])
+    tag = source_tag if source_tag is not None else params.ingest.source_tag
     by_hand = file is not None
     path = file or params.path("raw", engine.name, ".txt")
     if not path.is_file():
@@ -116,7 +116,7 @@ def ingest(engine_name: str, file: Path | None, source_tag: str | None) -> dict[
                 return leads.load_leads(conn, engine, ids, source_tag=tag, seen_at=seen_at)
 
         loaded = db.retrying(
-            params.retry_policy("ingest"),
+            params.ingest.retry_policy,
             load_once,
             describe=f"{STAGE}@{engine.name}: loading {path.name}",
         )

@@ -14,9 +14,7 @@ after three seconds. This module only starts those processes and says how each o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from stages import dvcstate
 from stages.config import Params, load_params
 from stages.errors import PipelineError
 
@@ -71,54 +70,58 @@ def run_chains(
     """Run each engine's chain in its own `dvc repro`, at most `jobs` at once; output lines are
     prefixed with the engine so interleaved logs stay readable.
 
-    Interrupted (Ctrl-C, or SIGTERM when a CI job is cancelled), it stops every running
-    `dvc repro` and its stage with SIGTERM: the stage removes its temporary files and rolls its
-    transaction back, and the next run finds DVC's locks free (they die with the process)."""
+    Damaged DVC state (a dvc killed mid-write earlier) is repaired first, when no dvc runs.
+    Interrupted (Ctrl-C, or SIGTERM when a CI job is cancelled), it never signals dvc itself
+    (a dvc killed while it rewrites dvc.lock or its rwlock leaves them empty): it stops the
+    stage each `dvc repro` runs (stages.dvcstate.SafeStopper), the stage removes its temporary
+    files and rolls its transaction back, and each dvc exits through its own cleanup."""
+    for line in dvcstate.repair_if_idle(params.root):
+        print(f"parallel: {line}", file=sys.stderr)
     commands = {engine: repro_command(params, engine, pull=pull) for engine in engines}
     printing = threading.Lock()
+    starting = threading.Lock()
     running: dict[str, subprocess.Popen[str]] = {}
     stopping = threading.Event()
 
     def run(engine: str) -> ChainResult:
         started = time.monotonic()
-        if stopping.is_set():
-            return ChainResult(engine, 130, 0.0)
-        # Its own process group, so that stopping it reaches the stage DVC runs, too.
-        with subprocess.Popen(
-            commands[engine],
-            cwd=params.root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        ) as process:
+        with starting:
+            if stopping.is_set():
+                return ChainResult(engine, 130, 0.0)
+            # Its own session: a terminal's Ctrl-C reaches only us, and we stop dvc safely.
+            process = subprocess.Popen(
+                commands[engine],
+                cwd=params.root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                errors="replace",
+                start_new_session=True,
+            )
             running[engine] = process
+        with process:
             assert process.stdout is not None
             for line in process.stdout:
                 with printing:
                     print(f"[{engine}] {line}", end="", flush=True)
         return ChainResult(engine, process.returncode, time.monotonic() - started)
 
-    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    previous = signal.signal(signal.SIGTERM, dvcstate.interrupt_as_keyboard)
     pool = ThreadPoolExecutor(max_workers=max(jobs, 1))
     try:
         return list(pool.map(run, engines))
     except KeyboardInterrupt:
-        stopping.set()
-        for process in running.values():
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
+        with starting:
+            stopping.set()
+            started = list(running.values())
+        print("parallel: stopping the running stages; dvc then exits by itself", file=sys.stderr)
+        dvcstate.SafeStopper(started).stop()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         signal.signal(signal.SIGTERM, previous)
-
-
-def _terminate_as_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt("terminated (SIGTERM)")
+        dvcstate.save_good_copy(params.root)
 
 
 def main(argv: list[str] | None = None) -> int:

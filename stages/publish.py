@@ -30,18 +30,18 @@ def publish(engine_name: str) -> None:
             f"{STAGE}@{engine.name}: {workbook.name} is missing; "
             f"run `dvc repro export@{engine.name}`."
         )
-    settings = params.raw["publish"]
+    settings = params.publish
     record: dict[str, object] = {"engine": engine.name, "workbook_bytes": workbook.stat().st_size}
-    if not settings.get("to"):
+    if not settings.to:
         record.update(published=False, uri=None, reason="publish.to is empty in params.yaml")
     else:
-        target = storage.resolve(str(settings["to"]), f"{engine.name}_leads.xlsx", params.root)
+        target = storage.resolve(settings.to, f"{engine.name}_leads.xlsx", params.root)
         uploaded = storage.upload(
             workbook,
             target,
             content_type=XLSX_TYPE,
-            policy=params.retry_policy("publish"),
-            timeout=float(settings.get("timeout", 60)),
+            policy=settings.retry_policy,
+            timeout=settings.timeout,
             label=f"{STAGE}@{engine.name}",
         )
         record.update(published=True, uri=storage.describe(target), **uploaded)

@@ -1,12 +1,15 @@
 """What every stage does around its work: logging to the console and to
 logs/<stage>/<engine>.log, recording each attempt in the run history (stages.history),
-turning a PipelineError into one readable line and exit code 1."""
+turning a PipelineError into one readable line and exit code 1, and looking after DVC's state
+files (stages.dvcstate): a copy of each sound dvc.lock it starts with, a warning with the repair
+command when one is damaged."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -14,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from stages import history
+from stages import dvcstate, history
 from stages.errors import PipelineError
 from stages.retry import add_retry_listener, first_line
 
@@ -44,6 +47,7 @@ def run_stage(
     """
     label = f"{stage}@{engine}"
     _configure_logging(stage, engine, log_root)
+    _look_after_dvc_state()
     run = history.StageRun.begin(stage, engine, logs=log_root) if record else None
     remove_listener = add_retry_listener(run.retried) if run else lambda: None
     started = time.monotonic()
@@ -70,6 +74,28 @@ def run_stage(
     if code == 0:
         log.info("%s: done in %.2f s", label, time.monotonic() - started)
     return code
+
+
+def _look_after_dvc_state() -> None:
+    """Under `dvc repro`, DVC has just read dvc.lock: keep it as the last good copy. Run by
+    hand, say so when DVC's state files are damaged (dvc would fail on them), with the fix.
+
+    Under dvc nothing is judged: another `dvc repro` beside this one may be rewriting the files
+    this very moment, and our own dvc still runs, so a repair would have to wait anyway."""
+    from stages.config import project_root
+
+    try:
+        root = project_root()
+    except PipelineError:
+        return
+    if os.environ.get("DVC_STAGE"):
+        dvcstate.save_good_copy(root)
+        return
+    found = dvcstate.damage(root)
+    if found and not dvcstate.dvc_processes(root):
+        log.warning("warning: %s", dvcstate.explain(found))
+    elif not found:
+        dvcstate.save_good_copy(root)
 
 
 @contextlib.contextmanager

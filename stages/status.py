@@ -4,7 +4,15 @@ A grid of engines by stages; each cell is up to date, stale (and why, in words),
 progress) or failed (with the error's first line), plus its last run, duration, attempts and
 counts. Below it the database drift per engine and the totals. It reads `dvc status` (through
 DVC's Python API), dvc.yaml, dvc.lock, the stage markers, the run history and the heartbeats,
-and changes nothing: it never starts the embedded PostgreSQL unless asked to (--start-db).
+and changes nothing but the last good copy of dvc.lock (stages.dvcstate): it never starts the
+embedded PostgreSQL unless asked to (--start-db). `--repair` repairs a dvc.lock or rwlock a
+killed dvc left damaged.
+
+DVC is the judge of what is up to date; the run history only explains. A stage is failed only
+while its last attempt failed (or was killed) *and* DVC would run it again; once DVC considers
+it up to date (the cause was fixed and the inputs are back as dvc.lock records them, the
+run-cache restored its outputs, a by-hand run outside DVC or a forced re-run failed without
+changing what DVC recorded), the failed attempt is history, shown in the cell's `note`.
 
 Exit code 0 when every stage is up to date and no engine drifted, 1 otherwise, so CI can gate
 on it. `collect()` builds the same snapshot for the dashboard (stages.dashboard).
@@ -26,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from stages import history
+from stages import dvcstate, history
 from stages.history import Attempt, parse_time
 from stages.retry import first_line
 from stages.secrets import redact
@@ -54,6 +62,7 @@ class LastRun:
     commit: str | None
     via: str
     error: str | None
+    run_id: str = ""
 
 
 @dataclass
@@ -69,6 +78,8 @@ class Cell:
     last_run: LastRun | None = None
     counts: dict[str, int] = field(default_factory=dict)
     summary: str = ""
+    # A failed attempt that is history (DVC considers the stage up to date): when, how, where.
+    note: str = ""
 
     @property
     def name(self) -> str:
@@ -79,11 +90,14 @@ class Cell:
 
 
 def _load_yaml(path: Path) -> Any:
+    """The YAML file at `path` as data; {} when it is missing or damaged (a dvc.lock a killed
+    dvc cut short is reported by dvcstate, not here)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 10x faster
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
-    except FileNotFoundError:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
+    except (OSError, ValueError, yaml.YAMLError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def pipeline_graph(root: Path) -> dict[str, Any]:
@@ -122,11 +136,20 @@ class DvcView:
     changes: dict[str, list[Any]] = field(default_factory=dict)
     busy: set[str] = field(default_factory=set)
     error: str | None = None
+    damaged: list[str] = field(default_factory=list)
 
 
 def dvc_view(root: Path) -> DvcView:
     """`dvc status` for every stage, through DVC's API; a stage whose files a running DVC
-    command holds is reported busy instead of failing the whole status."""
+    command holds is reported busy instead of failing the whole status.
+
+    A dvc.lock or rwlock a killed dvc left damaged makes every dvc command fail: that is
+    reported (with the repair command) instead of DVC's validation error; a sound dvc.lock is
+    kept as the last good copy (stages.dvcstate.save_good_copy)."""
+    damaged = dvcstate.damage(root)
+    if damaged:
+        return DvcView(error=dvcstate.explain(damaged), damaged=[str(d) for d in damaged])
+    dvcstate.save_good_copy(root)
     try:
         from dvc.lock import LockError
         from dvc.repo import Repo, lock_repo
@@ -286,6 +309,7 @@ def _last_run(attempts: list[Attempt]) -> LastRun:
         commit=last.commit,
         via=last.via,
         error=last.error,
+        run_id=first.run_id,
     )
 
 
@@ -412,7 +436,8 @@ def collect(
         "drift": drift,
         "totals": _totals(markers, states),
         "running": [asdict(c) | {"name": c.name} for c in cells if c.state == RUNNING],
-        "failures": _failures(everything),
+        "failures": _failures(everything, cells),
+        "dvc_state": {"damaged": dvc.damaged, "repair": dvcstate.REPAIR_COMMAND},
         "trend": _trend(everything, params.engines),
     }
 
@@ -496,26 +521,58 @@ def _cells(
             elif name in dvc.busy:
                 # DVC holds this stage's inputs because the stage before it is writing them.
                 cell.state, cell.reasons = STALE, [UPSTREAM_RUNNING]
-            elif local_run and local_run[-1].outcome == "failed":
-                cell.state = FAILED
-                # Stage errors start with "<stage>@<engine>: "; the cell says that already.
-                cell.error = (local_run[-1].error or "").removeprefix(f"{name}: ")
-            elif local_run and local_run[-1].outcome in ("running", "retried"):
-                cell.state, cell.error = FAILED, KILLED
-            elif name not in locked:
-                cell.state, cell.reasons = STALE, [NEVER_RUN]
-            elif name in dvc.changes:
-                cell.state = STALE
-                cell.reasons = stale_reasons(dvc.changes[name], root, params.source_root, outputs)
-            elif dvc.error:
-                cell.state, cell.reasons = UNKNOWN, [dvc.error]
-            if cell.state == UP_TO_DATE and any(
-                cells[(u, engine)].state != UP_TO_DATE for u in upstream[stage]
-            ):
-                cell.state = STALE
-                cell.reasons = [UPSTREAM_RUNNING if upstream_running else UPSTREAM]
+            else:
+                _judge(cell, root, params, dvc, locked, outputs)
+                if cell.state == UP_TO_DATE and any(
+                    cells[(u, engine)].state != UP_TO_DATE for u in upstream[stage]
+                ):
+                    cell.state = STALE
+                    cell.reasons = [UPSTREAM_RUNNING if upstream_running else UPSTREAM]
+                if local_run and local_run[-1].outcome != "succeeded":
+                    _failed_attempt(cell, local_run[-1])
             cells[(stage, engine)] = cell
     return list(cells.values())
+
+
+def _judge(
+    cell: Cell,
+    root: Path,
+    params: Any,
+    dvc: DvcView,
+    locked: set[str],
+    outputs: set[str],
+) -> None:
+    """DVC's verdict on a stage that is not running: up to date, stale (why) or unknown."""
+    if dvc.damaged:  # dvc.lock cannot be read, so "never run" would be a guess
+        cell.state, cell.reasons = UNKNOWN, [dvc.error or ""]
+    elif cell.name not in locked:
+        cell.state, cell.reasons = STALE, [NEVER_RUN]
+    elif cell.name in dvc.changes:
+        cell.state = STALE
+        cell.reasons = stale_reasons(dvc.changes[cell.name], root, params.source_root, outputs)
+    elif dvc.error:
+        cell.state, cell.reasons = UNKNOWN, [dvc.error]
+
+
+def _failed_attempt(cell: Cell, last: Attempt) -> None:
+    """The stage's last attempt failed or was killed: the cell is failed while DVC would run
+    the stage again (or cannot say), else the attempt is history and becomes the cell's note."""
+    if last.outcome == "failed":
+        # Stage errors start with "<stage>@<engine>: "; the cell says that already.
+        error = (last.error or "").removeprefix(f"{cell.name}: ")
+    else:  # "running" or "retried" with no live heartbeat: it never recorded an end
+        error = KILLED
+    if cell.state != UP_TO_DATE:
+        cell.state, cell.error = FAILED, error
+        return
+    how = "by hand" if last.via == "manual" else "under dvc"
+    when = _when(last.ended_at or last.started_at) or "an earlier run"
+    ended = "failed" if last.outcome == "failed" else "was killed"
+    log_file = f"{history.LOGS_FOLDER}/{cell.stage}/{cell.engine}.log"
+    cell.note = (
+        f"up to date; the last attempt ({how}, {when}) {ended}: {error} (see {log_file}); "
+        "DVC's record still matches the workspace, so it is history"
+    )
 
 
 def _progress(beat: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -532,7 +589,7 @@ def _progress(beat: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _headline(states: Counter[str], drifted: list[str], dvc_error: str | None, total: int) -> str:
     if dvc_error:
-        return f"Could not read dvc status: {dvc_error}."
+        return f"Could not read dvc status: {dvc_error.rstrip('.')}."
     parts = [f"{states[s]} {s}" for s in (FAILED, RUNNING, STALE, UNKNOWN) if states[s]]
     if drifted:
         parts.append(f"database drift for {', '.join(drifted)}")
@@ -555,10 +612,14 @@ def _totals(markers: dict[str, dict[str, dict[str, Any] | None]], states: Counte
     }
 
 
-def _failures(attempts: list[Attempt]) -> list[dict[str, Any]]:
+def _failures(attempts: list[Attempt], cells: list[Cell]) -> list[dict[str, Any]]:
+    """The latest failed or retried attempts, newest first; `current` marks the ones that are
+    why a cell is failed now (the rest is history)."""
+    failing = {c.last_run.run_id for c in cells if c.state == FAILED and c.last_run}
     failed = [a for a in attempts if a.outcome in ("failed", "retried")]
     return [
         {
+            "current": a.run_id in failing,
             "stage": a.stage,
             "engine": a.engine,
             "attempt": a.attempt,
@@ -614,6 +675,16 @@ def render_text(snapshot: dict[str, Any], *, color: bool = False) -> str:
         out.append("Failed:")
         out.extend(f"  {c['name']}: {c['error']}" for c in failures)
         out.append("")
+    past = [c for c in snapshot["cells"] if c["state"] != FAILED and c.get("note")]
+    if past:
+        out.append("Failed before, up to date now:")
+        out.extend(f"  {c['name']}: {c['note']}" for c in past)
+        out.append("")
+    damaged = snapshot.get("dvc_state", {}).get("damaged")
+    if damaged:
+        out.append(f"DVC's state is damaged: {'; '.join(damaged)}.")
+        out.append(f"  Repair it: {snapshot['dvc_state']['repair']}")
+        out.append("")
     database = snapshot["database"]
     label = f" {database['label']}" if database["label"] else ""
     out.append(
@@ -643,6 +714,8 @@ def _cell_lines(cell: dict[str, Any]) -> list[str]:
         detail = ", ".join(cell["reasons"])
     elif state in (FAILED, UNKNOWN):
         detail = cell["error"] or ", ".join(cell["reasons"])
+    elif cell.get("note"):
+        detail = "last try by hand failed" if "(by hand," in cell["note"] else "last try failed"
     elif state == RUNNING:
         progress = cell["progress"] or {}
         if progress.get("fraction") is not None:
@@ -685,10 +758,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="start the embedded PostgreSQL if needed, to check drift (otherwise untouched)",
     )
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="first repair a dvc.lock or .dvc/tmp/rwlock a killed dvc left damaged "
+        "(only while no dvc process runs here), then show the status",
+    )
     args = parser.parse_args(argv)
+    from stages.config import project_root
     from stages.errors import PipelineError
 
     try:
+        if args.repair:
+            done = dvcstate.repair(project_root())
+            for line in done or ["nothing to repair: dvc.lock and the rwlock are sound"]:
+                print(f"repair: {line}", file=sys.stderr)
         snapshot = collect(start_db=args.start_db)
     except PipelineError as exc:
         print(f"status: {exc}", file=sys.stderr)

@@ -6,15 +6,15 @@ its first stage, with nothing downloaded, loaded or written.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime
 
 import pytest
 
 from stages import download, export, ingest
-from stages.config import can_match_an_id
+from stages.config import can_match_an_id, load_params
 from tests.support.pg import url_for_database
-from tests.test_ingest import write_raw
 
 DATABASE_PASSWORD = "Cfg-Pw-0c8e51"
 SEEN = datetime(2026, 8, 1, tzinfo=UTC)
@@ -159,6 +159,84 @@ def test_a_retry_setting_that_is_not_a_number_is_named(project, capsys, section,
     assert outputs(project) == []
 
 
+@pytest.mark.parametrize(
+    ("section", "typo", "meant"),
+    [
+        ("ingest", "retires", "retries"),
+        ("source", "retry_dealy", "retry_delay"),
+        ("export", "rows_per_sheets", "rows_per_sheet"),
+        ("publish", "too", "to"),
+        ("paths", "export", "exports"),
+    ],
+)
+def test_an_unknown_key_is_named_with_the_nearest_valid_one(project, capsys, section, typo, meant):
+    project.edit_params(lambda p: p[section].update({typo: 3}))
+    fails_naming(capsys, download.main, f"`{section}.{typo}`", f"did you mean `{section}.{meant}`")
+    assert outputs(project) == []
+
+
+def test_an_unknown_section_is_named_with_the_nearest_valid_one(project, capsys):
+    project.edit_params(lambda p: p.update(exports={"rows_per_sheet": 100}))
+    fails_naming(capsys, download.main, "`exports`", "did you mean `export`")
+
+
+def test_an_unknown_engine_field_is_named_with_the_nearest_valid_one(project, capsys):
+    project.edit_params(lambda p: p["engines"]["mews"].update(id_patern="[0-9]+"))
+    fails_naming(capsys, download.main, "`engines.mews.id_patern`", "`engines.mews.id_pattern`")
+
+
+@pytest.mark.parametrize(
+    ("section", "name", "value", "fix"),
+    [
+        ("export", "rows_per_sheet", "abc", "a whole number from 1 to 1048575"),
+        ("export", "rows_per_sheet", 0, "a whole number from 1 to 1048575"),
+        ("export", "rows_per_sheet", 2_000_000, "a whole number from 1 to 1048575"),
+        ("export", "not_seen_loads", 0, "a whole number, 1 or more"),
+        ("ingest", "max_rejected_share", 1.5, "a number from 0 to 1"),
+        ("ingest", "min_previous_share", "half", "a number from 0 to 1"),
+        ("ingest", "source_tag", "", "is empty"),
+        ("export", "source_tag", 2026, "use text"),
+        ("paths", "raw", None, "use text"),
+        ("publish", "retries", True, "a whole number, 0 or more"),
+        ("source", "timeout", ".5", "a number above 0"),
+    ],
+)
+def test_every_value_is_checked_before_the_first_stage_does_any_work(
+    project, capsys, section, name, value, fix
+):
+    project.edit_params(lambda p: p[section].update({name: value}))
+    fails_naming(capsys, download.main, f"`{section}.{name}`", fix)
+    assert outputs(project) == []
+
+
+def test_a_bad_export_setting_stops_dvc_repro_at_the_download(project):
+    project.edit_params(lambda p: p["export"].update(rows_per_sheet="abc"))
+    result = project.dvc("repro", "export@rms", check=False)
+    assert result.returncode != 0
+    assert project.ran_stages(result.stdout) == ["download@rms"]
+    assert "`export.rows_per_sheet` is 'abc'" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert outputs(project) == []
+
+
+def test_settings_left_out_take_their_defaults(tmp_path):
+    (tmp_path / "params.yaml").write_text("source: {root: data/sources}\nengines: {}\n")
+    params = load_params(tmp_path)
+    assert params.ingest.max_rejected_share == 0.5 and params.ingest.min_previous_share == 0.5
+    assert params.export.not_seen_loads == 2 and params.export.rows_per_sheet == 1_048_575
+    assert params.publish.to == "" and params.source.retry_policy.retries == 2
+    assert params.path("raw", "rms", ".txt") == tmp_path / "data/raw/rms.txt"
+
+
+def test_settings_are_typed_and_frozen(project):
+    params = load_params(project.root)
+    assert not hasattr(params, "raw")
+    assert isinstance(params.export.rows_per_sheet, int)
+    assert isinstance(params.source.retry_delay, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.export.rows_per_sheet = 5  # type: ignore[misc]
+
+
 def test_a_missing_source_file_stops_dvc_before_any_stage_runs(project):
     (project.root / "data/sources/rms.txt").unlink()
     result = project.dvc("repro", "publish@rms", check=False)
@@ -185,7 +263,7 @@ def test_an_unreachable_database_fails_the_ingest_before_it_reads_a_line(
 ):
     url = f"postgresql://leads:{DATABASE_PASSWORD}@127.0.0.1:1/leads"
     monkeypatch.setenv("DATABASE_URL", url)
-    write_raw(project, "rms", "12345\n", SEEN)
+    project.write_raw("rms", "12345\n", SEEN)
     error = fails_naming(capsys, ingest.main, "postgresql://leads:***@127.0.0.1:1/leads")
     assert "reachable" in error and DATABASE_PASSWORD not in error
     assert wrote_nothing(project, "ingest")
@@ -205,7 +283,7 @@ def test_an_unreachable_database_fails_the_ingest_before_it_reads_a_line(
 )
 def test_a_malformed_database_url_is_named_without_its_password(project, monkeypatch, capsys, url):
     monkeypatch.setenv("DATABASE_URL", url)
-    write_raw(project, "rms", "12345\n", SEEN)
+    project.write_raw("rms", "12345\n", SEEN)
     error = fails_naming(capsys, ingest.main, "DATABASE_URL")
     assert DATABASE_PASSWORD not in error and DATABASE_PASSWORD[4:] not in error
     assert wrote_nothing(project, "ingest")
@@ -224,6 +302,6 @@ def test_a_database_url_naming_a_missing_database_is_refused(
     project, pg_server, monkeypatch, capsys
 ):
     monkeypatch.setenv("DATABASE_URL", url_for_database(pg_server, "no_such_leads_db"))
-    write_raw(project, "rms", "12345\n", SEEN)
+    project.write_raw("rms", "12345\n", SEEN)
     fails_naming(capsys, ingest.main, "DATABASE_URL", "no_such_leads_db")
     assert wrote_nothing(project, "ingest")

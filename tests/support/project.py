@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,14 @@ class Project:
     def stage(self, module: str, *args: str, check: bool = False) -> subprocess.CompletedProcess:
         return self.run(sys.executable, "-m", f"stages.{module}", *args, check=check)
 
+    def write_raw(self, engine: str, text: str, modified: datetime) -> None:
+        """What download@engine leaves: the file and the meta saying when the source changed."""
+        raw = self.root / "data/raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        (raw / f"{engine}.txt").write_text(text)
+        meta = {"source_modified": modified.isoformat()}
+        (raw / f"{engine}.meta.json").write_text(json.dumps(meta))
+
     def ran_stages(self, output: str) -> list[str]:
         """The stages a `dvc repro` output says it ran."""
         return [
@@ -100,6 +110,7 @@ def make_project(destination: Path) -> Project:
 def _fast_retries(params: dict[str, Any]) -> None:
     for section in ("source", "ingest", "publish"):
         params[section]["retry_delay"] = 0.01
+    for section in ("source", "publish"):  # the sections that have a timeout
         params[section]["timeout"] = 2
 
 
