@@ -622,6 +622,7 @@ def _failures(attempts: list[Attempt], cells: list[Cell]) -> list[dict[str, Any]
             "current": a.run_id in failing,
             "stage": a.stage,
             "engine": a.engine,
+            "run_id": a.run_id,
             "attempt": a.attempt,
             "outcome": a.outcome,
             "at": a.ended_at or a.started_at,
