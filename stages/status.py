@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from stages import dvcstate, history
+from stages import alerts, dvcstate, history
 from stages.history import Attempt, parse_time
 from stages.retry import first_line
 from stages.secrets import redact
@@ -778,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"status: {exc}", file=sys.stderr)
         return 1
+    alerts.drift_found(snapshot["drift"], Path(snapshot["root"]) / history.LOGS_FOLDER)
     if args.json:
         print(json.dumps(snapshot, indent=2, sort_keys=True))
     else:
