@@ -3,7 +3,16 @@
 One self-contained page (stages/dashboard.html: no CDN, fonts or scripts from elsewhere) that
 refreshes itself every few seconds from `/api/status`, the same snapshot `python -m
 stages.status --json` prints: the status grid, the pipeline graph from dvc.yaml, leads per
-engine and their trend, running stages with progress, database drift and recent failures.
+engine and their trends, running stages with progress, database drift and recent failures;
+and the pipeline runs (stages.runs) with each run's timeline and the log of every attempt.
+
+JSON API (every answer is JSON; unknown names answer 404 with {"error": ...}):
+  /api/status                        the status snapshot, plus `trends` per engine
+  /api/runs?engine=&stage=&outcome=  pipeline runs, newest first
+  /api/runs/<run id>                 one run and its attempts (the timeline)
+  /api/logs/<stage>/<engine>         the latest attempt's log as text (?attempt=N or
+                                     ?attempt=<stage run id>.<N> for another one)
+  /logs/<stage>/<engine>.log         the whole log file, as a download
 
 It runs only while you look at it and binds to loopback unless `--allow-remote` is given (it
 has no login). The page renders every value as text, never as HTML, and a Content-Security-
@@ -28,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from stages import status
+from stages import history, loads, logs_api, runs, status
 from stages.errors import ConfigError, PipelineError
 from stages.secrets import redact
 
@@ -40,6 +49,11 @@ REFRESH_SECONDS = 3.0
 # `dvc status` costs about a second; reuse it while the files it reads are unchanged, but not
 # longer than this, so a changed S3 source (which no local file reveals) shows up too.
 DVC_MAX_AGE = 30.0
+ATTEMPTS_MAX_AGE = 2.0  # seconds the run history read for the run list is reused
+ROUTE = re.compile(
+    r"^/(?:api/runs/(?P<run>[^/]+)|api/logs/(?P<stage>[^/]+)/(?P<engine>[^/]+)"
+    r"|logs/(?P<dstage>[^/]+)/(?P<dengine>[^/]+)\.log)$"
+)
 PAGE = Path(__file__).with_name("dashboard.html")
 
 
@@ -73,6 +87,9 @@ class Snapshots:
         self._dvc: status.DvcView | None = None
         self._dvc_key: tuple[Any, ...] | None = None
         self._dvc_at = 0.0
+        self._attempts_lock = threading.Lock()
+        self._attempts: list[history.Attempt] | None = None
+        self._attempts_at = 0.0
 
     def get(self) -> dict[str, Any]:
         with self._lock:
@@ -82,7 +99,45 @@ class Snapshots:
                 self._dvc = status.dvc_view(self.root)
                 # The fingerprint taken before the DVC call: a change during it is seen next time.
                 self._dvc_key, self._dvc_at = key, now
-            return status.collect(self.root, dvc=self._dvc)
+            snapshot = status.collect(self.root, dvc=self._dvc)
+        snapshot["trends"] = loads.trends(self.attempts(), [e["name"] for e in snapshot["engines"]])
+        return snapshot
+
+    def attempts(self) -> list[history.Attempt]:
+        """Every attempt this checkout and the database know of, merged (re-read every
+        ATTEMPTS_MAX_AGE seconds at most)."""
+        with self._attempts_lock:
+            now = time.monotonic()
+            if self._attempts is None or now - self._attempts_at > ATTEMPTS_MAX_AGE:
+                self._attempts = _read_attempts(self.root)
+                self._attempts_at = now
+            return self._attempts
+
+    def alive(self) -> set[str]:
+        """Ids of the stage runs whose heartbeat says they are still at work."""
+        beats = history.read_heartbeats(self.root / history.LOGS_FOLDER)
+        return {str(b.get("run_id")) for b in beats if b.get("alive")}
+
+    def names(self) -> tuple[set[str], set[str]]:
+        """The stage kinds and engines the pipeline knows (params, dvc.yaml and the history)."""
+        from stages.config import load_params
+
+        seen = self.attempts()
+        stages = {*status.pipeline_graph(self.root)["stages"], *(a.stage for a in seen)}
+        engines = {*load_params(self.root).engines, *(a.engine for a in seen)}
+        return stages, engines
+
+
+def _read_attempts(root: Path) -> list[history.Attempt]:
+    attempts = history.read_history(root / history.LOGS_FOLDER)
+    try:
+        url = history.available_database_url(root)
+        if url is not None:
+            with history.connect_briefly(url, migrate=False) as conn:
+                attempts = history.merge([*history.read_table(conn), *attempts])
+    except Exception as exc:
+        log.debug("dashboard: stage_runs not read (%s)", redact(str(exc).split("\n")[0]))
+    return attempts
 
 
 class DashboardServer(ThreadingHTTPServer):
@@ -144,14 +199,91 @@ class DashboardHandler(BaseHTTPRequestHandler):
                 body, code = {"error": message}, HTTPStatus.INTERNAL_SERVER_ERROR
             data = json.dumps(body, sort_keys=True).encode("utf-8")
             self._send(code, data, "application/json", head)
+        elif path == "/api/runs":
+            self._runs(head)
         elif path == "/favicon.ico":
             self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon", head)
+        elif match := ROUTE.match(path):
+            try:
+                if match["run"]:
+                    self._run(match["run"], head)
+                elif match["stage"]:
+                    self._log(match["stage"], match["engine"], head)
+                else:
+                    self._download(match["dstage"], match["dengine"], head)
+            except logs_api.LogNotFound as exc:
+                self._json(HTTPStatus.NOT_FOUND, {"error": str(exc)}, head)
+        elif path.startswith("/api/"):
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint {path!r}"}, head)
         else:
             self._send(HTTPStatus.NOT_FOUND, b"Not found.\n", "text/plain", head)
 
-    def _send(self, code: int, body: bytes, kind: str, head: bool) -> None:
+    def _query(self) -> dict[str, str]:
+        from urllib.parse import parse_qs, urlsplit
+
+        query = parse_qs(urlsplit(self.path).query)
+        return {key: values[-1] for key, values in query.items() if values and values[-1]}
+
+    def _runs(self, head: bool) -> None:
+        query = self._query()
+        outcome = query.get("outcome")
+        if outcome is not None and outcome not in runs.OUTCOMES:
+            allowed = ", ".join(runs.OUTCOMES)
+            self._json(HTTPStatus.BAD_REQUEST, {"error": f"outcome must be one of {allowed}"}, head)
+            return
+        snapshots = self.server.snapshots
+        found = runs.run_list(
+            snapshots.attempts(),
+            alive=snapshots.alive(),
+            engine=query.get("engine"),
+            stage=query.get("stage"),
+            outcome=outcome,
+        )
+        self._json(HTTPStatus.OK, {"runs": found}, head)
+
+    def _run(self, run_id: str, head: bool) -> None:
+        snapshots = self.server.snapshots
+        found = runs.detail(run_id, snapshots.attempts(), alive=snapshots.alive())
+        if found is None:
+            raise logs_api.LogNotFound(f"no run {run_id!r}")
+        self._json(HTTPStatus.OK, found, head)
+
+    def _log(self, stage: str, engine: str, head: bool) -> None:
+        snapshots = self.server.snapshots
+        path = self._log_file(stage, engine)
+        found = logs_api.attempt_log(
+            path, stage, engine, snapshots.attempts(), self._query().get("attempt")
+        )
+        body = found.text.encode("utf-8")
+        self._send(HTTPStatus.OK, body, "text/plain; charset=utf-8", head)
+
+    def _download(self, stage: str, engine: str, head: bool) -> None:
+        path = self._log_file(stage, engine)
+        body = redact(path.read_bytes().decode("utf-8", "replace")).encode("utf-8")
+        extra = {"Content-Disposition": f'attachment; filename="{stage}-{engine}.log"'}
+        self._send(HTTPStatus.OK, body, "text/plain; charset=utf-8", head, extra)
+
+    def _log_file(self, stage: str, engine: str) -> Path:
+        stages, engines = self.server.snapshots.names()
+        logs = self.server.snapshots.root / history.LOGS_FOLDER
+        return logs_api.log_file(logs, stage, engine, stages, engines)
+
+    def _json(self, code: int, body: Any, head: bool) -> None:
+        data = json.dumps(body, sort_keys=True).encode("utf-8")
+        self._send(code, data, "application/json", head)
+
+    def _send(
+        self,
+        code: int,
+        body: bytes,
+        kind: str,
+        head: bool,
+        extra: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", kind)
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")

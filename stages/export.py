@@ -1,8 +1,14 @@
 """export@<engine>: the engine's leads from PostgreSQL -> data/exports/<engine>.xlsx.
 
+Sheets: "Leads" (every lead; byte-stable for the same leads), then what changed (stages.loads):
+"New" (leads first seen in the engine's latest load), "Not seen" (leads missing from the
+latest `export.not_seen_loads` loads, newest last seen first) and "Summary" (one row per load).
+All sheets are read in one snapshot of the database, so they agree with each other.
+
 Before writing, the database is compared with the ingest marker: a database that was
 replaced or emptied behind DVC's back fails the stage instead of producing an empty or
-partial workbook. data/exports/<engine>.json is the stage's metric (rows, sheets, bytes, s).
+partial workbook. data/exports/<engine>.json is the stage's metric (rows, sheets, bytes, s,
+and the rows of New and Not seen).
 """
 
 from __future__ import annotations
@@ -15,14 +21,39 @@ from stages.runner import engine_parser, run_stage
 
 STAGE = "export"
 PROGRESS_EVERY = 10_000  # rows between progress reports
+# Dates of the sheets after Leads say their time zone (Leads keeps its titles: byte-stable).
+CHANGE_COLUMNS = (
+    "Hotel",
+    "City",
+    "Country",
+    "Website",
+    "Booking URL",
+    "Booking Engine",
+    "Property ID",
+    "Sources",
+    "First Seen (UTC)",
+    "Last Seen (UTC)",
+)
+SUMMARY_COLUMNS = (
+    "Crawl Date (UTC)",
+    "Loaded (UTC)",
+    "Lines",
+    "Leads",
+    "New",
+    "Not Seen",
+    "Rejected",
+    "Retracted",
+)
 
 
 def export(engine_name: str) -> None:
-    from stages import db, leads
+    import psycopg
+
+    from stages import db, leads, loads
     from stages.config import load_params
     from stages.errors import PipelineError
     from stages.files import write_json
-    from stages.workbook import write_leads_workbook
+    from stages.workbook import Sheet, write_leads_workbook
 
     params = load_params()
     engine = params.engine(engine_name)
@@ -40,11 +71,36 @@ def export(engine_name: str) -> None:
 
     def export_once():
         with db.connect() as conn:
-            drift = leads.check_drift(conn, engine.name, marker.get("database", {}))
-            if drift:
-                raise PipelineError(f"{STAGE}@{engine.name}: {drift}")
-            rows = _counted(leads.engine_leads(conn, engine.name, source_tag))
-            return write_leads_workbook(workbook, rows, rows_per_sheet=settings.rows_per_sheet)
+            # One snapshot for every sheet: a load committed meanwhile shows in none of them.
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with conn.transaction():
+                drift = leads.check_drift(conn, engine.name, marker.get("database", {}))
+                if drift:
+                    raise PipelineError(f"{STAGE}@{engine.name}: {drift}")
+                history = loads.engine_loads(conn, engine.name, source_tag)
+                since = loads.not_seen_since(history, settings.not_seen_loads)
+                changes = [
+                    Sheet(
+                        "New",
+                        CHANGE_COLUMNS,
+                        loads.new_leads(conn, engine.name, source_tag, history[-1])
+                        if history
+                        else (),
+                    ),
+                    Sheet(
+                        "Not seen",
+                        CHANGE_COLUMNS,
+                        loads.not_seen_leads(conn, engine.name, source_tag, since) if since else (),
+                    ),
+                    Sheet("Summary", SUMMARY_COLUMNS, [_summary_row(load) for load in history]),
+                ]
+                rows = _counted(leads.engine_leads(conn, engine.name, source_tag))
+                return write_leads_workbook(
+                    workbook,
+                    rows,
+                    rows_per_sheet=settings.rows_per_sheet,
+                    extra_sheets=changes,
+                )
 
     stats = db.retrying(settings.retry_policy, export_once, describe=f"{STAGE}@{engine.name}")
     write_json(
@@ -53,9 +109,25 @@ def export(engine_name: str) -> None:
             "rows": stats.rows,
             "sheets": stats.sheets,
             "bytes": stats.bytes,
+            "new": stats.extra_rows.get("New", 0),
+            "not_seen": stats.extra_rows.get("Not seen", 0),
             "seconds": round(time.monotonic() - started, 3),
             "source_tag": source_tag or "",
         },
+    )
+
+
+def _summary_row(load) -> tuple:
+    """A Summary row; figures a load did not record (older loads) stay empty, not 0."""
+    return (
+        load.seen_at,
+        load.loaded_at,
+        load.lines,
+        load.leads,
+        load.new,
+        load.not_seen,
+        load.rejected,
+        load.retracted,
     )
 
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
+from stages import runs
 from stages.files import pid_alive
 from stages.secrets import redact
 
@@ -93,6 +94,11 @@ class Attempt:
     commit: str | None = None
     pid: int | None = None
     via: str = "manual"  # "dvc" when `dvc repro` ran the command
+    # The pipeline run (dvc repro, CI job, by-hand run) it belongs to, and how: stages.runs.
+    pipeline_run: str | None = None
+    ci_url: str | None = None
+    trigger: str | None = None
+    log_offset: int | None = None  # where its lines start in logs/<stage>/<engine>.log
 
     @property
     def key(self) -> tuple[str, int]:
@@ -155,6 +161,7 @@ class StageRun:
         self.logs = logs
         self.root = root
         self.run_id = str(uuid.uuid4())
+        self.context = runs.run_context(self.run_id)
         self.attempts: list[Attempt] = []
         self._progress: dict[str, Any] | None = None
         self._progress_written = 0.0
@@ -227,6 +234,8 @@ class StageRun:
                 commit=_git_commit(self.root),
                 pid=os.getpid(),
                 via="dvc" if os.environ.get("DVC_STAGE") else "manual",
+                log_offset=runs.log_offset(self.logs / self.stage / f"{self.engine}.log"),
+                **self.context,
             )
         )
         self._append(self.current)
@@ -370,9 +379,11 @@ def _git_commit(root: Path) -> str | None:
 
 UPSERT = """
 INSERT INTO stage_runs (run_id, attempt, stage, engine, outcome, started_at, ended_at, seconds,
-                        counts, error, host, git_commit, pid, via)
+                        counts, error, host, git_commit, pid, via, pipeline_run, ci_url,
+                        trigger, log_offset)
 VALUES (%(run_id)s, %(attempt)s, %(stage)s, %(engine)s, %(outcome)s, %(started_at)s,
-        %(ended_at)s, %(seconds)s, %(counts)s, %(error)s, %(host)s, %(commit)s, %(pid)s, %(via)s)
+        %(ended_at)s, %(seconds)s, %(counts)s, %(error)s, %(host)s, %(commit)s, %(pid)s, %(via)s,
+        %(pipeline_run)s, %(ci_url)s, %(trigger)s, %(log_offset)s)
 ON CONFLICT (run_id, attempt) DO UPDATE
 SET outcome = EXCLUDED.outcome, ended_at = EXCLUDED.ended_at, seconds = EXCLUDED.seconds,
     counts = EXCLUDED.counts, error = EXCLUDED.error
@@ -510,8 +521,11 @@ def read_history(logs: Path, *, tail_bytes: int = READ_TAIL_BYTES) -> list[Attem
 
 SELECT_TABLE = """
 SELECT run_id::text, attempt, stage, engine, outcome, started_at, ended_at, seconds, counts,
-       error, host, git_commit, pid, via
-FROM stage_runs ORDER BY started_at DESC LIMIT %s
+       error, host, git_commit, pid, via,
+       -- read through the row as JSON: a database without migration 0004 has no such columns
+       to_jsonb(r) ->> 'pipeline_run', to_jsonb(r) ->> 'ci_url', to_jsonb(r) ->> 'trigger',
+       (to_jsonb(r) ->> 'log_offset')::bigint
+FROM stage_runs AS r ORDER BY started_at DESC LIMIT %s
 """
 
 
@@ -525,7 +539,7 @@ def read_table(conn: psycopg.Connection, *, limit: int = 5000) -> list[Attempt]:
         return []
     found = []
     for run_id, number, stage, engine, outcome, started, ended, seconds, counts, *rest in rows:
-        error, host, commit, pid, via = rest
+        error, host, commit, pid, via, pipeline_run, ci_url, trigger, offset = rest
         found.append(
             Attempt(
                 run_id=run_id,
@@ -542,6 +556,10 @@ def read_table(conn: psycopg.Connection, *, limit: int = 5000) -> list[Attempt]:
                 commit=commit,
                 pid=pid,
                 via=via,
+                pipeline_run=pipeline_run,
+                ci_url=ci_url,
+                trigger=trigger,
+                log_offset=offset,
             )
         )
     return merge(found)

@@ -84,7 +84,7 @@ class LineTally:
 
 
 def ingest(engine_name: str, file: Path | None, source_tag: str | None) -> dict[str, object]:
-    from stages import db, leads
+    from stages import db, leads, loads
     from stages.config import load_params
     from stages.crawl import LineParser
     from stages.files import atomic_output, write_json
@@ -111,9 +111,12 @@ def ingest(engine_name: str, file: Path | None, source_tag: str | None) -> dict[
         tally = LineTally(rejects)
 
         def load_once() -> leads.LoadResult:
-            with db.connect() as conn:
+            # One transaction: the load and its line counts (stages.loads) commit together.
+            with db.connect() as conn, conn.transaction():
                 ids = tally.valid_ids(path, parser)
-                return leads.load_leads(conn, engine, ids, source_tag=tag, seen_at=seen_at)
+                result = leads.load_leads(conn, engine, ids, source_tag=tag, seen_at=seen_at)
+                loads.record_line_counts(conn, result.load_id, tally.summary())
+                return result
 
         loaded = db.retrying(
             params.ingest.retry_policy,

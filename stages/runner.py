@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from stages import dvcstate, history
+from stages import alerts, dvcstate, history
 from stages.errors import PipelineError
 from stages.retry import add_retry_listener, first_line
 
@@ -71,6 +71,8 @@ def run_stage(
         remove_listener()
         if run:
             run.finish(outcome, error=error, counts=counts)
+    if code not in (0, 130) and record:  # an interrupt is someone's decision, not news
+        alerts.stage_failed(stage, engine, error, attempt=run.current.attempt if run else 1)
     if code == 0:
         log.info("%s: done in %.2f s", label, time.monotonic() - started)
     return code

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from stages import dvcstate, history
+from stages import alerts, dvcstate, history
 from stages.history import Attempt, parse_time
 from stages.retry import first_line
 from stages.secrets import redact
@@ -622,6 +622,7 @@ def _failures(attempts: list[Attempt], cells: list[Cell]) -> list[dict[str, Any]
             "current": a.run_id in failing,
             "stage": a.stage,
             "engine": a.engine,
+            "run_id": a.run_id,
             "attempt": a.attempt,
             "outcome": a.outcome,
             "at": a.ended_at or a.started_at,
@@ -777,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"status: {exc}", file=sys.stderr)
         return 1
+    alerts.drift_found(snapshot["drift"], Path(snapshot["root"]) / history.LOGS_FOLDER)
     if args.json:
         print(json.dumps(snapshot, indent=2, sort_keys=True))
     else:

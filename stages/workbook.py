@@ -13,7 +13,7 @@ import os
 import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain, islice
 from pathlib import Path
@@ -62,23 +62,44 @@ _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\ufff
 
 
 @dataclass(frozen=True)
+class Sheet:
+    """A sheet after the leads: its title, column titles and rows (tuples in column order).
+
+    Values follow the Leads rules (text never a formula, datetimes stored in UTC); say so in
+    the column title of a date ("First Seen (UTC)"). More than `rows_per_sheet` rows continue
+    on "<title> (2)", ...
+    """
+
+    title: str
+    columns: tuple[str, ...]
+    rows: Iterable[Sequence[Any]]
+
+
+@dataclass(frozen=True)
 class WorkbookStats:
-    """What one workbook write produced."""
+    """What one workbook write produced: lead rows and Leads sheets, the file's size, and the
+    rows of each further sheet by title."""
 
     rows: int
     sheets: int
     bytes: int
+    extra_rows: dict[str, int] = field(default_factory=dict)
 
 
 def write_leads_workbook(
-    path: Path, rows: Iterable[Sequence[Any]], *, rows_per_sheet: int = MAX_ROWS_PER_SHEET
+    path: Path,
+    rows: Iterable[Sequence[Any]],
+    *,
+    rows_per_sheet: int = MAX_ROWS_PER_SHEET,
+    extra_sheets: Sequence[Sheet] = (),
 ) -> WorkbookStats:
     """Write `rows` (tuples in `COLUMNS` order) to the workbook at `path`, atomically.
 
     Sources is a list of str, joined with ", "; First/Last Seen are datetimes, stored in UTC
     (a naive datetime is taken as UTC). Past `rows_per_sheet` rows the leads continue on
-    "Leads (2)", "Leads (3)", ... The file at `path` is replaced only once the new workbook is
-    complete and on disk; if anything fails, including the row iterator, it is left untouched.
+    "Leads (2)", "Leads (3)", ... `extra_sheets` follow, in order; the Leads sheets are the same
+    bytes with or without them. The file at `path` is replaced only once the new workbook is
+    complete and on disk; if anything fails, including a row iterator, it is left untouched.
     """
     if not 1 <= rows_per_sheet <= MAX_ROWS_PER_SHEET:
         raise ConfigError(
@@ -94,13 +115,13 @@ def write_leads_workbook(
             "is writable."
         ) from exc
     with atomic_output(path) as out:
-        written, sheets = _write_workbook(out, rows, rows_per_sheet)
-    return WorkbookStats(rows=written, sheets=sheets, bytes=path.stat().st_size)
+        written, sheets, extra = _write_workbook(out, rows, rows_per_sheet, extra_sheets)
+    return WorkbookStats(rows=written, sheets=sheets, bytes=path.stat().st_size, extra_rows=extra)
 
 
 def _write_workbook(
-    out: Any, rows: Iterable[Sequence[Any]], rows_per_sheet: int
-) -> tuple[int, int]:
+    out: Any, rows: Iterable[Sequence[Any]], rows_per_sheet: int, extra_sheets: Sequence[Sheet]
+) -> tuple[int, int, dict[str, int]]:
     from openpyxl import Workbook
     from openpyxl.writer.excel import ExcelWriter
 
@@ -109,50 +130,61 @@ def _write_workbook(
     workbook.properties.created = FIXED_TIMESTAMP
     workbook.properties.modified = FIXED_TIMESTAMP
     try:
-        written, sheets = _write_sheets(workbook, iter(rows), rows_per_sheet)
+        written, sheets = _write_sheets(workbook, SHEET_TITLE, COLUMNS, iter(rows), rows_per_sheet)
+        extra = {
+            sheet.title: _write_sheets(
+                workbook, sheet.title, sheet.columns, iter(sheet.rows), rows_per_sheet
+            )[0]
+            for sheet in extra_sheets
+        }
         # ExcelWriter rather than workbook.save(): save() stamps `modified` with the clock.
         archive = _FixedTimeZipFile(out, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
         ExcelWriter(workbook, archive).save()
     finally:
         _remove_sheet_buffers(workbook)
-    return written, sheets
+    return written, sheets, extra
 
 
 def _write_sheets(
-    workbook: Any, rows: Iterator[Sequence[Any]], rows_per_sheet: int
+    workbook: Any,
+    base_title: str,
+    columns: Sequence[str],
+    rows: Iterator[Sequence[Any]],
+    rows_per_sheet: int,
 ) -> tuple[int, int]:
-    """Fill "Leads", "Leads (2)", ... with at most `rows_per_sheet` rows each; always one sheet."""
+    """Fill "<title>", "<title> (2)", ... with at most `rows_per_sheet` rows each; always one
+    sheet. Returns (rows, sheets)."""
     written = sheets = 0
     while True:
         first = next(rows, _NO_ROW)
         if first is _NO_ROW and sheets:
             return written, sheets
         sheets += 1
-        title = SHEET_TITLE if sheets == 1 else f"{SHEET_TITLE} ({sheets})"
+        title = base_title if sheets == 1 else f"{base_title} ({sheets})"
         sheet = workbook.create_sheet(title)
         sheet_rows = islice(chain((first,), rows), rows_per_sheet) if first is not _NO_ROW else ()
-        cells = (_row_cells(sheet, row) for row in sheet_rows)
+        cells = (_row_cells(sheet, columns, row) for row in sheet_rows)
         lookahead = list(islice(cells, LOOKAHEAD_ROWS))
         # Column widths and the frozen pane precede the rows in the sheet XML.
-        _size_columns(sheet, lookahead)
+        _size_columns(sheet, columns, lookahead)
         sheet.freeze_panes = "A2"
-        sheet.append(_header_cells(sheet))
+        sheet.append(_header_cells(sheet, columns))
         sheet_count = 0
         for row in chain(lookahead, cells):
             sheet.append(row)
             sheet_count += 1
         # The filter covers the header and every data row; it is written after the rows.
-        sheet.auto_filter.ref = f"A1:{_last_column()}{sheet_count + 1}"
+        sheet.auto_filter.ref = f"A1:{_last_column(columns)}{sheet_count + 1}"
         written += sheet_count
 
 
-def _last_column() -> str:
+def _last_column(columns: Sequence[str]) -> str:
     from openpyxl.utils import get_column_letter
 
-    return get_column_letter(len(COLUMNS))
+    return get_column_letter(len(columns))
 
 
-def _header_cells(sheet: WriteOnlyWorksheet) -> list[Any]:
+def _header_cells(sheet: WriteOnlyWorksheet, columns: Sequence[str]) -> list[Any]:
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font, PatternFill
 
@@ -161,7 +193,7 @@ def _header_cells(sheet: WriteOnlyWorksheet) -> list[Any]:
         fill_type="solid", start_color=HEADER_FILL_COLOR, end_color=HEADER_FILL_COLOR
     )
     cells = []
-    for title in COLUMNS:
+    for title in columns:
         cell = WriteOnlyCell(sheet, value=title)
         cell.font = font
         cell.fill = fill
@@ -169,9 +201,9 @@ def _header_cells(sheet: WriteOnlyWorksheet) -> list[Any]:
     return cells
 
 
-def _row_cells(sheet: WriteOnlyWorksheet, row: Sequence[Any]) -> list[Any]:
-    if len(row) != len(COLUMNS):
-        raise ValueError(f"A lead row has {len(row)} values, expected {len(COLUMNS)}: {COLUMNS}.")
+def _row_cells(sheet: WriteOnlyWorksheet, columns: Sequence[str], row: Sequence[Any]) -> list[Any]:
+    if len(row) != len(columns):
+        raise ValueError(f"A row has {len(row)} values, expected {len(columns)}: {columns}.")
     return [_cell_value(sheet, value) for value in row]
 
 
@@ -207,10 +239,12 @@ def _text(sheet: WriteOnlyWorksheet, value: str) -> Any:
     return cell
 
 
-def _size_columns(sheet: WriteOnlyWorksheet, lookahead: list[list[Any]]) -> None:
+def _size_columns(
+    sheet: WriteOnlyWorksheet, columns: Sequence[str], lookahead: list[list[Any]]
+) -> None:
     from openpyxl.utils import get_column_letter
 
-    for index, title in enumerate(COLUMNS):
+    for index, title in enumerate(columns):
         widest = max([len(title), *(_display_width(row[index]) for row in lookahead)])
         letter = get_column_letter(index + 1)
         sheet.column_dimensions[letter].width = min(widest + 2, MAX_COLUMN_WIDTH)

@@ -151,6 +151,25 @@ def test_a_running_stage_shows_its_progress(page):
     assert "running 40%" in text_of(page, '[data-cell="publish@rms"]')
 
 
+def test_a_running_stage_is_a_running_run_whose_bar_grows_live(shown, page):
+    _, server = shown
+    code, found = get_json(server, "/api/runs?outcome=running")
+    assert code == 200 and len(found["runs"]) == 1
+    (running,) = found["runs"]
+    assert (running["stages"], running["engines"], running["ended_at"]) == (
+        ["publish"],
+        ["rms"],
+        None,
+    )
+    page.evaluate(f"document.querySelector('#runs-table tr[data-run=\"{running['id']}\"]').click()")
+    page.wait_for(
+        "document.querySelector('#timeline-chart rect[data-outcome=\"running\"]') !== null"
+    )
+    axis_end = "[...document.querySelectorAll('#timeline-chart text')][4].textContent"
+    before = page.evaluate(axis_end)
+    page.wait_for(f"{axis_end} !== {json.dumps(before)}")  # the next refresh, a later "now"
+
+
 def test_drift_shows_for_the_engine_whose_leads_were_deleted(page):
     assert state_of(page, '[data-drift="rms"]') == "drift"
     assert "holds 0 leads" in text_of(page, '[data-drift="rms"]')
@@ -202,3 +221,218 @@ def test_a_non_loopback_host_needs_allow_remote(shown):
         dashboard.make_server(project.root, "0.0.0.0", 0)
     server = dashboard.make_server(project.root, "0.0.0.0", 0, allow_remote=True)
     server.server_close()
+
+
+# --- runs, timeline, logs, trends -------------------------------------------------------------
+
+NEW_MEWS_LINE = "https://app.mews.com/distributor/0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d\n"
+
+
+@pytest.fixture(scope="module")
+def runs_shown(project_template, pg_server, tmp_path_factory):
+    """Three `dvc repro` runs of one project and a dashboard on it: all of mews and rms; then,
+    with a new line in the mews crawl and the database down, ingest@mews retried and failed;
+    then, the database back, the same command finished mews's chain."""
+    ran = run_pipeline_once(project_template, pg_server, tmp_path_factory.mktemp("runs"))
+    project = ran.project
+    url = url_for_database(pg_server, ran.database)
+    with pytest.MonkeyPatch.context() as env:
+        for variable in history.DATABASE_VARIABLES:
+            env.delenv(variable, raising=False)
+        env.chdir(project.root)
+        source = project.root / "data/sources/mews.txt"
+        source.write_text(source.read_text() + NEW_MEWS_LINE)
+        env.setenv("DATABASE_URL", "postgresql://leads@127.0.0.1:9/leads")  # nothing listens
+        assert project.dvc("repro", check=False).returncode != 0
+        env.setenv("DATABASE_URL", url)
+        project.dvc("repro")
+        server = dashboard.make_server(project.root, "127.0.0.1", 0, refresh=1)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield project, server
+        finally:
+            server.shutdown()
+            server.server_close()
+            drop_database(pg_server, ran.database)
+
+
+@pytest.fixture(scope="module")
+def runs_page(runs_shown, tmp_path_factory):
+    if chromium_path() is None:
+        pytest.skip("no Chromium binary at /usr/bin/chromium; install it: apt-get install chromium")
+    _, server = runs_shown
+    with Browser.launch(tmp_path_factory.mktemp("chromium-runs")) as browser:
+        page = browser.open(server.url)
+        page.wait_for("document.body.dataset.runsReady === '1'")
+        yield page
+
+
+def get_json(server, path):
+    """(HTTP status, parsed JSON body) of a GET, error answers included."""
+    try:
+        code, headers, body = get(server, path)
+    except urllib.error.HTTPError as exc:
+        code, headers, body = exc.code, dict(exc.headers), exc.read().decode("utf-8")
+    assert headers["Content-Type"] == "application/json", (path, body)
+    return code, json.loads(body)
+
+
+def the_failed_run(server):
+    code, found = get_json(server, "/api/runs?outcome=failed")
+    assert code == 200 and len(found["runs"]) == 1
+    return found["runs"][0]
+
+
+def test_the_runs_api_lists_each_dvc_repro_as_one_run_newest_first(runs_shown):
+    _, server = runs_shown
+    _, found = get_json(server, "/api/runs")
+    runs = found["runs"]
+    assert [r["outcome"] for r in runs] == ["succeeded", "failed", "succeeded"]
+    assert [r["started_at"] for r in runs] == sorted((r["started_at"] for r in runs), reverse=True)
+    first, failed, fixed = runs[::-1]
+    assert first["engines"] == ["mews", "rms"] and first["attempts"] == 8
+    assert failed["engines"] == ["mews"] and failed["stages"] == ["download", "ingest"]
+    assert (failed["retries"], failed["failed_stages"]) == (1, ["ingest@mews"])
+    assert "Cannot connect to" in failed["error"]
+    assert fixed["stages"] == ["export", "ingest", "publish"]
+    for run in runs:
+        assert run["trigger"] == "dvc repro" and run["via"] == "dvc"
+        assert run["hosts"] and run["ci"] is False and run["seconds"] > 0
+
+
+def test_the_runs_api_filters_by_engine_stage_and_outcome(runs_shown):
+    _, server = runs_shown
+    assert len(get_json(server, "/api/runs?engine=rms")[1]["runs"]) == 1
+    assert len(get_json(server, "/api/runs?engine=mews&stage=download")[1]["runs"]) == 2
+    assert len(get_json(server, "/api/runs?stage=export&outcome=succeeded")[1]["runs"]) == 2
+    assert get_json(server, "/api/runs?engine=nosuchengine")[1]["runs"] == []
+    code, answer = get_json(server, "/api/runs?outcome=exploded")
+    assert code == 400 and "outcome must be one of" in answer["error"]
+
+
+def test_a_run_lists_its_attempts_with_start_end_outcome_and_number(runs_shown):
+    _, server = runs_shown
+    failed = the_failed_run(server)
+    code, run = get_json(server, f"/api/runs/{failed['id']}")
+    assert code == 200 and run["id"] == failed["id"]
+    attempts = [(a["stage"], a["engine"], a["attempt"], a["outcome"]) for a in run["timeline"]]
+    assert attempts == [
+        ("download", "mews", 1, "succeeded"),
+        ("ingest", "mews", 1, "retried"),
+        ("ingest", "mews", 2, "failed"),
+    ]
+    for attempt in run["timeline"]:
+        assert attempt["started_at"] <= attempt["ended_at"]
+
+
+def test_the_log_of_each_attempt_is_its_own_part_of_the_stage_log(runs_shown):
+    _, server = runs_shown
+    _, run = get_json(server, f"/api/runs/{the_failed_run(server)['id']}")
+    retried, failed = run["timeline"][1:]
+    _, _, first = get(server, retried["log"])
+    _, _, second = get(server, failed["log"])
+    assert "ingest@mews: started" in first and "attempt 1 failed" in first
+    assert "failed after 2 attempt(s)" not in first
+    assert "failed after 2 attempt(s)" in second and "started" not in second
+    _, _, latest = get(server, "/api/logs/ingest/mews")
+    assert "ingest@mews: done in" in latest and "Connection refused" not in latest
+    _, _, numbered = get(server, "/api/logs/ingest/mews?attempt=1")
+    assert numbered == latest  # attempt 1 of the latest run: the one that succeeded
+
+
+def test_the_whole_log_downloads_as_a_file(runs_shown):
+    project, server = runs_shown
+    code, headers, body = get(server, "/logs/ingest/mews.log")
+    assert code == 200 and headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert headers["Content-Disposition"] == 'attachment; filename="ingest-mews.log"'
+    assert body == (project.root / "logs/ingest/mews.log").read_text()
+    assert body.count("ingest@mews: started") == 3
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/runs/no-such-run",
+        "/api/logs/ingest/nosuchengine",
+        "/api/logs/deploy/mews",
+        "/api/logs/ingest/mews?attempt=7",
+        "/api/logs/..%2F..%2Fetc/passwd",
+        "/api/logs/ingest/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/logs/..%2Fhistory/mews.log",
+        "/api/nothing-here",
+    ],
+)
+def test_unknown_names_answer_404_with_a_json_error(runs_shown, path):
+    _, server = runs_shown
+    code, answer = get_json(server, path)
+    assert code == 404 and answer["error"] and "root:" not in answer["error"]
+
+
+def test_the_status_api_carries_trends_per_engine(runs_shown):
+    project, server = runs_shown
+    _, snapshot = get_json(server, "/api/status")
+    mews = snapshot["trends"]["mews"]
+    assert len(mews) == 2 and len(snapshot["trends"]["rms"]) == 1
+    marker = json.loads((project.root / "data/ingest/mews.json").read_text())
+    assert mews[-1] == {
+        "at": mews[-1]["at"],
+        "leads": marker["leads"],
+        "new": 1,
+        "retracted": 0,
+        "rejected": marker["rejected"],
+    }
+
+
+def test_the_page_lists_runs_and_draws_a_run_timeline_with_its_retry(runs_page, runs_shown):
+    _, server = runs_shown
+    rows = runs_page.evaluate(
+        "[...document.querySelectorAll('#runs-table tbody tr')].map(r => r.dataset.outcome)"
+    )
+    assert rows == ["succeeded", "failed", "succeeded"]
+    runs_page.evaluate("document.querySelector('#runs-table tr[data-outcome=\"failed\"]').click()")
+    runs_page.wait_for("document.body.dataset.timeline !== undefined")
+    bars = runs_page.evaluate(
+        "[...document.querySelectorAll('#timeline-chart rect.attempt')]"
+        ".map(r => [r.dataset.attempt, r.dataset.outcome])"
+    )
+    assert bars == [
+        ["download@mews#1", "succeeded"],
+        ["ingest@mews#1", "retried"],
+        ["ingest@mews#2", "failed"],
+    ]
+    assert "Cannot connect to" in text_of(runs_page, "#timeline")
+
+
+def test_clicking_an_attempt_shows_the_tail_of_its_log_as_text(runs_page):
+    runs_page.evaluate("document.querySelector('#runs-table tr[data-outcome=\"failed\"]').click()")
+    runs_page.wait_for(
+        "document.querySelector('#timeline-chart rect[data-outcome=\"retried\"]') !== null"
+    )
+    runs_page.evaluate(
+        "document.querySelector('#timeline-chart rect[data-outcome=\"retried\"]')"
+        ".dispatchEvent(new MouseEvent('click'))"
+    )
+    runs_page.wait_for("document.querySelector('#log-text') !== null")
+    log_text = text_of(runs_page, "#log-text")
+    assert "ingest@mews: loading mews.txt: attempt 1 failed" in log_text
+    assert "failed after 2 attempt(s)" not in log_text
+    link = runs_page.evaluate("document.querySelector('#log-download').getAttribute('href')")
+    assert link == "logs/ingest/mews.log"
+
+
+def test_the_failure_panel_links_to_the_failed_attempts_log(runs_page):
+    runs_page.evaluate(
+        "document.querySelector('[data-failure=\"ingest@mews\"] button[data-log]').click()"
+    )
+    runs_page.wait_for("(document.body.dataset.log || '').endsWith('.2')")
+    assert "failed after 2 attempt(s)" in text_of(runs_page, "#log-text")
+
+
+def test_the_trends_show_leads_new_retracted_and_rejected_per_engine(runs_page):
+    series = runs_page.evaluate(
+        "[...document.querySelectorAll('[data-trend=\"mews\"] polyline')]"
+        ".map(p => p.dataset.series)"
+    )
+    assert series == ["leads", "new", "retracted", "rejected"]
+    assert "2 loads" in text_of(runs_page, '[data-trend="mews"]')

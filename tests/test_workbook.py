@@ -460,3 +460,37 @@ def test_libreoffice_reads_the_workbook_and_keeps_formula_looking_text_literal(
     assert table[1][column("Last Seen")] == "2024-05-02 08:30:00"
     assert table[2][column("Hotel")] == "Hotel 2"
     assert table[2][column("Sources")] == "commoncrawl, manual"
+
+
+# --- sheets after the leads -------------------------------------------------------------------
+
+
+def test_the_leads_sheet_is_the_same_bytes_with_or_without_further_sheets(tmp_path: Path) -> None:
+    from stages.workbook import Sheet
+
+    rows = [lead(1), lead(2, Hotel="=cmd|'/c calc'!A1")]
+    alone, with_more = tmp_path / "alone.xlsx", tmp_path / "more.xlsx"
+    write_leads_workbook(alone, rows)
+    stats = write_leads_workbook(
+        with_more,
+        rows,
+        extra_sheets=[
+            Sheet("New", COLUMNS, [lead(2)]),
+            Sheet("Summary", ("Crawl Date (UTC)", "Leads"), [(datetime(2026, 6, 1), 2)]),
+        ],
+    )
+
+    with zipfile.ZipFile(alone) as a, zipfile.ZipFile(with_more) as b:
+        assert a.read("xl/worksheets/sheet1.xml") == b.read("xl/worksheets/sheet1.xml")
+    assert openpyxl.load_workbook(with_more).sheetnames == ["Leads", "New", "Summary"]
+    assert (stats.rows, stats.sheets, stats.extra_rows) == (2, 1, {"New": 1, "Summary": 1})
+
+
+def test_a_further_sheet_rolls_over_like_the_leads(out: Path) -> None:
+    from stages.workbook import Sheet
+
+    write_leads_workbook(
+        out, [lead(1)], rows_per_sheet=2, extra_sheets=[Sheet("New", COLUMNS, map(lead, range(5)))]
+    )
+
+    assert openpyxl.load_workbook(out).sheetnames == ["Leads", "New", "New (2)", "New (3)"]

@@ -1,0 +1,169 @@
+"""What changed between loads of an engine: per-load figures, new leads, leads not seen lately.
+
+`ingest_loads` holds one row per committed load (0001); migration 0004 adds the crawl lines,
+rejected lines and retracted leads. New leads of a load are its `inserted`; leads it did not
+see are the engine's leads after it less the unique ids it held. The workbook's New, Not seen
+and Summary sheets come from here (stages.export); the dashboard's trends come from the ingest
+attempts in the run history instead (no database needed), the same counts.
+
+Retracted leads (a flag the lead-evidence migration adds to hotel_booking_engines) are not
+leads: they are left out of New and Not seen; the flag is read through the row as JSON, so a
+database without it answers too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from stages.history import Attempt
+
+TREND_POINTS = 30
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    """One load of one engine: when the crawl was made and loaded, and its counts."""
+
+    seen_at: datetime  # the crawl file's time (first/last_seen_at of the leads it saw)
+    loaded_at: datetime
+    lines: int | None  # None: loaded before migration 0004 recorded it
+    leads: int
+    new: int
+    not_seen: int
+    rejected: int | None
+    retracted: int | None
+
+
+def record_line_counts(conn: psycopg.Connection, load_id: str, counts: Mapping[str, Any]) -> None:
+    """Store a load's `lines`, `rejected` and `retracted` (0 when not counted) on its row.
+
+    Call it in the load's transaction, so the figures commit with the load or not at all.
+    """
+    conn.execute(
+        "UPDATE ingest_loads SET lines = %s, rejected = %s, retracted = %s WHERE id = %s",
+        [counts.get("lines"), counts.get("rejected"), counts.get("retracted", 0), load_id],
+    )
+
+
+LOADS_SQL = """
+SELECT l.seen_at, l.finished_at, to_jsonb(l) ->> 'lines', l.leads, l.inserted,
+       l.leads - l.unique_ids, to_jsonb(l) ->> 'rejected', to_jsonb(l) ->> 'retracted'
+FROM ingest_loads AS l JOIN booking_engines AS e ON e.id = l.engine_id
+WHERE e.name = %(engine)s AND (%(source_tag)s::text IS NULL OR l.source_tag = %(source_tag)s)
+ORDER BY l.finished_at, l.id
+"""
+
+
+def engine_loads(
+    conn: psycopg.Connection, engine: str, source_tag: str | None = None
+) -> list[LoadFigures]:
+    """Every load of `engine` (with `source_tag`, unless None), oldest first.
+
+    The columns of 0004 are read through the row as JSON, so a database that lacks them
+    (older schema) still answers, with None for what it did not record.
+    """
+    rows = conn.execute(LOADS_SQL, {"engine": engine, "source_tag": source_tag or None})
+    return [
+        LoadFigures(
+            seen_at=seen,
+            loaded_at=loaded,
+            lines=_int(lines),
+            leads=leads,
+            new=new,
+            not_seen=max(not_seen, 0),
+            rejected=_int(rejected),
+            retracted=_int(retracted),
+        )
+        for seen, loaded, lines, leads, new, not_seen, rejected, retracted in rows.fetchall()
+    ]
+
+
+_CHANGED_LEADS = """
+SELECT h.name, h.city, h.country, h.website, l.booking_url, e.display_name, l.property_id,
+       l.sources, l.first_seen_at, l.last_seen_at
+FROM hotel_booking_engines AS l
+JOIN booking_engines AS e ON e.id = l.engine_id
+JOIN hotels AS h ON h.id = l.hotel_id
+WHERE e.name = %(engine)s
+  AND (%(source_tag)s::text IS NULL OR %(source_tag)s::text = ANY (l.sources))
+  AND NOT coalesce((to_jsonb(l) ->> 'retracted')::boolean, false)
+"""
+# In the order of the Leads sheet, so a reader finds a new lead where the Leads sheet has it.
+NEW_SQL = (
+    _CHANGED_LEADS
+    + """  AND l.first_seen_at = %(at)s
+ORDER BY h.country NULLS LAST, h.city NULLS LAST, h.name NULLS LAST, l.property_id
+"""
+)
+# Newest last seen first: the hotels that left most recently are the warmest leads.
+NOT_SEEN_SQL = (
+    _CHANGED_LEADS
+    + """  AND l.last_seen_at < %(at)s
+ORDER BY l.last_seen_at DESC, l.property_id
+"""
+)
+
+
+def new_leads(
+    conn: psycopg.Connection, engine: str, source_tag: str | None, latest: LoadFigures
+) -> Iterator[tuple[Any, ...]]:
+    """Export rows (leads.EXPORT_COLUMNS) of the leads first seen in the `latest` load."""
+    return _stream(conn, NEW_SQL, engine, source_tag, latest.seen_at)
+
+
+def not_seen_since(loads: list[LoadFigures], count: int) -> datetime | None:
+    """The crawl time a lead must have been seen at to count as seen in the last `count`
+    loads; None while there are fewer loads than that (nobody can have missed them yet)."""
+    if count < 1 or len(loads) < count:
+        return None
+    return min(load.seen_at for load in loads[-count:])
+
+
+def not_seen_leads(
+    conn: psycopg.Connection, engine: str, source_tag: str | None, since: datetime
+) -> Iterator[tuple[Any, ...]]:
+    """Export rows of the leads last seen before `since`, newest last seen first."""
+    return _stream(conn, NOT_SEEN_SQL, engine, source_tag, since)
+
+
+def _stream(
+    conn: psycopg.Connection, query: str, engine: str, source_tag: str | None, at: datetime
+) -> Iterator[tuple[Any, ...]]:
+    params = {"engine": engine, "source_tag": source_tag or None, "at": at}
+    with conn.transaction(), conn.cursor(name=f"changed_leads_{uuid.uuid4().hex}") as cur:
+        cur.itersize = 10_000
+        cur.execute(query, params)
+        yield from cur
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def trends(attempts: Iterable[Attempt], engines: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per engine, after each successful ingest (oldest first, the last TREND_POINTS): leads,
+    new leads (inserted), retracted leads (0 when the ingest did not count any) and rejected
+    lines, from the counts the ingest attempts recorded."""
+    found: dict[str, list[dict[str, Any]]] = {engine: [] for engine in engines}
+    for a in attempts:
+        if a.stage != "ingest" or a.outcome != "succeeded" or a.engine not in found:
+            continue
+        if "leads" not in a.counts:
+            continue
+        found[a.engine].append(
+            {
+                "at": a.ended_at,
+                "leads": a.counts["leads"],
+                "new": a.counts.get("inserted", 0),
+                "retracted": a.counts.get("retracted", 0),
+                "rejected": a.counts.get("rejected", 0),
+            }
+        )
+    return {engine: points[-TREND_POINTS:] for engine, points in found.items()}
