@@ -2,7 +2,8 @@
 
 Before writing, the database is compared with the ingest marker: a database that was
 replaced or emptied behind DVC's back fails the stage instead of producing an empty or
-partial workbook. data/exports/<engine>.json is the stage's metric (rows, sheets, bytes, s).
+partial workbook. data/exports/<engine>.json records the run (rows, sheets, bytes, seconds);
+data/metrics/<engine>.json the numbers DVC compares (stages.metrics).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ PROGRESS_EVERY = 10_000  # rows between progress reports
 
 
 def export(engine_name: str) -> None:
-    from stages import db, leads
+    from stages import db, leads, metrics
     from stages.config import load_params
     from stages.errors import PipelineError
     from stages.files import write_json
@@ -57,6 +58,7 @@ def export(engine_name: str) -> None:
             "source_tag": source_tag or "",
         },
     )
+    metrics.write_engine_metrics(params, engine.name, marker, rows=stats.rows, sheets=stats.sheets)
 
 
 def _counted(rows):

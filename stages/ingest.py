@@ -84,7 +84,7 @@ class LineTally:
 
 
 def ingest(engine_name: str, file: Path | None, source_tag: str | None) -> dict[str, object]:
-    from stages import db, leads
+    from stages import db, leads, metrics
     from stages.config import load_params
     from stages.crawl import LineParser
     from stages.files import atomic_output, write_json
@@ -132,6 +132,7 @@ def ingest(engine_name: str, file: Path | None, source_tag: str | None) -> dict[
     }
     if not by_hand:
         write_json(params.path("ingest", engine.name, ".json"), stats)
+        metrics.record_load(params, engine, path, stats)
     return stats
 
 
