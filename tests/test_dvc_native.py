@@ -157,7 +157,9 @@ def test_dvc_plots_show_renders_leads_new_leads_and_rejected_lines_per_load_of_e
 
 
 def test_reloading_the_same_crawl_changes_no_tracked_file_and_leaves_export_up_to_date(pipeline):
-    ran = pipeline.ran_stages(pipeline.dvc("repro", "--single-item", "--force", "ingest@rms").stdout)
+    ran = pipeline.ran_stages(
+        pipeline.dvc("repro", "--single-item", "--force", "ingest@rms").stdout
+    )
     assert ran == ["ingest@rms"]
     assert pipeline.git_status() == []
     assert pipeline.dvc("status").stdout.strip() == "Data and pipelines are up to date."
