@@ -44,7 +44,7 @@ def export(engine_name: str) -> None:
             drift = leads.check_drift(conn, engine.name, marker.get("database", {}))
             if drift:
                 raise PipelineError(f"{STAGE}@{engine.name}: {drift}")
-            rows = _counted(leads.engine_leads(conn, engine.name, source_tag))
+            rows = _counted(leads.engine_leads(conn, engine.name, source_tag), workbook.name)
             return write_leads_workbook(workbook, rows, rows_per_sheet=settings.rows_per_sheet)
 
     stats = db.retrying(settings.retry_policy, export_once, describe=f"{STAGE}@{engine.name}")
@@ -61,16 +61,18 @@ def export(engine_name: str) -> None:
     metrics.write_engine_metrics(params, engine.name, marker, rows=stats.rows, sheets=stats.sheets)
 
 
-def _counted(rows):
-    """Pass `rows` through, reporting progress every PROGRESS_EVERY rows."""
+def _counted(rows, name: str):
+    """Pass `rows` through, reporting progress every PROGRESS_EVERY rows and the true count at
+    the end; the rows stream from PostgreSQL straight into the workbook."""
     from stages.progress import Progress
 
-    progress = Progress("export rows", unit="rows")
+    progress = Progress(f"read leads, write {name}", unit="rows")
+    number = 0
     for number, row in enumerate(rows, start=1):
         if not number % PROGRESS_EVERY:
-            progress.advance(PROGRESS_EVERY)
+            progress.update(number)
         yield row
-    progress.finish()
+    progress.finish(number)
 
 
 def main(argv: list[str] | None = None) -> int:
