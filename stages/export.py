@@ -31,7 +31,7 @@ def export(engine_name: str) -> None:
     if not marker_path.is_file():
         raise PipelineError(
             f"{STAGE}@{engine.name}: {marker_path.name} is missing; "
-            f"run `dvc repro ingest@{engine.name}`."
+            f"run `{leads.REPAIR_COMMAND.format(engine=engine.name)}`."
         )
     marker = json.loads(marker_path.read_text(encoding="utf-8"))
     settings = params.export
