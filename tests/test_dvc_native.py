@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -212,3 +213,16 @@ def test_a_fresh_clone_reproduces_the_committed_run_without_changing_a_tracked_f
         assert project.git_status() == []
     finally:
         drop_database(pg_server, name)
+
+
+def test_the_committed_dvc_lock_holds_only_repository_relative_paths_and_no_host():
+    text = (REPO / "dvc.lock").read_text(encoding="utf-8")
+    lock = yaml.safe_load(text)
+    paths = [
+        entry["path"]
+        for stage in lock["stages"].values()
+        for entry in stage.get("deps", []) + stage.get("outs", [])
+    ]
+    assert paths and not [path for path in paths if path.startswith("/") or ".." in path]
+    assert socket.gethostname() not in text and str(Path.home()) not in text
+    assert "password" not in text.lower() and "@" not in text
