@@ -7,8 +7,9 @@ All sheets are read in one snapshot of the database, so they agree with each oth
 
 Before writing, the database is compared with the ingest marker: a database that was
 replaced or emptied behind DVC's back fails the stage instead of producing an empty or
-partial workbook. data/exports/<engine>.json is the stage's metric (rows, sheets, bytes, s,
-and the rows of New and Not seen).
+partial workbook. data/exports/<engine>.json records the run (rows, sheets, bytes, seconds,
+and the rows of New and Not seen); data/metrics/<engine>.json the numbers DVC compares
+(stages.metrics).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ SUMMARY_COLUMNS = (
 def export(engine_name: str) -> None:
     import psycopg
 
-    from stages import db, leads, loads
+    from stages import db, leads, loads, metrics
     from stages.config import load_params
     from stages.errors import PipelineError
     from stages.files import write_json
@@ -61,7 +62,7 @@ def export(engine_name: str) -> None:
     if not marker_path.is_file():
         raise PipelineError(
             f"{STAGE}@{engine.name}: {marker_path.name} is missing; "
-            f"run `dvc repro ingest@{engine.name}`."
+            f"run `{leads.REPAIR_COMMAND.format(engine=engine.name)}`."
         )
     marker = json.loads(marker_path.read_text(encoding="utf-8"))
     settings = params.export
@@ -94,7 +95,7 @@ def export(engine_name: str) -> None:
                     ),
                     Sheet("Summary", SUMMARY_COLUMNS, [_summary_row(load) for load in history]),
                 ]
-                rows = _counted(leads.engine_leads(conn, engine.name, source_tag))
+                rows = _counted(leads.engine_leads(conn, engine.name, source_tag), workbook.name)
                 return write_leads_workbook(
                     workbook,
                     rows,
@@ -115,6 +116,7 @@ def export(engine_name: str) -> None:
             "source_tag": source_tag or "",
         },
     )
+    metrics.write_engine_metrics(params, engine.name, marker, rows=stats.rows, sheets=stats.sheets)
 
 
 def _summary_row(load) -> tuple:
@@ -131,16 +133,18 @@ def _summary_row(load) -> tuple:
     )
 
 
-def _counted(rows):
-    """Pass `rows` through, reporting progress every PROGRESS_EVERY rows."""
+def _counted(rows, name: str):
+    """Pass `rows` through, reporting progress every PROGRESS_EVERY rows and the true count at
+    the end; the rows stream from PostgreSQL straight into the workbook."""
     from stages.progress import Progress
 
-    progress = Progress("export rows", unit="rows")
+    progress = Progress(f"read leads, write {name}", unit="rows")
+    number = 0
     for number, row in enumerate(rows, start=1):
         if not number % PROGRESS_EVERY:
-            progress.advance(PROGRESS_EVERY)
+            progress.update(number)
         yield row
-    progress.finish()
+    progress.finish(number)
 
 
 def main(argv: list[str] | None = None) -> int:

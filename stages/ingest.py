@@ -11,6 +11,7 @@ what each line would become without touching any database.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -50,12 +51,13 @@ class LineTally:
         from stages.progress import Progress
 
         self.reset()
-        progress = Progress(f"parse {path.name}", unit="lines")
+        progress = Progress(f"read {path.name}", unit="lines")
+        size = max(path.stat().st_size, 1)
         with path.open("rb") as handle:
             for number, raw in enumerate(iter_lines(handle), start=1):
                 self.lines = number
                 if not number % PROGRESS_EVERY:
-                    progress.advance(PROGRESS_EVERY)
+                    progress.update(number, fraction=handle.tell() / size)
                 outcome = parser.parse(raw)
                 if type(outcome) is str:
                     self.valid += 1
@@ -68,7 +70,7 @@ class LineTally:
                         text = "(longer than the line limit)" if raw is None else safe_text(raw)
                         self.rejects.write(f"{number}\t{outcome.value}\t{text}\n")
                     yield number, outcome
-        progress.finish()
+        progress.finish(self.lines)
 
     def valid_ids(self, path: Path, parser: LineParser) -> Iterator[str]:
         return (found for _, found in self.outcomes(path, parser) if type(found) is str)
@@ -84,10 +86,11 @@ class LineTally:
 
 
 def ingest(engine_name: str, file: Path | None, source_tag: str | None) -> dict[str, object]:
-    from stages import db, leads, loads
+    from stages import db, leads, loads, metrics
     from stages.config import load_params
     from stages.crawl import LineParser
     from stages.files import atomic_output, write_json
+    from stages.progress import phase
 
     params = load_params()
     engine = params.engine(engine_name)
@@ -112,9 +115,14 @@ def ingest(engine_name: str, file: Path | None, source_tag: str | None) -> dict[
 
         def load_once() -> leads.LoadResult:
             # One transaction: the load and its line counts (stages.loads) commit together.
-            with db.connect() as conn, conn.transaction():
-                ids = tally.valid_ids(path, parser)
-                result = leads.load_leads(conn, engine, ids, source_tag=tag, seen_at=seen_at)
+            with db.connect() as conn, conn.transaction(), contextlib.ExitStack() as merging:
+
+                def ids() -> Iterator[str]:
+                    yield from tally.valid_ids(path, parser)
+                    # The ids are in: what load_leads does next is the set-based merge.
+                    merging.enter_context(phase(f"merge {engine.name} leads into PostgreSQL"))
+
+                result = leads.load_leads(conn, engine, ids(), source_tag=tag, seen_at=seen_at)
                 loads.record_line_counts(conn, result.load_id, tally.summary())
                 return result
 
@@ -135,6 +143,7 @@ def ingest(engine_name: str, file: Path | None, source_tag: str | None) -> dict[
     }
     if not by_hand:
         write_json(params.path("ingest", engine.name, ".json"), stats)
+        metrics.record_load(params, engine, path, stats)
     return stats
 
 

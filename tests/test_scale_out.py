@@ -29,13 +29,10 @@ from tests.support.s3 import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, REGION,
 CONCURRENT = ("cloudbeds", "mews")
 SHARED = "mews"
 CACHED = ("data/raw/mews.txt", "data/raw/mews.meta.json", "data/exports/mews.xlsx")
-# Outputs DVC does not cache: on a fresh clone they are missing until their stage runs again.
-UNCACHED = {
-    "data/ingest/mews.json",
-    "data/ingest/mews.rejects.tsv",
-    "data/exports/mews.json",
-    "data/published/mews.json",
-}
+# The output DVC does not cache and git does not hold: on a fresh clone it is missing until its
+# stage runs again, which is what makes the load run on every machine. (The run records beside
+# it, data/ingest/mews.json and the like, are not declared; the load history is in git.)
+UNCACHED = {"data/ingest/mews.rejects.tsv"}
 
 
 @dataclass(kw_only=True)
@@ -286,11 +283,11 @@ def test_after_the_pull_only_the_uncached_markers_are_missing(machine_b):
     assert set(changes.values()) == {"deleted"}
 
 
-def test_on_an_empty_database_the_stages_with_uncached_outputs_run_again(machine_b):
-    # download is restored from the remote; ingest must load the new database; its new marker
-    # re-runs export; publish has an uncached marker too, so it runs (and uploads the same bytes).
-    expected = [f"{stage}@{SHARED}" for stage in ("ingest", "export", "publish")]
-    assert ran(machine_b.outputs["repro"]) == expected
+def test_on_an_empty_database_only_the_load_runs_again(machine_b):
+    # download and the workbook are restored from the remote; ingest must load the new database.
+    # The committed load history already holds this crawl, so export and publish are up to date:
+    # the workbook would be the same bytes, and they are live already.
+    assert ran(machine_b.outputs["repro"]) == [f"ingest@{SHARED}"]
 
 
 def test_the_empty_database_gets_the_same_leads(machine_a, machine_b):
@@ -298,7 +295,7 @@ def test_the_empty_database_gets_the_same_leads(machine_a, machine_b):
     assert machine_b.leads((SHARED,))
 
 
-def test_the_workbook_rebuilt_on_the_second_machine_is_byte_identical(machine_a, machine_b):
+def test_the_workbook_on_the_second_machine_is_byte_identical(machine_a, machine_b):
     assert machine_b.read("data/exports/mews.xlsx") == machine_a.read("data/exports/mews.xlsx")
 
 

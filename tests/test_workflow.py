@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +18,11 @@ import yaml
 
 from tests.support.project import REPO
 
-WORKFLOW = REPO / ".github" / "workflows" / "reproduce.yml"
+WORKFLOWS = REPO / ".github" / "workflows"
+WORKFLOW = WORKFLOWS / "reproduce.yml"
+CI_WORKFLOW = WORKFLOWS / "ci.yml"
 SCRIPT = REPO / ".ci" / "reproduce"
+SHA_PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +86,13 @@ def test_each_engine_job_has_a_postgresql_service_and_uses_it_unless_a_secret_na
     assert "5432:5432" in postgres["ports"]
     env = postgres["env"]
     local_url = f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@localhost:5432/"
-    assert job["env"]["DATABASE_URL"] == (
+    assert step_running(job, ".ci/reproduce")["env"]["DATABASE_URL"] == (
         f"${{{{ secrets.DATABASE_URL || '{local_url}{env['POSTGRES_DB']}' }}}}"
     )
 
 
 def test_credentials_come_from_the_secret_store_only(workflow):
-    env = workflow["jobs"]["reproduce"]["env"]
+    env = step_running(workflow["jobs"]["reproduce"], ".ci/reproduce")["env"]
     assert env["AWS_ACCESS_KEY_ID"] == "${{ secrets.AWS_ACCESS_KEY_ID }}"
     assert env["AWS_SECRET_ACCESS_KEY"] == "${{ secrets.AWS_SECRET_ACCESS_KEY }}"
     assert env["DVC_REMOTE_URL"].startswith("${{ ")  # a repository variable, never a literal
@@ -180,3 +184,116 @@ def test_the_local_ci_runs_the_shared_script():
 def _needs(job: dict[str, Any]) -> list[str]:
     needs = job.get("needs", [])
     return [needs] if isinstance(needs, str) else list(needs)
+
+
+def every_workflow() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (path.name, yaml.safe_load(path.read_text(encoding="utf-8")))
+        for path in sorted(WORKFLOWS.glob("*.yml"))
+    ]
+
+
+def test_ci_runs_the_lint_and_tests_of_the_local_ci_on_every_push_and_pull_request():
+    ci = yaml.safe_load(CI_WORKFLOW.read_text(encoding="utf-8"))
+    assert {"push", "pull_request"} <= set(triggers(ci))
+    (job,) = ci["jobs"].values()
+    assert step_running(job, "bash .ci/run lint")
+    assert step_running(job, "bash .ci/run test")
+    assert "secrets." not in CI_WORKFLOW.read_text(encoding="utf-8")
+
+
+def test_every_third_party_action_is_pinned_to_a_commit_sha():
+    for name, workflow in every_workflow():
+        for job in workflow["jobs"].values():
+            for step in job.get("steps", []):
+                if "uses" in step:
+                    assert SHA_PINNED.match(step["uses"]), f"{name}: {step['uses']}"
+
+
+def test_every_checkout_keeps_no_credentials_in_the_clone():
+    for name, workflow in every_workflow():
+        for job in workflow["jobs"].values():
+            for step in job.get("steps", []):
+                if str(step.get("uses", "")).startswith("actions/checkout@"):
+                    assert step.get("with", {}).get("persist-credentials") is False, name
+
+
+def test_secrets_reach_only_the_steps_that_use_them():
+    for name, workflow in every_workflow():
+        assert "secrets." not in json.dumps(workflow.get("env", {})), name
+        for job in workflow["jobs"].values():
+            assert "secrets." not in json.dumps(job.get("env", {})), name
+    steps_with_secrets = [
+        step.get("name")
+        for _, workflow in every_workflow()
+        for job in workflow["jobs"].values()
+        for step in job.get("steps", [])
+        if "secrets." in json.dumps(step)
+    ]
+    assert steps_with_secrets == ["Reproduce ${{ matrix.engine }}"]
+
+
+def test_only_the_proposing_job_may_write_and_only_after_the_gate(workflow):
+    assert workflow["permissions"] == {"contents": "read"}
+    writers = {
+        name: job
+        for name, job in workflow["jobs"].items()
+        if "write" in str(job.get("permissions"))
+    }
+    assert list(writers) == ["propose"]
+    assert "gate" in _needs(writers["propose"]) and "if" not in writers["propose"]
+
+
+def test_the_local_ci_checks_both_workflows_with_zizmor_and_the_workflow_schema():
+    run = (REPO / ".ci" / "run").read_text()
+    assert "zizmor" in run and "vendor.github-workflows" in run
+    assert ".github/workflows/*.yml" in run
+
+
+def test_collect_merges_each_engines_lock_entries_metrics_and_load_history(tmp_path):
+    """What the proposing job commits: from each engine job's report, that engine's stages."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(
+        REPO / "stages", checkout / "stages", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(REPO / ".ci", checkout / ".ci")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy2(REPO / name, checkout / name)
+    entry = {"cmd": "python -m stages.ingest --engine {}", "outs": []}
+    committed = {
+        "schema": "2.0",
+        "stages": {
+            f"ingest@{e}": {**entry, "cmd": entry["cmd"].format(e)} for e in ("mews", "rms")
+        },
+    }
+    (checkout / "dvc.lock").write_text(yaml.safe_dump(committed, sort_keys=False))
+    report = tmp_path / "reports" / "reproduce-rms"
+    (report / "data" / "metrics").mkdir(parents=True)
+    (report / "data" / "loads").mkdir(parents=True)
+    (report / "data" / "metrics" / "rms.json").write_text('{"leads": 300}\n')
+    (report / "data" / "loads" / "rms.csv").write_text("load,leads,new_leads,rejected,crawl\n")
+    job_lock = {
+        "schema": "2.0",
+        "stages": {
+            "ingest@rms": {"cmd": "python -m stages.ingest --engine rms", "outs": ["new"]},
+            "ingest@mews": {"cmd": "stale copy of mews", "outs": []},
+        },
+    }
+    (report / "dvc.lock").write_text(yaml.safe_dump(job_lock, sort_keys=False))
+
+    run = subprocess.run(
+        ["bash", str(checkout / ".ci" / "reproduce"), "--collect", str(tmp_path / "reports")],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "VIRTUAL_ENV": sys.prefix,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
+    )
+    assert run.returncode == 0, run.stderr
+    merged = yaml.safe_load((checkout / "dvc.lock").read_text())["stages"]
+    assert merged["ingest@rms"]["outs"] == ["new"]
+    assert merged["ingest@mews"] == committed["stages"]["ingest@mews"]
+    assert (checkout / "data" / "metrics" / "rms.json").read_text() == '{"leads": 300}\n'
+    assert (checkout / "data" / "loads" / "rms.csv").is_file()

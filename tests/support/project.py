@@ -17,7 +17,15 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-COPIED = ("dvc.yaml", "params.yaml", ".dvcignore", "stages", "data/sources")
+COPIED = (
+    "dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    ".gitignore",
+    "stages",
+    "data/sources",
+    *(f"data/{folder}/.gitignore" for folder in ("raw", "ingest", "exports", "published")),
+)
 
 
 @dataclass
@@ -73,6 +81,18 @@ class Project:
         (raw / f"{engine}.txt").write_text(text)
         meta = {"source_modified": modified.isoformat()}
         (raw / f"{engine}.meta.json").write_text(json.dumps(meta))
+
+    def commit(self, message: str) -> None:
+        """`git add -A` and commit, as a user who runs the pipeline and commits its record."""
+        self.run("git", "add", "-A")
+        self.run(
+            "git", "-c", "user.name=Pipeline Test", "-c", "user.email=test@example.com",
+            "commit", "--quiet", "--allow-empty", "-m", message,
+        )  # fmt: skip
+
+    def git_status(self) -> list[str]:
+        """`git status --porcelain` lines: what a user would see as changed or new."""
+        return self.run("git", "status", "--porcelain").stdout.splitlines()
 
     def ran_stages(self, output: str) -> list[str]:
         """The stages a `dvc repro` output says it ran."""

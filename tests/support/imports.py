@@ -1,0 +1,54 @@
+"""The project modules a stage module imports, directly or through other project modules, at
+the top of a file or inside a function (the stages import heavy modules lazily)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = "stages"
+
+
+def imported_modules(source: Path, package_root: Path) -> set[str]:
+    """Dotted names of the project modules `source` imports itself (`stages.x`)."""
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            # `from stages import db` imports the module stages.db
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if _module_file(name, package_root) is not None}
+
+
+def import_closure(module: str, package_root: Path, stop: frozenset[str] = frozenset()) -> set[str]:
+    """`module` and every project module it reaches through imports, not looking inside the
+    modules in `stop` (they are reached, but what they import is theirs)."""
+    seen: set[str] = set()
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in stop:
+            continue
+        pending.extend(imported_modules(_module_file(name, package_root), package_root))
+    return seen
+
+
+def module_path(module: str, package_root: Path) -> str:
+    """The repository-relative file of a project module, as dvc.yaml names it."""
+    return _module_file(module, package_root).relative_to(package_root).as_posix()
+
+
+def _module_file(module: str, package_root: Path) -> Path | None:
+    if module != PACKAGE and not module.startswith(f"{PACKAGE}."):
+        return None
+    base = package_root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None

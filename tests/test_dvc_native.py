@@ -1,0 +1,230 @@
+"""DVC's team features on this pipeline: dvc.lock, metrics and load history in git, `dvc metrics
+diff`, `dvc plots`, experiments, and code dependencies that follow the stages' imports."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages import history
+from stages.metrics import LOAD_COLUMNS, METRICS
+from tests.support.imports import import_closure, module_path
+from tests.support.pg import drop_database
+from tests.support.pipeline import ENGINES, create_database_from, run_pipeline_once
+from tests.support.project import REPO, Project
+
+STAGES = ("download", "ingest", "export", "publish")
+# Modules that change how a stage runs or reports, not what it writes or loads (dvc.yaml's
+# header states the rule); what they import is theirs, not the stage's.
+OBSERVERS = frozenset(
+    f"stages.{name}" for name in ("runner", "history", "progress", "retry", "errors", "secrets")
+) | {"stages"}
+# Files a module reads at run time, which are dependencies wherever the module is one.
+MODULE_DATA = {"stages/db.py": "stages/migrations"}
+TERMINAL_WIDTH = 132  # the wide terminal; DVC pads each of the ten metric names by four
+
+
+def code_deps(stage: str) -> set[str]:
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))
+    return {dep for dep in pipeline["stages"][stage]["do"]["deps"] if dep.startswith("stages/")}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_depends_on_every_module_its_imports_reach_that_can_change_its_result(stage):
+    reached = import_closure(f"stages.{stage}", REPO, stop=OBSERVERS) - OBSERVERS
+    expected = {module_path(module, REPO) for module in reached}
+    expected |= {MODULE_DATA[path] for path in expected if path in MODULE_DATA}
+    assert code_deps(stage) == expected
+
+
+def test_config_which_normalises_hosts_is_a_dependency_of_every_stage():
+    for stage in STAGES:
+        assert "stages/config.py" in code_deps(stage), stage
+
+
+@pytest.fixture(scope="module")
+def ran(project_template, pg_server, tmp_path_factory):
+    """The pipeline ran once on an empty database, and its record committed, as a user would."""
+    pipeline = run_pipeline_once(project_template, pg_server, tmp_path_factory.mktemp("native"))
+    pipeline.project.commit("Reproduce the pipeline")
+    yield pipeline
+    drop_database(pg_server, pipeline.database)
+
+
+@pytest.fixture
+def pipeline(ran, pg_server, tmp_path, monkeypatch):
+    """A copy of the committed project, with a copy of its database (DATABASE_URL)."""
+    root = tmp_path / "project"
+    shutil.copytree(ran.project.root, root, symlinks=True)
+    name = f"copy_{tmp_path.name.lower()}"[:60]
+    for variable in history.DATABASE_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("DATABASE_URL", create_database_from(pg_server, name, ran.database))
+    monkeypatch.chdir(root)
+    yield Project(root)
+    drop_database(pg_server, name)
+
+
+def add_rms_crawl_lines(project: Project, count: int) -> None:
+    """Append `count` RMS booking links of properties the samples do not hold (made-up ids)."""
+    lines = [f"https://bookings.rmscloud.com/Search/Index/7E1C{n:012X}/1/" for n in range(count)]
+    with (project.root / "data" / "sources" / "rms.txt").open("a", encoding="utf-8") as crawl:
+        crawl.write("\n".join(lines) + "\n")
+
+
+def test_a_run_leaves_in_git_only_the_lock_metrics_and_load_history_and_commits_them(pipeline):
+    tracked = pipeline.run("git", "ls-files").stdout.splitlines()
+    assert "dvc.lock" in tracked
+    for engine in ENGINES:
+        assert f"data/metrics/{engine}.json" in tracked
+        assert f"data/loads/{engine}.csv" in tracked
+    assert not [path for path in tracked if path.endswith((".xlsx", ".txt.gz", ".rejects.tsv"))]
+    assert pipeline.git_status() == []
+
+
+def test_metrics_are_the_ten_counts_per_engine_as_integers(pipeline):
+    for engine in ENGINES:
+        figures = json.loads((pipeline.root / "data" / "metrics" / f"{engine}.json").read_text())
+        assert sorted(figures) == sorted(METRICS)
+        assert all(type(value) is int for value in figures.values())
+        assert figures["lines"] >= figures["rejected"] + figures["valid"]
+        assert figures["valid"] >= figures["unique"] == figures["inserted"] + figures["updated"]
+        assert figures["rows"] == figures["leads"] > 0
+        assert figures["updated"] == 0  # the database was empty
+
+
+def test_dvc_metrics_show_has_one_row_per_engine_and_fits_a_wide_terminal(pipeline):
+    table = pipeline.dvc("metrics", "show").stdout.splitlines()
+    assert max(len(line) for line in table) <= TERMINAL_WIDTH
+    assert table[0].split() == ["Path", *sorted(METRICS)]
+    rows = {line.split()[0]: line.split()[1:] for line in table[1:]}
+    assert set(rows) == {f"data/metrics/{engine}.json" for engine in ENGINES}
+    assert all(value.isdigit() for values in rows.values() for value in values)
+
+
+def test_metrics_diff_and_plots_diff_compare_a_new_crawl_with_the_committed_run(pipeline):
+    add_rms_crawl_lines(pipeline, 50)
+    ran = pipeline.ran_stages(pipeline.dvc("repro").stdout)
+    assert ran == ["download@rms", "ingest@rms", "export@rms", "publish@rms"]
+
+    diff = json.loads(pipeline.dvc("metrics", "diff", "--json").stdout)
+    assert set(diff) == {"data/metrics/rms.json"}
+    rms = diff["data/metrics/rms.json"]
+    lines = rms["lines"]["old"]
+    assert rms["lines"] == {"old": lines, "new": lines + 50, "diff": 50}
+    assert rms["inserted"] == {
+        "old": rms["leads"]["old"],
+        "new": 50,
+        "diff": 50 - rms["leads"]["old"],
+    }
+    assert rms["leads"]["diff"] == 50 and rms["rows"]["diff"] == 50
+
+    plots = json.loads(pipeline.dvc("plots", "diff", "HEAD", "--json", "--split").stdout)
+    (rendered,) = plots["data"]["data/loads/rms.csv"]
+    assert sorted(rendered["revisions"]) == ["HEAD", "workspace"]
+    rejected = json.loads((pipeline.root / "data" / "metrics" / "rms.json").read_text())["rejected"]
+    loads = (pipeline.root / "data" / "loads" / "rms.csv").read_text().splitlines()
+    assert loads[0].split(",") == list(LOAD_COLUMNS)
+    first, new = rms["leads"]["old"], rms["leads"]["new"]
+    assert [row.split(",")[:4] for row in loads[1:]] == [
+        ["1", str(first), str(first), str(rejected)],
+        ["2", str(new), "50", str(rejected)],
+    ]
+
+
+def test_dvc_plots_show_renders_leads_new_leads_and_rejected_lines_per_load_of_every_engine(
+    pipeline,
+):
+    plots = json.loads(pipeline.dvc("plots", "show", "--json").stdout)["data"]
+    assert set(plots) == {f"data/loads/{engine}.csv" for engine in ENGINES}
+    for engine in ENGINES:
+        (plot,) = plots[f"data/loads/{engine}.csv"]
+        spec = plot["content"]
+        assert spec["encoding"]["x"]["field"] == "load"
+        assert spec["encoding"]["strokeDash"]["scale"]["domain"] == [
+            "leads",
+            "new_leads",
+            "rejected",
+        ]
+        assert {row["field"] for row in spec["data"]["values"]} == {
+            "leads",
+            "new_leads",
+            "rejected",
+        }
+    page = pipeline.dvc("plots", "show").stdout.strip().splitlines()[-1]
+    assert "vega" in Path(page.removeprefix("file://")).read_text(encoding="utf-8")
+    assert pipeline.git_status() == []  # dvc_plots/ is git-ignored
+
+
+def test_reloading_the_same_crawl_changes_no_tracked_file_and_leaves_export_up_to_date(pipeline):
+    ran = pipeline.ran_stages(
+        pipeline.dvc("repro", "--single-item", "--force", "ingest@rms").stdout
+    )
+    assert ran == ["ingest@rms"]
+    assert pipeline.git_status() == []
+    assert pipeline.dvc("status").stdout.strip() == "Data and pipelines are up to date."
+
+
+def test_an_experiment_on_rows_per_sheet_reruns_only_exports_and_lists_every_engines_metrics(
+    pipeline,
+):
+    run = pipeline.dvc("exp", "run", "--name", "small-sheets", "-S", "export.rows_per_sheet=100")
+    assert sorted(pipeline.ran_stages(run.stdout)) == sorted(
+        f"{stage}@{engine}" for stage in ("export", "publish") for engine in ENGINES
+    )
+    shown = json.loads(pipeline.dvc("exp", "show", "--json").stdout)
+    experiments = {
+        exp["name"]: exp
+        for baseline in shown
+        for experiment in (baseline.get("experiments") or [])
+        for exp in experiment["revs"]
+    }
+    data = experiments["small-sheets"]["data"]
+    assert data["params"]["params.yaml"]["data"]["export"]["rows_per_sheet"] == 100
+    metrics = {path: found["data"] for path, found in data["metrics"].items()}
+    assert set(metrics) == {f"data/metrics/{engine}.json" for engine in ENGINES}
+    for figures in metrics.values():
+        assert figures["sheets"] == -(-figures["rows"] // 100)
+
+
+@pytest.mark.xfail(
+    reason="download's data/raw/<engine>.meta.json holds downloaded_at and seconds, and a local "
+    "source's mtime becomes each lead's First Seen: both differ in every clone",
+    strict=False,
+)
+def test_a_fresh_clone_reproduces_the_committed_run_without_changing_a_tracked_file(
+    ran, pg_server, tmp_path, monkeypatch
+):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ran.project.root), str(clone)], check=True)
+    name = f"clone_{tmp_path.name.lower()}"[:60]
+    for variable in history.DATABASE_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("DATABASE_URL", create_database_from(pg_server, name))
+    try:
+        project = Project(clone)
+        project.dvc("repro")
+        assert project.git_status() == []
+    finally:
+        drop_database(pg_server, name)
+
+
+def test_the_committed_dvc_lock_holds_only_repository_relative_paths_and_no_host():
+    text = (REPO / "dvc.lock").read_text(encoding="utf-8")
+    lock = yaml.safe_load(text)
+    paths = [
+        entry["path"]
+        for stage in lock["stages"].values()
+        for entry in stage.get("deps", []) + stage.get("outs", [])
+    ]
+    assert paths and not [path for path in paths if path.startswith("/") or ".." in path]
+    assert not re.search(rf"\b{re.escape(socket.gethostname())}\b", text)
+    assert str(Path.home()) not in text
+    assert not re.search(r"://[^/\s]*@", text)  # no URL carries a user or password
