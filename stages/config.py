@@ -142,6 +142,8 @@ class Paths:
     ingest: str = setting("data/ingest", parse=_non_empty)
     exports: str = setting("data/exports", parse=_non_empty)
     published: str = setting("data/published", parse=_non_empty)
+    metrics: str = setting("data/metrics", parse=_non_empty)  # in git: dvc metrics
+    loads: str = setting("data/loads", parse=_non_empty)  # in git: dvc plots
 
 
 @dataclass(frozen=True, kw_only=True)
