@@ -21,11 +21,13 @@ SEEN = datetime(2026, 8, 1, tzinfo=UTC)
 
 
 def outputs(project) -> list[str]:
-    """Every file the pipeline's stages may write, that exists (logs excluded)."""
+    """Every file the pipeline's stages may write, that exists (logs and the committed
+    .gitignore files excluded)."""
     return sorted(
         str(path.relative_to(project.root))
         for folder in ("raw", "ingest", "exports", "published")
         for path in (project.root / "data" / folder).glob("*")
+        if not path.name.startswith(".")
     )
 
 
