@@ -27,7 +27,7 @@ import psycopg
 
 from stages.config import RetryPolicy, project_root
 from stages.errors import ConfigError, PipelineError, TransientError
-from stages.secrets import redact, scrub
+from stages.secrets import MASK, needs_percent_encoding, redact, scrub
 
 if TYPE_CHECKING:
     import psutil
@@ -82,6 +82,16 @@ def database_label(url: str) -> str:
 def _check_conninfo(url: str) -> None:
     from psycopg.conninfo import conninfo_to_dict
 
+    if needs_percent_encoding(url):
+        # libpq would cut the password at the first such character and echo the rest as the
+        # host name ("failed to resolve host 'ssw0rd@127.0.0.1'"): refuse it before it sees it.
+        scheme, _, rest = url.strip().partition("://")
+        raise ConfigError(
+            f"DATABASE_URL ({scheme}://{MASK}@{rest.rpartition('@')[2]}) has a user name or "
+            "password holding characters that must be percent-encoded (@ / ? # % or a space); "
+            'write them as %40 %2F %3F %23 %25 %20, e.g. with python -c "from urllib.parse '
+            "import quote; print(quote(input('password: '), safe=''))\"."
+        )
     try:
         conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
@@ -541,13 +551,33 @@ def main(argv: list[str] | None = None) -> int:
             old, new = upgrade_embedded_server()
             print(f"PostgreSQL {new}" + (f" (upgraded from {old})" if old != new else ""))
         else:
-            url = database_url()
-            with connect(url, migrate=False) as conn:
-                version = conn.execute("SHOW server_version").fetchone()[0]
-            print(f"{database_label(url)}: PostgreSQL {version}")
-    except PipelineError as exc:
-        print(exc, file=sys.stderr)
+            return _status()
+    except (PipelineError, TransientError) as exc:
+        print(redact(str(exc)), file=sys.stderr)
         return 1
+    return 0
+
+
+def _status() -> int:
+    """Print which database the pipeline uses and its version; 1 when it is not answering.
+    Never starts a server: a stopped embedded PostgreSQL is reported as stopped."""
+    from stages.history import available_database_url
+
+    root = project_root()
+    url = available_database_url(root)
+    if url is None:
+        print(
+            f"the embedded PostgreSQL ({root / EMBEDDED_FOLDER}) is not running; start it with "
+            "`python -m stages.db start` (stages start it on demand)."
+        )
+        return 1
+    try:
+        with connect(url, migrate=False) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+    except TransientError as exc:
+        print(f"{redact(str(exc))}; it is down or unreachable from here.", file=sys.stderr)
+        return 1
+    print(f"{database_label(url)}: PostgreSQL {version}")
     return 0
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from stages import alerts, dvcstate, history
 from stages.errors import PipelineError
 from stages.retry import add_retry_listener, first_line
+from stages.secrets import RedactingFormatter
 
 log = logging.getLogger("stages")
 
@@ -132,7 +133,7 @@ def _configure_logging(stage: str, engine: str, log_root: Path | None) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter("%(message)s"))
+    console.setFormatter(RedactingFormatter("%(message)s"))
     root.addHandler(console)
     try:
         folder = (log_root or project_root() / "logs") / stage
@@ -140,5 +141,5 @@ def _configure_logging(stage: str, engine: str, log_root: Path | None) -> None:
         file = logging.FileHandler(folder / f"{engine}.log", encoding="utf-8")
     except (OSError, PipelineError):
         return  # a read-only checkout still runs; the console keeps the log
-    file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    file.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(file)
