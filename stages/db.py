@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 import psycopg
 
 from stages.config import RetryPolicy, project_root
-from stages.errors import ConfigError, PipelineError, TransientError
+from stages.errors import ConfigError, PipelineError, TransientError, cli
 from stages.secrets import MASK, needs_percent_encoding, redact, scrub
 
 if TYPE_CHECKING:
@@ -582,4 +582,4 @@ def _status() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(main))  # `... | head` ends it quietly

@@ -1,9 +1,18 @@
-"""Error types every stage understands.
+"""Error types every stage understands, and the few failures of the machine told in one line.
 
 A `PipelineError` is permanent and meant for a person: its message is one sentence naming the
 engine, the file or key, and the fix. The stage runner prints it and exits non-zero without a
-traceback. Anything else escaping a stage is a bug and keeps its traceback.
+traceback. An OSError a person can fix (disk full, read-only folder, permission denied) is told
+the same way (`explain_os_error`). Anything else escaping a stage is a bug and keeps its
+traceback.
 """
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Callable
 
 
 class PipelineError(Exception):
@@ -16,3 +25,61 @@ class ConfigError(PipelineError):
 
 class TransientError(Exception):
     """A failure worth retrying (network hiccup, throttling, lost DB connection)."""
+
+
+_WRITABLE = "make it writable, or point `paths` in params.yaml at a folder that is"
+# errno -> what happened, what to do. Only failures of the machine a person can fix.
+_OS_ERRORS = {
+    errno.ENOSPC: ("no space left on the device", "free disk space and run the stage again"),
+    errno.EDQUOT: ("disk quota exceeded", "free space or raise the quota, then run again"),
+    errno.EFBIG: (
+        "file too large for this process's file size limit",
+        "raise the limit (ulimit -f) and run again",
+    ),
+    errno.EROFS: ("read-only file system", _WRITABLE),
+    errno.EACCES: ("permission denied", "give this user access to it"),
+    errno.EPERM: ("operation not permitted", "give this user access to it"),
+    errno.ENOTDIR: (
+        "a part of the path is a file, not a folder",
+        "move that file away or change `paths` in params.yaml",
+    ),
+    errno.EEXIST: (
+        "a file is in the way of a folder",
+        "move that file away or change `paths` in params.yaml",
+    ),
+    errno.EISDIR: ("it is a folder, not a file", "remove or rename the folder"),
+}
+
+
+def explain_os_error(exc: BaseException, label: str) -> str | None:
+    """One line for an OSError a person can fix ("export@rms: data/exports/rms.xlsx: no space
+    left on the device (ENOSPC); free disk space ..."); None for anything else (a bug)."""
+    if not isinstance(exc, OSError) or exc.errno not in _OS_ERRORS:
+        return None
+    what, fix = _OS_ERRORS[exc.errno]
+    where = f" {_shown(exc.filename)}:" if exc.filename else ""
+    return f"{label}:{where} {what} ({errno.errorcode[exc.errno]}); {fix}."
+
+
+def _shown(filename: object) -> str:
+    """A path relative to the working directory (the project root under DVC) when inside it."""
+    text = os.fsdecode(filename) if isinstance(filename, str | bytes) else str(filename)
+    try:
+        relative = os.path.relpath(text)
+    except ValueError:
+        return text
+    return text if relative.startswith("..") else relative
+
+
+def cli(main: Callable[[], int]) -> int:
+    """Run a command's `main` so that `... | head` ends it quietly: when the reader of stdout
+    goes away, exit with 141 (as a process killed by SIGPIPE) and no traceback."""
+    try:
+        code = main()
+        sys.stdout.flush()  # inside the try: a closed pipe is found here, not at shutdown
+        return code
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at /dev/null so that stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+# Failures of a write that name no file; the output being written is the one to name.
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 @contextlib.contextmanager
@@ -19,9 +23,13 @@ def atomic_output(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_orphans(path)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
-    )
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+        )
+    except OSError as exc:
+        exc.filename = str(path)  # name the output, not a random temp name beside it
+        raise
     tmp = Path(tmp_name)
     os.chmod(fd, _CREATE_MODE)  # mkstemp makes 0600; outputs should look like any other file
     try:
@@ -30,8 +38,10 @@ def atomic_output(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
             handle.flush()
             os.fsync(handle.fileno())
         tmp.replace(path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno in _WRITE_ERRORS:
+            exc.filename = str(path)  # a full disk says ENOSPC, not which file was being written
         raise
     _fsync_folder(path.parent)
 

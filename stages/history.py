@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import psycopg
 
 from stages import runs
+from stages.errors import cli
 from stages.files import pid_alive
 from stages.secrets import redact
 
@@ -632,4 +633,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(main))  # `... | head` ends it quietly

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from stages import alerts, dvcstate, history
-from stages.errors import PipelineError
+from stages.errors import PipelineError, explain_os_error
 from stages.retry import add_retry_listener, first_line
 from stages.secrets import RedactingFormatter
 
@@ -66,8 +66,13 @@ def run_stage(
         log.error("%s: interrupted", label)
         error, code = str(exc) or "interrupted", 130
     except Exception as exc:
-        log.exception("%s: unexpected error (a bug; please report it with this log)", label)
-        error = f"{type(exc).__name__}: {first_line(exc)}"
+        machine = explain_os_error(exc, label)  # disk full, read-only folder: not a bug
+        if machine:
+            log.error("%s failed: %s", label, machine)
+            error, code = machine, 1
+        else:
+            log.exception("%s: unexpected error (a bug; please report it with this log)", label)
+            error = f"{type(exc).__name__}: {first_line(exc)}"
     finally:
         remove_listener()
         if run:

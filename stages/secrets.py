@@ -63,17 +63,16 @@ def connection_secrets(url: str) -> list[str]:
     """Every text that would give away the password in `url`, longest first: the raw URL, the
     userinfo, the password whole and percent-decoded, and its fragments of 3+ characters."""
     url = url.strip()
-    if not url:
-        return []
-    found = {url}
     passwords = [m["password"].strip("'\"") for m in KEY_SECRET.finditer(url)]
     userinfo = userinfo_of(url)
-    if userinfo:
-        found.add(userinfo)
-        # Without percent-encoding nobody knows where the password ends: all after the first
-        # ':' may be it, whatever libpq made of it.
-        passwords.append(userinfo.partition(":")[2])
-    for password in filter(None, passwords):
+    # Without percent-encoding nobody knows where the password ends: all after the first ':'
+    # may be it, whatever libpq made of it.
+    passwords.append(userinfo.partition(":")[2])
+    passwords = [password for password in passwords if password]
+    if not passwords:
+        return []  # nothing secret: the URL may be shown as it is
+    found = {url, userinfo} - {""}
+    for password in passwords:
         for form in {password, unquote(password)}:
             found.add(form)
             found.update(piece for piece in _CUTS.split(form) if len(piece) >= _SHORTEST_FRAGMENT)

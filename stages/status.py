@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from stages import alerts, dvcstate, history
+from stages.errors import cli
 from stages.history import Attempt, parse_time
 from stages.retry import first_line
 from stages.secrets import redact
@@ -349,7 +350,9 @@ def database_view(
             for engine, marker in markers.items():
                 view["drift"][engine] = _drift(conn, engine, marker)
     except Exception as exc:
-        view["state"] = "unreachable"
+        # Only a server that cannot be reached is "unreachable"; a refused login or a missing
+        # permission is reported as the error it is.
+        view["state"] = "unreachable" if db.is_transient(exc) else "error"
         view["message"] = redact(first_line(exc))
     return view
 
@@ -788,4 +791,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(main))  # `... | head` ends it quietly

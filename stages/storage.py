@@ -27,10 +27,10 @@ CHUNK = 1 << 20
 
 # S3 error codes that no retry can fix, with the fix to suggest.
 PERMANENT_S3_ERRORS = {
-    "NoSuchKey": "the object does not exist: check the engine's `file` and `source.root`",
-    "404": "the object does not exist: check the engine's `file` and `source.root`",
-    "NotFound": "the object does not exist: check the engine's `file` and `source.root`",
-    "NoSuchBucket": "no such bucket: check the bucket in `source.root` or the DVC remote",
+    "NoSuchKey": "the object does not exist: check the engine's `file` and `{setting}`",
+    "404": "the object does not exist: check the engine's `file` and `{setting}`",
+    "NotFound": "the object does not exist: check the engine's `file` and `{setting}`",
+    "NoSuchBucket": "no such bucket: check the bucket in `{setting}` or the DVC remote",
     "AccessDenied": "access denied: give the credentials s3:GetObject/s3:PutObject on the bucket",
     "403": "access denied: give the credentials s3:GetObject/s3:PutObject on the bucket",
     "AllAccessDisabled": "access to the bucket is disabled: check the bucket's policy",
@@ -164,15 +164,16 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
-def explain(exc: BaseException, what: str) -> str:
-    """One sentence for a failed S3 call on `what`, with the likely fix; never a secret."""
+def explain(exc: BaseException, what: str, setting: str = "source.root") -> str:
+    """One sentence for a failed S3 call on `what`, with the likely fix naming the params key
+    `setting` that chose the location (source.root, publish.to); never a secret."""
     from botocore import exceptions as boto
 
     if isinstance(exc, boto.ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         hint = PERMANENT_S3_ERRORS.get(code)
         if hint:
-            return f"{what}: {hint} ({code})."
+            return f"{what}: {hint.format(setting=setting)} ({code})."
         return f"{what}: S3 answered {code or 'an error'} ({first_line(exc)})."
     if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError):
         return (
@@ -336,7 +337,7 @@ def upload(
     except Exception as exc:
         if not _is_boto_or_transient(exc):
             raise
-        message = explain(exc, f"{label}: {target.uri}")
+        message = explain(exc, f"{label}: {target.uri}", "publish.to")
         if is_transient(exc):
             message += " Gave up after the configured retries; rerun `dvc repro` later."
         raise PipelineError(message) from None

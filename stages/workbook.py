@@ -129,6 +129,7 @@ def _write_workbook(
     workbook.properties.creator = "crawl-pipeline"
     workbook.properties.created = FIXED_TIMESTAMP
     workbook.properties.modified = FIXED_TIMESTAMP
+    archive = None
     try:
         written, sheets = _write_sheets(workbook, SHEET_TITLE, COLUMNS, iter(rows), rows_per_sheet)
         extra = {
@@ -140,6 +141,12 @@ def _write_workbook(
         # ExcelWriter rather than workbook.save(): save() stamps `modified` with the clock.
         archive = _FixedTimeZipFile(out, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
         ExcelWriter(workbook, archive).save()
+    except BaseException:
+        if archive is not None:
+            # The output is discarded (disk full, say): without this the archive's __del__
+            # writes to the closed file at exit and prints a traceback after the one-line error.
+            archive.fp = None
+        raise
     finally:
         _remove_sheet_buffers(workbook)
     return written, sheets, extra
