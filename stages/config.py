@@ -11,7 +11,6 @@ Adding a setting is one line in its section's class below: `name: type = setting
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import typing
@@ -346,6 +345,8 @@ def _refuse_unknown(section: str, data: dict[Any, Any], known: list[str]) -> Non
     for name in data:
         if name in known:
             continue
+        import difflib  # only on this error path
+
         key = f"{section}.{name}" if section else str(name)
         nearest = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
         hint = f"did you mean `{section + '.' if section else ''}{nearest[0]}`?" if nearest else ""

@@ -23,7 +23,6 @@ from tests.support.faultproxy import Fault
 from tests.support.pg import create_database, drop_database, url_for_database
 from tests.support.pg import lead_rows as leads
 from tests.test_download import use_s3_source
-from tests.test_ingest import write_raw
 
 SEEN = datetime(2026, 10, 1, tzinfo=UTC)
 LEAD_TABLES = ("booking_engines", "hotels", "hotel_booking_engines", "ingest_loads")
@@ -60,14 +59,14 @@ def refuse_deletes(database_url: str) -> None:
 
 
 def test_the_pipeline_never_deletes_from_the_leads_tables(project, database_url, capsys):
-    write_raw(project, "siteminder", "alpha\nbeta\ngamma\n", SEEN)
+    project.write_raw("siteminder", "alpha\nbeta\ngamma\n", SEEN)
     assert ingest.main(["--engine", "siteminder"]) == 0
     refuse_deletes(database_url)
     later = SEEN.replace(month=11)
-    write_raw(project, "siteminder", "gamma\ndelta\n", later)  # alpha and beta are gone
+    project.write_raw("siteminder", "gamma\ndelta\n", later)  # alpha and beta are gone
     assert ingest.main(["--engine", "siteminder"]) == 0
     assert ingest.main(["--engine", "siteminder"]) == 0  # the same file again
-    write_raw(project, "siteminder", "", later.replace(day=2))  # an empty crawl
+    project.write_raw("siteminder", "", later.replace(day=2))  # an empty crawl
     assert ingest.main(["--engine", "siteminder"]) == 0
     one_off = project.root / "one-off.txt"
     one_off.write_text("epsilon\nalpha\n")
@@ -79,7 +78,7 @@ def test_the_pipeline_never_deletes_from_the_leads_tables(project, database_url,
 
 
 def test_the_delete_guard_itself_stops_a_stage_that_deletes(project, database_url):
-    write_raw(project, "siteminder", "alpha\n", SEEN)
+    project.write_raw("siteminder", "alpha\n", SEEN)
     assert ingest.main(["--engine", "siteminder"]) == 0
     refuse_deletes(database_url)
     with psycopg.connect(database_url) as conn, pytest.raises(psycopg.errors.RaiseException):
