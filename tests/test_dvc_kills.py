@@ -61,7 +61,7 @@ def locked_stages(project):
     import yaml
 
     stages = yaml.safe_load((project.root / "dvc.lock").read_text())["stages"]
-    for out in stages[STAGE]["outs"]:
+    for out in stages[STAGE].get("outs", []):  # publish may have no declared output
         out.pop("md5"), out.pop("size")
     return stages
 

@@ -247,15 +247,15 @@ def assert_failure_is_history(project, name, expect_in_repro):
 
 
 def test_a_stage_that_failed_on_bad_params_is_up_to_date_once_the_params_are_fixed(pipeline):
-    before = pipeline.params["export"]["rows_per_sheet"]
-    pipeline.edit_params(lambda p: p["export"].update(rows_per_sheet=0))
-    code, text = repro(pipeline, "export@rms")
-    assert code != 0 and "rows_per_sheet" in text, text
-
-    assert_shown_failed(pipeline, "export@rms")
-    pipeline.edit_params(lambda p: p["export"].update(rows_per_sheet=before))
-    cell = assert_failure_is_history(pipeline, "export@rms", "Data and pipelines are up to date")
-    assert "(under dvc," in cell["note"] and "rows_per_sheet" in cell["note"]
+    before = pipeline.params["publish"]["to"]
+    missing = str(pipeline.root / "no-such-share")  # a mistyped folder to publish to
+    pipeline.edit_params(lambda p: p["publish"].update(to=missing))
+    code, text = repro(pipeline, "publish@rms")
+    assert code != 0 and "no-such-share" in text, text
+    assert_shown_failed(pipeline, "publish@rms")
+    pipeline.edit_params(lambda p: p["publish"].update(to=before))
+    cell = assert_failure_is_history(pipeline, "publish@rms", "Data and pipelines are up to date")
+    assert "(under dvc," in cell["note"] and "no-such-share" in cell["note"]
 
 
 def test_a_stage_killed_and_then_restored_from_the_run_cache_is_up_to_date(pipeline):
