@@ -248,8 +248,8 @@ def assert_failure_is_history(project, name, expect_in_repro):
 
 def test_a_stage_that_failed_on_bad_params_is_up_to_date_once_the_params_are_fixed(pipeline):
     before = pipeline.params["publish"]["to"]
-    missing = str(pipeline.root / "no-such-share")  # a mistyped folder to publish to
-    pipeline.edit_params(lambda p: p["publish"].update(to=missing))
+    # A mistyped DVC remote: valid in form, so only publish finds out.
+    pipeline.edit_params(lambda p: p["publish"].update(to="remote://no-such-share/leads"))
     code, text = repro(pipeline, "publish@rms")
     assert code != 0 and "no-such-share" in text, text
     assert_shown_failed(pipeline, "publish@rms")
