@@ -19,6 +19,7 @@ from tests.support.faultproxy import Fault
 from tests.support.pg import drop_database
 from tests.support.pipeline import ENGINES, create_database_from, run_pipeline_once
 from tests.support.project import Project
+from tests.support.views import read_views
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +208,104 @@ def test_during_dvc_repro_the_running_stage_and_the_one_waiting_on_it_are_told_a
     assert found["ingest@mews"]["state"] == "stale"
     assert found["ingest@mews"]["reasons"] == ["upstream running"]
     assert found["download@rms"]["reasons"] == ["never run"]
+
+
+# --- a failed attempt is history once DVC considers the stage up to date (issue 12, item 6) ---
+
+
+def repro(project, *targets):
+    done = project.dvc("repro", *targets, check=False)
+    return done.returncode, done.stdout + done.stderr
+
+
+def assert_shown_failed(project, name):
+    """`name` is failed in the JSON, the text grid and /api/status, and DVC lists it stale."""
+    views = read_views(project)
+    assert views.json[name] == "failed", views.text_output
+    assert views.agree(), views
+
+
+def assert_failure_is_history(project, name, expect_in_repro):
+    """`dvc repro` reports `expect_in_repro` and `dvc status` nothing; every view then shows
+    every cell up to date, `name`'s failed attempt as its note and as a past failure."""
+    code, text = repro(project)
+    assert code == 0 and expect_in_repro in text, text
+    views = read_views(project)
+    assert views.dvc_stale == set()
+    assert views.agree(), views
+    assert set(views.json.values()) == {"up to date"}
+    assert views.snapshot["ok"] is True
+    cell = cells(views.snapshot)[name]
+    assert "the last attempt" in cell["note"] and "is history" in cell["note"]
+    assert f"Failed before, up to date now:\n  {name}: up to date; the last attempt" in (
+        views.text_output
+    )
+    assert "Failed:" not in views.text_output
+    listed = [f for f in views.snapshot["failures"] if f"{f['stage']}@{f['engine']}" == name]
+    assert all(f["current"] is False for f in listed)
+    return cell
+
+
+def test_a_stage_that_failed_on_bad_params_is_up_to_date_once_the_params_are_fixed(pipeline):
+    before = pipeline.params["publish"]["to"]
+    # A mistyped DVC remote: valid in form, so only publish finds out.
+    pipeline.edit_params(lambda p: p["publish"].update(to="remote://no-such-share/leads"))
+    code, text = repro(pipeline, "publish@rms")
+    assert code != 0 and "no-such-share" in text, text
+    assert_shown_failed(pipeline, "publish@rms")
+    pipeline.edit_params(lambda p: p["publish"].update(to=before))
+    cell = assert_failure_is_history(pipeline, "publish@rms", "Data and pipelines are up to date")
+    assert "(under dvc," in cell["note"] and "no-such-share" in cell["note"]
+
+
+def test_a_stage_killed_and_then_restored_from_the_run_cache_is_up_to_date(pipeline):
+    source = pipeline.root / "data/sources/rms.txt"
+    original = source.read_bytes()
+    source.write_bytes(original + b"https://bookings.rmscloud.com/Search/Index/27731/1\n")
+    code, text = repro(pipeline, "download@rms")
+    assert code == 0, text
+    source.write_bytes(original + b"https://bookings.rmscloud.com/Search/Index/27732/1\n")
+    dvc = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", "download@rms"],
+        cwd=pipeline.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    heartbeat = pipeline.root / "logs/running/download@rms.json"
+    deadline = time.monotonic() + 60
+    while not heartbeat.exists():
+        assert time.monotonic() < deadline and dvc.poll() is None, "download@rms never started"
+        time.sleep(0.02)
+    os.kill(json.loads(heartbeat.read_text())["pid"], signal.SIGKILL)
+    assert dvc.wait(60) != 0
+
+    assert_shown_failed(pipeline, "download@rms")
+    source.write_bytes(original)  # the crawl file as the run before the last one had it
+    cell = assert_failure_is_history(
+        pipeline, "download@rms", "Stage 'download@rms' is cached - skipping run"
+    )
+    assert "was killed" in cell["note"]
+
+
+def test_a_failed_by_hand_run_outside_dvc_is_history_when_dvc_is_up_to_date(pipeline):
+    source = pipeline.root / "data/sources/rms.txt"
+    aside = source.rename(source.with_suffix(".away"))
+    assert pipeline.stage("download", "--engine", "rms").returncode == 1
+
+    assert_shown_failed(pipeline, "download@rms")
+    aside.rename(source)
+    cell = assert_failure_is_history(pipeline, "download@rms", "Data and pipelines are up to date")
+    assert "(by hand," in cell["note"] and "rms.txt does not exist" in cell["note"]
+    assert "logs/download/rms.log" in cell["note"]
+
+
+def test_a_failed_forced_re_run_is_history_once_the_database_is_back(pipeline, monkeypatch):
+    working = os.environ["DATABASE_URL"]
+    monkeypatch.setenv("DATABASE_URL", "postgresql://leads@127.0.0.1:9/leads?connect_timeout=2")
+    code, text = repro(pipeline, "--force", "--single-item", "export@rms")
+    assert code != 0, text
+    monkeypatch.setenv("DATABASE_URL", working)
+    # The failed run did not touch dvc.lock: DVC considers export@rms up to date at once.
+    cell = assert_failure_is_history(pipeline, "export@rms", "Data and pipelines are up to date")
+    assert "(under dvc," in cell["note"]

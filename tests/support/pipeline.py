@@ -33,12 +33,15 @@ def create_database_from(base_url: str, name: str, template: str | None = None) 
     return url_for_database(base_url, name)
 
 
-def run_pipeline_once(template: Project, pg_server: str, folder: Path) -> RanPipeline:
-    """`dvc repro` of the whole pipeline for ENGINES in a copy of `template`, on a new database."""
+def run_pipeline_once(
+    template: Project, pg_server: str, folder: Path, engines: tuple[str, ...] = ENGINES
+) -> RanPipeline:
+    """`dvc repro` of the whole pipeline for `engines` in a copy of `template`, on a new
+    database."""
     root = folder / "project"
     shutil.copytree(template.root, root, symlinks=True)
     project = Project(root)
-    project.edit_params(lambda p: p.update(engines={e: p["engines"][e] for e in ENGINES}))
+    project.edit_params(lambda p: p.update(engines={e: p["engines"][e] for e in engines}))
     name = f"ran_{folder.name.lower()}"[:60]
     url = create_database_from(pg_server, name)
     with pytest.MonkeyPatch.context() as env:
