@@ -194,6 +194,15 @@ def _url_patterns(key: str, value: Any) -> tuple[re.Pattern[str], ...]:
     )
 
 
+def _id_separator(key: str, value: Any) -> str:
+    text = "" if value is None else _text(key, value)
+    if any(char.isalnum() or char.isspace() for char in text):
+        raise ConfigError(
+            f"params.yaml: `{key}` must be punctuation that splits ids, such as ';,'."
+        )
+    return text
+
+
 def _booking_url(key: str, value: Any) -> str:
     text = _text(key, value)
     if "{id}" not in text:
@@ -235,6 +244,8 @@ class Engine:
     id_pattern: re.Pattern[str] = setting(parse=_id_pattern)
     id_case: str = setting("preserve", choices=ID_CASES)
     booking_url: str = setting(parse=_booking_url)
+    # Characters that separate several ids in one id (Mews `<uuid>;<uuid>`); "" for none.
+    id_separator: str = setting("", parse=_id_separator)
 
     def canonical_url(self, property_id: str) -> str:
         return self.booking_url.replace("{id}", property_id)

@@ -3,8 +3,11 @@
     python -m stages.crawlgen --out data/sources --lines 400 [--engine E] [--seed N]
 
 writes one file per engine, named by its `file` in params.yaml. Lines mix full URLs with query
-strings and fragments, scheme-less host/path lines, bare ids and case variants, with about
-30 % repeated ids, 2 % blank lines and 2 % junk (other sites, lookalike hosts, cut-off lines).
+strings and fragments, scheme-less host/path lines, bare ids and case variants, in the shapes
+real crawls hold (localised and regional paths, group prefixes, sub-pages, RMS agents and
+units, Mews `?ids=` and `<uuid>;<uuid>`, and about 5 % wrapped in HTML/text extraction
+debris), with about 30 % repeated ids, 2 % blank lines and 2 % junk (other sites, lookalike
+hosts, cut-off lines). The truth about real lines is tests/corpus/, not this module.
 The same seed gives the same bytes. Files are written line by line, so memory stays flat.
 
 Engines without built-in line shapes (one just added to params.yaml) get generic lines: the
@@ -58,8 +61,24 @@ _OTHER_SITES = (
     "https://www.tripadvisor.com/Hotel_Review-g255060-d{n}-Reviews-{w}.html",
     "https://{w}{w2}.com/book-now",
     "mailto:reservations@{w}{w2}.com",
+    "https://hotels.cloudbeds.com/booking/rooms?propertyID={n}",
+    "https://hotels.cloudbeds.com/booking/prepare",
     'href="https://{w}-{w2}.com.au/"',
     "www.expedia.com/{w}-{w2}-Hotel.h{n}.Hotel-Information",
+)
+
+# How HTML or text extraction leaves a URL in a line ({} is the URL).
+_DEBRIS = (
+    '"{}"',
+    "href='{}'",
+    'src="{}"',
+    "({})",
+    "{};",
+    "{},",
+    "{}.",
+    "&quot;{}&quot;",
+    '$booking="{}";',
+    '<a href="{}" class="btn">Book now</a>',
 )
 
 
@@ -123,9 +142,13 @@ def _line(rng: random.Random, shapes: Shapes, property_id: str) -> str:
         if rng.random() < 0.08:
             host, slash, path = url.partition("/")
             url = host.upper() + slash + path
-        if rng.random() < 0.10 and not url.endswith("/"):
-            url += "/"
-        url += rng.choice(_QUERIES)
+        query = rng.choice(_QUERIES)
+        if "?" in url:  # the id is in the query already: more parameters follow with &
+            url += query.replace("?", "&", 1)
+        else:
+            if rng.random() < 0.10 and not url.endswith("/"):
+                url += "/"
+            url += query
         if kind < 0.25:
             line = url  # scheme-less, as crawlers often record them
         elif kind < 0.32:
@@ -134,6 +157,8 @@ def _line(rng: random.Random, shapes: Shapes, property_id: str) -> str:
             line = "HTTPS://" + url
         else:
             line = "https://" + url
+    if rng.random() < 0.05:
+        line = rng.choice(_DEBRIS).format(line)
     if rng.random() < 0.02:
         line = rng.choice((" ", "\t", "  ")) + line + rng.choice(("", " ", "\t"))
     return line
@@ -161,9 +186,13 @@ def shapes_for(engine: Engine) -> Shapes:
 
 
 def _cloudbeds_url(rng: random.Random, property_id: str) -> str:
+    host = rng.choice(("hotels", "hotels", "hotels", "us2", rng.choice(_WORDS))) + ".cloudbeds.com"
+    if rng.random() < 0.05:
+        return f"{host}/widget/load/{property_id}/vertical"
     prefix = rng.choice(("", "", "", "", "/es", "/en", "/pt-br"))
-    kind = rng.choice(("reservation", "reservation", "reservation", "booking"))
-    return f"hotels.cloudbeds.com{prefix}/{kind}/{property_id}"
+    kind = rng.choice(("reservation", "reservation", "reservas", "booking/reservation"))
+    sub = rng.choice(("", "", "", "", "/guests", "/rooms"))
+    return f"{host}{prefix}/{kind}/{property_id}{sub}"
 
 
 def _mews_url(rng: random.Random, property_id: str) -> str:
@@ -171,6 +200,10 @@ def _mews_url(rng: random.Random, property_id: str) -> str:
     if roll < 0.05:  # a known crawl bug: the path written twice
         return f"app.mews.com/distributor/app.mews.com/distributor/{property_id}"
     host = "www.mews.li" if roll < 0.12 else "app.mews.com"
+    if roll > 0.9:
+        return f"{host}/distributor?ids={property_id}"
+    if roll > 0.85:  # several properties of one group in one line
+        return f"{host}/distributor/{property_id};{_mews_id(rng)}"
     return f"{host}/distributor/{property_id}"
 
 
@@ -187,13 +220,14 @@ def _rms_id(rng: random.Random) -> str:
 
 
 def _rms_url(rng: random.Random, property_id: str) -> str:
-    if property_id.isdigit() and rng.random() < 0.3:
-        return f"ibe{rng.randrange(1, 20)}.rmscloud.com/{property_id}"
+    agent = rng.choice(("/1", "/1", "/1", "/90", "/53", ""))
+    if rng.random() < 0.3:
+        return f"ibe{rng.randrange(1, 20)}.rmscloud.com/{property_id}{agent}"
     host = rng.choice(("bookings", "bookings", "bookings8", "bookings12")) + ".rmscloud.com"
     prefix = rng.choice(("", "", "/obookings", "/obookings3"))
     segments = rng.choice(("Search/Index", "Search/Index", "search/index", "Rates/Index"))
-    suffix = rng.choice(("/90", "/90/", "/1", ""))
-    return f"{host}{prefix}/{segments}/{property_id}{suffix}"
+    unit = f"/{rng.randrange(1, 400)}" if agent and rng.random() < 0.2 else ""
+    return f"{host}{prefix}/{segments}/{property_id}{agent}{unit}"
 
 
 def _siteminder_id(rng: random.Random) -> str:
@@ -211,10 +245,14 @@ def _siteminder_url(rng: random.Random, property_id: str) -> str:
             "app.thebookingbutton.com",
             "www.thebookingbutton.com.au",
             "book-directonline.com",
+            "app-apac.thebookingbutton.com",
+            "app.littlehotelier.com",
         )
     )
     kind = "reservations" if "thebookingbutton" in host and rng.random() < 0.5 else "properties"
-    return f"{host}/{kind}/{property_id}"
+    group = f"/{rng.choice(_WORDS)}-group" if rng.random() < 0.1 else ""
+    sub = rng.choice(("", "", "", "", "", "/contact", "/rooms"))
+    return f"{host}{group}/{kind}/{property_id}{sub}"
 
 
 def _swap_case(rng: random.Random, property_id: str) -> str:
@@ -223,7 +261,7 @@ def _swap_case(rng: random.Random, property_id: str) -> str:
 
 _BUILTIN: dict[str, Shapes] = {
     "cloudbeds": Shapes(
-        new_id=lambda rng: "".join(rng.choices(_ALNUM, k=rng.choice((6, 6, 6, 5, 8)))),
+        new_id=lambda rng: "".join(rng.choices(_ALNUM, k=6)),  # every real code has 6
         url=_cloudbeds_url,  # cloudbeds ids are case-sensitive: no case variants
     ),
     "mews": Shapes(new_id=_mews_id, url=_mews_url, id_variant=lambda rng, i: i.upper()),

@@ -1,9 +1,14 @@
 """ingest@<engine>: crawl lines of data/raw/<engine>.txt -> hotel leads in PostgreSQL.
 
 Every line lands in exactly one bucket: blank, rejected (with a reason, in
-data/ingest/<engine>.rejects.tsv) or valid. Valid ids stream straight into one COPY and one
-set-based merge in a single transaction, so a crash leaves the database as it was.
+data/ingest/<engine>.rejects.tsv) or accepted; an accepted line names one id or several (Mews
+`<uuid>;<uuid>`), so lines and ids are counted apart. Ids stream straight into one COPY and
+one set-based merge in a single transaction, so a crash leaves the database as it was.
 data/ingest/<engine>.json holds the counts and the database fingerprint export checks.
+
+A load that looks like a dropped crawl (too many lines rejected, or far fewer ids than the
+engine's previous load) fails before committing; `ingest.max_rejected_share` and
+`ingest.min_previous_share` set the limits, `--accept` lets one by-hand run through.
 
 By hand: `--file F` loads a one-off file (nothing under data/ changes); `--dry-run` shows
 what each line would become without touching any database.
@@ -12,11 +17,12 @@ what each line would become without touching any database.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -25,55 +31,101 @@ from stages.runner import engine_parser, run_stage
 
 STAGE = "ingest"
 PROGRESS_EVERY = 100_000  # lines between progress reports: cheap next to parsing
+# Ids whose URL and evidence were already staged: a repeat sends neither. Bounded (cleared
+# when full), so memory stays flat; an id seen again after a clear is merely staged twice.
+SEEN_CACHE = 1 << 16
+COUNTING = (
+    "lines = blank + rejected + accepted_lines; valid = ids on accepted lines (a line may"
+    " name several) = unique + duplicates; unique = inserted + updated + unchanged"
+)
 
 if TYPE_CHECKING:
-    from stages.crawl import LineParser, Reject
+    from stages.crawl import LineParser, Reject, UnreadableFile
+    from stages.leads import Found
 
 
 class LineTally:
-    """Sorts every line of a crawl file into exactly one bucket: blank, rejected or valid."""
+    """Sorts every line of a crawl file into exactly one bucket: blank, rejected or accepted."""
 
     def __init__(self, rejects: IO[str] | None = None):
         self.rejects = rejects
         self.reset()
 
     def reset(self) -> None:
-        self.lines = self.blank = self.valid = 0
+        self.lines = self.blank = self.accepted = self.valid = 0
         self.rejected: Counter[str] = Counter()
         if self.rejects:
             self.rejects.seek(0)
             self.rejects.truncate()
             self.rejects.write("line\treason\ttext\n")
 
-    def outcomes(self, path: Path, parser: LineParser) -> Iterator[tuple[int, str | Reject]]:
-        """(line number, accepted id or the Reject) for each non-blank line, counting them."""
-        from stages.crawl import BLANK, iter_lines, safe_text
+    def outcomes(
+        self, path: Path, parser: LineParser
+    ) -> Iterator[tuple[int, str | tuple[str, ...] | Reject, bytes | None]]:
+        """(line number, id(s) or the Reject, raw line) per non-blank line, counting them.
+
+        Raises UnreadableFile for a file `open_crawl` cannot read, also when a gzip file
+        turns out damaged half-way.
+        """
+        import zlib
+
+        from stages.crawl import BLANK, UnreadableFile, iter_lines, open_crawl, safe_text
         from stages.progress import Progress
 
         self.reset()
         progress = Progress(f"read {path.name}", unit="lines")
         size = max(path.stat().st_size, 1)
-        with path.open("rb") as handle:
-            for number, raw in enumerate(iter_lines(handle), start=1):
-                self.lines = number
-                if not number % PROGRESS_EVERY:
-                    progress.update(number, fraction=handle.tell() / size)
-                outcome = parser.parse(raw)
-                if type(outcome) is str:
-                    self.valid += 1
-                    yield number, outcome
-                elif outcome is BLANK:
-                    self.blank += 1
-                else:
-                    self.rejected[outcome.value] += 1
-                    if self.rejects:
-                        text = "(longer than the line limit)" if raw is None else safe_text(raw)
-                        self.rejects.write(f"{number}\t{outcome.value}\t{text}\n")
-                    yield number, outcome
+        try:
+            with open_crawl(path) as handle:
+                position = _position(handle)
+                for number, raw in enumerate(iter_lines(handle), start=1):
+                    self.lines = number
+                    if not number % PROGRESS_EVERY:
+                        progress.update(number, fraction=position() / size)
+                    outcome = parser.parse(raw)
+                    if type(outcome) is str:
+                        self.accepted += 1
+                        self.valid += 1
+                        yield number, outcome, raw
+                    elif type(outcome) is tuple:
+                        self.accepted += 1
+                        self.valid += len(outcome)
+                        yield number, outcome, raw
+                    elif outcome is BLANK:
+                        self.blank += 1
+                    else:
+                        self.rejected[outcome.value] += 1
+                        if self.rejects:
+                            text = "(longer than the line limit)" if raw is None else safe_text(raw)
+                            self.rejects.write(f"{number}\t{outcome.value}\t{text}\n")
+                        yield number, outcome, raw
+        except (EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError subclass
+            raise UnreadableFile(f"a damaged gzip file ({exc})") from None
+        except OSError as exc:
+            if type(exc).__name__ != "BadGzipFile":
+                raise
+            raise UnreadableFile(f"a damaged gzip file ({exc})") from None
         progress.finish(self.lines)
 
-    def valid_ids(self, path: Path, parser: LineParser) -> Iterator[str]:
-        return (found for _, found in self.outcomes(path, parser) if type(found) is str)
+    def found(self, path: Path, parser: LineParser) -> Iterator[Found]:
+        """A staged row per id: (id, line number, booking URL, evidence), "" for a repeat."""
+        from stages.crawl import safe_text
+
+        seen: set[str] = set()
+        booking_url = parser.booking_url
+        for number, outcome, raw in self.outcomes(path, parser):
+            if type(outcome) is str:
+                if outcome in seen:
+                    yield outcome, number, "", ""
+                    continue
+                if len(seen) >= SEEN_CACHE:
+                    seen.clear()
+                seen.add(outcome)
+                yield outcome, number, booking_url(outcome), safe_text(raw, EVIDENCE_LIMIT)
+            elif type(outcome) is tuple:
+                evidence = safe_text(raw, EVIDENCE_LIMIT)
+                for property_id in outcome:
+                    yield property_id, number, booking_url(property_id), evidence
 
     def summary(self) -> dict[str, object]:
         return {
@@ -81,25 +133,90 @@ class LineTally:
             "blank": self.blank,
             "rejected": sum(self.rejected.values()),
             "rejected_by_reason": dict(sorted(self.rejected.items())),
+            "accepted_lines": self.accepted,
             "valid": self.valid,
+            "counting": COUNTING,
         }
 
 
-def ingest(engine_name: str, file: Path | None, source_tag: str | None) -> dict[str, object]:
+def _position(handle: IO[bytes]) -> Callable[[], int]:
+    """How far into the file on disk reading is (compressed bytes for gzip), for progress."""
+    import os
+
+    try:
+        fd = handle.fileno()
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return lambda: 0
+    return lambda: os.lseek(fd, 0, os.SEEK_CUR)
+
+
+# Evidence keeps a whole line: 2,048 bytes, each at most a 4-character escape.
+EVIDENCE_LIMIT = 4 * 2048 + 1
+
+
+def collapse_check(
+    engine: str, tally: LineTally, settings: dict[str, float], accept: bool
+) -> Callable[[int, int | None], None]:
+    """The `before_commit` guard of a load: raise PipelineError if it looks like a lost crawl.
+
+    Fails when rejected lines exceed `max_rejected_share` of the non-blank lines, or when the
+    unique ids fall below `min_previous_share` of the previous pipeline load's; the message
+    names the figures, the three commonest reject reasons and how to accept on purpose.
+    """
+    from stages.errors import PipelineError
+
+    def check(unique: int, previous: int | None) -> None:
+        if accept:
+            return
+        rejected = sum(tally.rejected.values())
+        read = tally.lines - tally.blank
+        problems, keys = [], []
+        limit = float(settings.get("max_rejected_share", 0.5))
+        if read and rejected / read > limit:
+            problems.append(
+                f"{rejected:,} of {read:,} non-blank lines rejected ({rejected / read:.0%}, "
+                f"above ingest.max_rejected_share {limit:g})"
+            )
+            keys.append("raise ingest.max_rejected_share")
+        least = float(settings.get("min_previous_share", 0.5))
+        if previous and unique < least * previous:
+            problems.append(
+                f"{unique:,} unique ids, {unique / previous:.0%} of the previous load's "
+                f"{previous:,} (below ingest.min_previous_share {least:g})"
+            )
+            keys.append("lower ingest.min_previous_share")
+        if not problems:
+            return
+        common = ", ".join(f"{reason} {count:,}" for reason, count in tally.rejected.most_common(3))
+        raise PipelineError(
+            f"{STAGE}@{engine}: nothing loaded: {'; '.join(problems)}; commonest rejects: "
+            f"{common or 'none'}. If the file is right, {' and '.join(keys)} in params.yaml, "
+            f"or run `python -m stages.ingest --engine {engine} --accept` once."
+        )
+
+    return check
+
+
+def ingest(
+    engine_name: str, file: Path | None, source_tag: str | None, accept: bool = False
+) -> dict[str, object]:
     from stages import db, leads, loads, metrics
     from stages.config import load_params
-    from stages.crawl import LineParser
+    from stages.crawl import LineParser, UnreadableFile
+    from stages.errors import PipelineError
     from stages.files import atomic_output, write_json
     from stages.progress import phase
 
     params = load_params()
     engine = params.engine(engine_name)
+    settings = {
+        "max_rejected_share": params.ingest.max_rejected_share,
+        "min_previous_share": params.ingest.min_previous_share,
+    }
     tag = source_tag if source_tag is not None else params.ingest.source_tag
     by_hand = file is not None
     path = file or params.path("raw", engine.name, ".txt")
     if not path.is_file():
-        from stages.errors import PipelineError
-
         hint = "check the path" if by_hand else f"run `dvc repro download@{engine.name}` first"
         raise PipelineError(f"{STAGE}@{engine.name}: {path} does not exist; {hint}.")
     seen_at = _seen_at(params.path("raw", engine.name, ".meta.json"), path, by_hand)
@@ -112,31 +229,45 @@ def ingest(engine_name: str, file: Path | None, source_tag: str | None) -> dict[
     started = time.monotonic()
     with atomic_output(rejects_path, "w") as rejects:
         tally = LineTally(rejects)
+        guard = collapse_check(engine.name, tally, settings, accept)
 
         def load_once() -> leads.LoadResult:
             # One transaction: the load and its line counts (stages.loads) commit together.
             with db.connect() as conn, conn.transaction(), contextlib.ExitStack() as merging:
 
-                def ids() -> Iterator[str]:
-                    yield from tally.valid_ids(path, parser)
+                def found() -> Iterator[Found]:
+                    yield from tally.found(path, parser)
                     # The ids are in: what load_leads does next is the set-based merge.
                     merging.enter_context(phase(f"merge {engine.name} leads into PostgreSQL"))
 
-                result = leads.load_leads(conn, engine, ids(), source_tag=tag, seen_at=seen_at)
-                loads.record_line_counts(conn, result.load_id, tally.summary())
+                result = leads.load_leads(
+                    conn,
+                    engine,
+                    found(),
+                    source_tag=tag,
+                    seen_at=seen_at,
+                    by_hand=by_hand,
+                    before_commit=guard,
+                )
+                counts = {**tally.summary(), "retracted": result.retracted}
+                loads.record_line_counts(conn, result.load_id, counts)
                 return result
 
-        loaded = db.retrying(
-            params.ingest.retry_policy,
-            load_once,
-            describe=f"{STAGE}@{engine.name}: loading {path.name}",
-        )
+        try:
+            loaded = db.retrying(
+                params.ingest.retry_policy,
+                load_once,
+                describe=f"{STAGE}@{engine.name}: loading {path.name}",
+            )
+        except UnreadableFile as exc:
+            raise PipelineError(_unreadable(engine.name, path, exc)) from None
     stats = {
         "engine": engine.name,
         "source_tag": tag,
         "seen_at": seen_at.isoformat(),
         **tally.summary(),
         **loaded.counts(),
+        "rules": loaded.rules.counts(),
         "seconds": round(time.monotonic() - started, 3),
         "database": loaded.fingerprint,
         "rejects_file": str(rejects_path.relative_to(params.root)),
@@ -145,6 +276,13 @@ def ingest(engine_name: str, file: Path | None, source_tag: str | None) -> dict[
         write_json(params.path("ingest", engine.name, ".json"), stats)
         metrics.record_load(params, engine, path, stats)
     return stats
+
+
+def _unreadable(engine: str, path: Path, exc: UnreadableFile) -> str:
+    return (
+        f"{STAGE}@{engine}: {path} is {exc.format}, not a crawl file (text, gzip, or UTF-16/32 "
+        "with a byte-order mark); replace the source file with the crawl's text and run again."
+    )
 
 
 def _seen_at(meta: Path, path: Path, by_hand: bool) -> datetime:
@@ -159,20 +297,27 @@ def _seen_at(meta: Path, path: Path, by_hand: bool) -> datetime:
 
 
 def dry_run(engine_name: str, file: Path | None, out: IO[str]) -> dict[str, object]:
-    """Print one JSON object per non-blank line: the id and URL it becomes, or why not."""
+    """Print one JSON object per id found (several may share a line) or per rejected line."""
     from stages.config import load_params
-    from stages.crawl import LineParser
+    from stages.crawl import LineParser, UnreadableFile
+    from stages.errors import PipelineError
 
     params = load_params()
     engine = params.engine(engine_name)
     path = file or params.path("raw", engine.name, ".txt")
+    parser = LineParser(engine)
     tally = LineTally()
-    for number, found in tally.outcomes(path, LineParser(engine)):
-        if type(found) is str:
-            record = {"line": number, "id": found, "url": engine.canonical_url(found)}
-        else:
-            record = {"line": number, "reject": found.value}
-        out.write(json.dumps(record) + "\n")
+    try:
+        for number, found, _ in tally.outcomes(path, parser):
+            if type(found) is str or type(found) is tuple:
+                for property_id in (found,) if type(found) is str else found:
+                    url = parser.booking_url(property_id)
+                    record = {"line": number, "id": property_id, "url": url}
+                    out.write(json.dumps(record) + "\n")
+            else:
+                out.write(json.dumps({"line": number, "reject": found.value}) + "\n")
+    except UnreadableFile as exc:
+        raise PipelineError(_unreadable(engine.name, path, exc)) from None
     return tally.summary()
 
 
@@ -183,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dry-run", action="store_true", help="print what each line becomes; no database"
     )
+    parser.add_argument(
+        "--accept",
+        action="store_true",
+        help="load even if the file looks like a lost crawl (ingest.max_rejected_share, "
+        "ingest.min_previous_share)",
+    )
     args = parser.parse_args(argv)
 
     def work() -> None:
@@ -190,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = dry_run(args.engine, args.file, sys.stdout)
             print(json.dumps(summary), file=sys.stderr)
             return
-        stats = ingest(args.engine, args.file, args.source_tag)
+        stats = ingest(args.engine, args.file, args.source_tag, args.accept)
         if args.file:
             print(json.dumps(stats, indent=2, default=str))
 

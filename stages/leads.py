@@ -3,12 +3,17 @@
 A load is one transaction under a per-engine advisory lock: the ids are COPYed into a staging
 table while they are parsed, then merged with set-based SQL. Nothing is ever deleted: a lead
 missing from a newer crawl file keeps its row and its last_seen_at.
+
+Each lead keeps its evidence (the first line that produced it) and each engine the fingerprint
+of the rules its leads were checked against. When the rules change, the load first brings the
+stored leads in line (`recheck`): ids re-normalised and merged, booking URLs re-derived, and
+leads whose evidence no longer yields their id retracted (kept, but left out of the export).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -17,6 +22,7 @@ from typing import Any
 import psycopg
 
 from stages.config import Engine
+from stages.crawl import LineParser, rules_fingerprint
 from stages.db import advisory_key, database_identity
 from stages.errors import ConfigError
 
@@ -42,6 +48,40 @@ EXPORT_COLUMNS = (
 # COPY text format gives \, tab, newline and carriage return a meaning; crawl ids never hold
 # them, but an id that does must arrive intact rather than split or mangled.
 COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# Stored evidence is re-read with room for escapes: a 2,048-byte line may grow fourfold.
+EVIDENCE_MAX_LENGTH = 4 * 4 * 2048
+RECHECK_BATCH = 10_000
+
+# One staged row per id a line named: (property_id, line number, booking URL, evidence). A
+# repeat of an id already staged may carry "" for both: the first line of each id decides.
+Found = tuple[str, int, str, str]
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """What bringing an engine's stored leads in line with changed rules did to them."""
+
+    checked: int = 0  # leads whose evidence was read again (0: the rules had not changed)
+    urls: int = 0  # booking URL re-derived
+    renamed: int = 0  # id re-normalised (id_case), onto a new id or merged into another lead
+    merged: int = 0  # rows folded into another lead of the same id
+    retracted: int = 0  # evidence no longer yields the id
+    unretracted: int = 0  # evidence yields the id again
+
+    @property
+    def rows_changed(self) -> int:
+        return self.urls + self.renamed + self.retracted + self.unretracted
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "checked": self.checked,
+            "rows_changed": self.rows_changed,
+            "urls": self.urls,
+            "renamed": self.renamed,
+            "merged": self.merged,
+            "retracted": self.retracted,
+            "unretracted": self.unretracted,
+        }
 
 
 @dataclass(frozen=True)
@@ -57,9 +97,12 @@ class LoadResult:
     inserted: int
     updated: int
     unchanged: int
-    leads: int  # the engine's leads after the load, from every source
+    leads: int  # the engine's leads after the load, from every source, retracted included
     database: str
     database_id: str
+    retracted: int = 0  # the engine's retracted leads after the load
+    unretracted: int = 0  # retracted leads this file named again
+    rules: Recheck = Recheck()  # what a change of the engine's rules did before the merge
 
     @property
     def duplicates(self) -> int:
@@ -74,6 +117,8 @@ class LoadResult:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "leads": self.leads,
+            "retracted": self.retracted,
+            "unretracted": self.unretracted,
         }
 
     @property
@@ -91,18 +136,27 @@ class LoadResult:
 def load_leads(
     conn: psycopg.Connection,
     engine: Engine,
-    ids: Iterable[str],
+    ids: Iterable[str] | Iterable[Found],
     *,
     source_tag: str,
     seen_at: datetime,
+    by_hand: bool = False,
+    before_commit: Callable[[int, int | None], None] | None = None,
 ) -> LoadResult:
-    """Merge every valid id of one crawl file (duplicates included) into `engine`'s leads.
+    """Merge every id of one crawl file (duplicates included) into `engine`'s leads.
 
-    `ids` is consumed inside the COPY, so parsing overlaps the server's work, and is never held
-    in memory. The work runs in `with conn.transaction()`: on an autocommit connection (what
-    `db.connect()` returns) the load is committed when this returns; inside a transaction of
-    the caller it is a savepoint and the caller's commit makes it stick. If anything raises,
-    iterating `ids` included, the database keeps its previous state.
+    `ids` holds bare ids (str: the lead gets the `booking_url` template and the id as its
+    evidence) or `Found` rows, all of one kind; it is consumed inside the COPY, so parsing
+    overlaps the server's work, and is never held in memory. A new lead takes the URL and
+    evidence of the first line that named it; a lead seen again keeps its own unless it had
+    none or was retracted. If the engine's rules changed since its leads were last checked,
+    they are brought in line first (`recheck`). `before_commit(unique, previous_unique)`,
+    given the unique ids of this load and of the engine's previous pipeline load (None if
+    none), may raise to abandon the load. The work runs in `with conn.transaction()`: on an
+    autocommit connection (what `db.connect()` returns) the load is committed when this
+    returns; inside a transaction of the caller it is a savepoint and the caller's commit
+    makes it stick. If anything raises, iterating `ids` included, the database keeps its
+    previous state.
     """
     if not source_tag:
         raise ConfigError(f"Engine {engine.name}: the source tag is empty; set ingest.source_tag.")
@@ -114,23 +168,36 @@ def load_leads(
         # Room to hash a large file's ids in memory; past that PostgreSQL spills to disk.
         cur.execute("SET LOCAL work_mem = '256MB'")
         engine_id = _upsert_engine(cur, engine)
+        rules = recheck(conn, engine_id, engine)
         cur.execute(
-            'CREATE TEMP TABLE lead_staging (property_id text COLLATE "C" NOT NULL) ON COMMIT DROP'
+            'CREATE TEMP TABLE lead_staging (property_id text COLLATE "C" NOT NULL,'
+            " line bigint NOT NULL, booking_url text NOT NULL, evidence text NOT NULL)"
+            " ON COMMIT DROP"
         )
-        with cur.copy("COPY lead_staging (property_id) FROM STDIN") as copy:
+        with cur.copy("COPY lead_staging FROM STDIN") as copy:
             valid = _copy_ids(copy, ids)
         # Counted before the merge, while the visibility map still spares the heap: after it,
-        # counting reads every page the merge wrote. Loads of one engine take turns and never
-        # delete, so the merge adds exactly `inserted`.
+        # counting reads every page the merge wrote. Loads of one engine take turns and the
+        # merge never deletes, so it adds exactly `inserted`.
         cur.execute("SELECT count(*) FROM hotel_booking_engines WHERE engine_id = %s", [engine_id])
         before = _one(cur)
+        retracted_before = _retracted(cur, engine_id)
         counts = _merge(cur, engine_id, engine, source_tag, seen_at)
         leads = before + counts[1]
+        retracted = _retracted(cur, engine_id) if retracted_before else 0
+        if before_commit is not None:
+            cur.execute(
+                "SELECT unique_ids FROM ingest_loads WHERE engine_id = %s AND NOT by_hand"
+                " ORDER BY finished_at DESC LIMIT 1",
+                [engine_id],
+            )
+            previous = cur.fetchone()
+            before_commit(counts[0], previous[0] if previous else None)
         cur.execute(
             "INSERT INTO ingest_loads (engine_id, source_tag, seen_at, valid, unique_ids,"
-            " inserted, updated, unchanged, leads)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id::text",
-            [engine_id, source_tag, seen_at, valid, *counts, leads],
+            " inserted, updated, unchanged, leads, by_hand)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id::text",
+            [engine_id, source_tag, seen_at, valid, *counts, leads, by_hand],
         )
         load_id = _one(cur)
         # Dropped now, not only at commit, so a caller's transaction can hold two loads.
@@ -150,7 +217,19 @@ def load_leads(
         leads=leads,
         database=identity["database"],
         database_id=identity["database_id"],
+        retracted=retracted,
+        unretracted=retracted_before - retracted,
+        rules=rules,
     )
+
+
+def _retracted(cur: psycopg.Cursor, engine_id: int) -> int:
+    cur.execute(
+        "SELECT count(*) FROM hotel_booking_engines"
+        " WHERE engine_id = %s AND retracted_at IS NOT NULL",
+        [engine_id],
+    )
+    return _one(cur)
 
 
 def _upsert_engine(cur: psycopg.Cursor, engine: Engine) -> int:
@@ -164,28 +243,52 @@ def _upsert_engine(cur: psycopg.Cursor, engine: Engine) -> int:
     return _one(cur)
 
 
-def _copy_ids(copy: psycopg.Copy, ids: Iterable[str]) -> int:
+def _copy_ids(copy: psycopg.Copy, ids: Iterable[str] | Iterable[Found]) -> int:
     """Write `ids` to the COPY in large text blocks; return how many were written."""
     written = 0
     remaining = iter(ids)
     while block := list(islice(remaining, COPY_BLOCK)):
-        text = "\n".join(block)
-        # One scan per special character over the whole block is far cheaper than per id.
-        if text.count("\n") != len(block) - 1 or "\\" in text or "\t" in text or "\r" in text:
-            text = "\n".join(property_id.translate(COPY_ESCAPES) for property_id in block)
+        if type(block[0]) is str:  # bare ids: the evidence is the id, the URL the template
+            rows = [(i, written + n, "", i) for n, i in enumerate(block, start=1)]
+        else:
+            rows = block
+        text = "\n".join([f"{i}\t{n}\t{u}\t{e}" for i, n, u, e in rows])
+        # One scan per special character over the whole block is far cheaper than per row.
+        if (
+            text.count("\n") != len(rows) - 1
+            or text.count("\t") != 3 * len(rows)
+            or "\\" in text
+            or "\r" in text
+        ):
+            text = "\n".join(
+                "\t".join(
+                    (
+                        i.translate(COPY_ESCAPES),
+                        str(n),
+                        u.translate(COPY_ESCAPES),
+                        e.translate(COPY_ESCAPES),
+                    )
+                )
+                for i, n, u, e in rows
+            )
         copy.write(text + "\n")
         written += len(block)
     return written
 
 
-# The staged ids, deduplicated; new_hotel_id is pre-assigned for ids the engine has not seen,
-# which pairs each new hotel with its lead without a round trip per row.
+# The staged ids, deduplicated, each with the URL and evidence of the first line naming it;
+# new_hotel_id is pre-assigned for ids the engine has not seen, which pairs each new hotel
+# with its lead without a round trip per row.
 LEAD_IDS = """
-INSERT INTO lead_ids (property_id, new_hotel_id)
+INSERT INTO lead_ids (property_id, booking_url, evidence, new_hotel_id)
 SELECT s.property_id,
+       CASE WHEN s.booking_url = '' THEN replace(%(booking_url)s::text, '{id}', s.property_id)
+            ELSE s.booking_url END,
+       s.evidence,
        CASE WHEN l.property_id IS NULL
             THEN nextval(pg_get_serial_sequence('hotels', 'id')) END
-FROM (SELECT DISTINCT property_id FROM lead_staging) AS s
+FROM (SELECT DISTINCT ON (property_id) property_id, booking_url, evidence
+      FROM lead_staging WHERE evidence <> '' ORDER BY property_id, line) AS s
 LEFT JOIN hotel_booking_engines AS l
        ON l.engine_id = %(engine_id)s AND l.property_id = s.property_id
 -- Leads seen again are then updated in the order they lie on disk, not in key order: a large
@@ -199,26 +302,33 @@ INSERT INTO hotels (id) SELECT new_hotel_id FROM lead_ids WHERE new_hotel_id IS 
 
 NEW_LEADS = """
 INSERT INTO hotel_booking_engines (engine_id, property_id, hotel_id, booking_url, sources,
-                                   detection_method, first_seen_at, last_seen_at)
-SELECT %(engine_id)s, property_id, new_hotel_id,
-       replace(%(booking_url)s::text, '{id}', property_id),
-       ARRAY[%(source_tag)s::text], %(detection_method)s, %(seen_at)s, %(seen_at)s
+                                   detection_method, first_seen_at, last_seen_at, evidence)
+SELECT %(engine_id)s, property_id, new_hotel_id, booking_url,
+       ARRAY[%(source_tag)s::text], %(detection_method)s, %(seen_at)s, %(seen_at)s, evidence
 FROM lead_ids
 WHERE new_hotel_id IS NOT NULL
 """
 
-# last_seen_at only moves forward and the tag is added once; rows that would not change are
-# left alone, so loading the same file again rewrites nothing.
+# last_seen_at only moves forward and the tag is added once; a retracted lead named again is
+# un-retracted and takes this line as its evidence and URL, as does a lead stored before
+# evidence was kept. Rows that would not change are left alone, so loading the same file
+# again rewrites nothing.
 SEEN_AGAIN = """
 UPDATE hotel_booking_engines AS l
 SET last_seen_at = greatest(l.last_seen_at, %(seen_at)s),
     sources = CASE WHEN %(source_tag)s::text = ANY (l.sources) THEN l.sources
-                   ELSE array_append(l.sources, %(source_tag)s::text) END
+                   ELSE array_append(l.sources, %(source_tag)s::text) END,
+    booking_url = CASE WHEN l.evidence IS NULL OR l.retracted_at IS NOT NULL
+                       THEN i.booking_url ELSE l.booking_url END,
+    evidence = CASE WHEN l.evidence IS NULL OR l.retracted_at IS NOT NULL
+                    THEN i.evidence ELSE l.evidence END,
+    retracted_at = NULL
 FROM lead_ids AS i
 WHERE i.new_hotel_id IS NULL
   AND l.engine_id = %(engine_id)s
   AND l.property_id = i.property_id
-  AND (l.last_seen_at < %(seen_at)s OR NOT %(source_tag)s::text = ANY (l.sources))
+  AND (l.last_seen_at < %(seen_at)s OR NOT %(source_tag)s::text = ANY (l.sources)
+       OR l.evidence IS NULL OR l.retracted_at IS NOT NULL)
 """
 
 
@@ -234,8 +344,8 @@ def _merge(
         "seen_at": seen_at,
     }
     cur.execute(
-        'CREATE TEMP TABLE lead_ids (property_id text COLLATE "C" NOT NULL, new_hotel_id bigint)'
-        " ON COMMIT DROP"
+        'CREATE TEMP TABLE lead_ids (property_id text COLLATE "C" NOT NULL, booking_url text,'
+        " evidence text, new_hotel_id bigint) ON COMMIT DROP"
     )
     # Statistics of what was just copied steer the joins to hash joins at scale.
     cur.execute("ANALYZE lead_staging")
@@ -248,6 +358,151 @@ def _merge(
     cur.execute(SEEN_AGAIN, params)
     updated = cur.rowcount
     return unique, inserted, updated, unique - inserted - updated
+
+
+# --- rules changed: bring the stored leads in line -----------------------------------------
+
+APPLY_URLS = """
+UPDATE hotel_booking_engines AS l SET booking_url = c.booking_url
+FROM lead_changes AS c
+WHERE c.kind = 'url' AND l.engine_id = %(engine_id)s AND l.property_id = c.old_id
+"""
+
+APPLY_RETRACT = """
+UPDATE hotel_booking_engines AS l SET retracted_at = now()
+FROM lead_changes AS c
+WHERE c.kind = 'retract' AND l.engine_id = %(engine_id)s AND l.property_id = c.old_id
+"""
+
+APPLY_UNRETRACT = """
+UPDATE hotel_booking_engines AS l SET retracted_at = NULL, booking_url = c.booking_url
+FROM lead_changes AS c
+WHERE c.kind = 'unretract' AND l.engine_id = %(engine_id)s AND l.property_id = c.old_id
+"""
+
+# Renamed leads, and the leads already holding the new ids, gathered per new id ...
+FOLDS = """
+CREATE TEMP TABLE lead_folds ON COMMIT DROP AS
+SELECT c.new_id, l.property_id, l.hotel_id, c.booking_url, l.sources, l.detection_method,
+       l.first_seen_at, l.last_seen_at, l.evidence, l.retracted_at
+FROM lead_changes AS c
+JOIN hotel_booking_engines AS l ON l.engine_id = %(engine_id)s AND l.property_id = c.old_id
+WHERE c.kind = 'rename'
+UNION ALL
+SELECT l.property_id, l.property_id, l.hotel_id, l.booking_url, l.sources, l.detection_method,
+       l.first_seen_at, l.last_seen_at, l.evidence, l.retracted_at
+FROM hotel_booking_engines AS l
+WHERE l.engine_id = %(engine_id)s
+  AND l.property_id IN (SELECT new_id FROM lead_changes WHERE kind = 'rename')
+  AND l.property_id NOT IN (SELECT old_id FROM lead_changes WHERE kind = 'rename')
+"""
+
+FOLDS_DELETE = """
+DELETE FROM hotel_booking_engines AS l USING lead_folds AS f
+WHERE l.engine_id = %(engine_id)s AND l.property_id = f.property_id
+"""
+
+# ... and written back as one lead per id: the earliest lead's hotel, URL and evidence, the
+# widest seen dates, every source; retracted only if every folded lead was.
+FOLDS_INSERT = """
+INSERT INTO hotel_booking_engines (engine_id, property_id, hotel_id, booking_url, sources,
+                                   detection_method, first_seen_at, last_seen_at, evidence,
+                                   retracted_at)
+SELECT %(engine_id)s, f.new_id,
+       (array_agg(f.hotel_id ORDER BY f.first_seen_at, f.property_id))[1],
+       (array_agg(f.booking_url ORDER BY f.first_seen_at, f.property_id))[1],
+       ARRAY(SELECT DISTINCT s FROM lead_folds AS g, unnest(g.sources) AS s
+             WHERE g.new_id = f.new_id ORDER BY s),
+       (array_agg(f.detection_method ORDER BY f.first_seen_at, f.property_id))[1],
+       min(f.first_seen_at), max(f.last_seen_at),
+       (array_agg(f.evidence ORDER BY f.first_seen_at, f.property_id))[1],
+       CASE WHEN bool_and(f.retracted_at IS NOT NULL) THEN max(f.retracted_at) END
+FROM lead_folds AS f
+GROUP BY f.new_id
+"""
+
+
+def recheck(conn: psycopg.Connection, engine_id: int, engine: Engine) -> Recheck:
+    """Bring `engine`'s stored leads in line with its current rules, if they changed.
+
+    Compares `rules_fingerprint(engine)` with the one stored for the engine; when they differ
+    (or none is stored), every lead's evidence (its bare id when it has none) is parsed again:
+    a lead whose evidence still yields its id gets the URL the line gives now (and is
+    un-retracted); one yielding its id in another case (id_case changed) is renamed, and
+    merged with the lead already holding that id; any other lead is retracted, never deleted.
+    Runs inside the caller's transaction; the changes are applied set-based.
+    """
+    fingerprint = rules_fingerprint(engine)
+    row = conn.execute(
+        "SELECT rules_fingerprint FROM booking_engines WHERE id = %s", [engine_id]
+    ).fetchone()
+    if row is not None and row[0] == fingerprint:
+        return Recheck()
+    parser = LineParser(engine, max_length=EVIDENCE_MAX_LENGTH)
+    conn.execute(
+        'CREATE TEMP TABLE lead_changes (old_id text COLLATE "C" NOT NULL,'
+        ' new_id text COLLATE "C", booking_url text, kind text NOT NULL) ON COMMIT DROP'
+    )
+    checked = 0
+    with conn.cursor(name=f"recheck_{uuid.uuid4().hex}") as stored, conn.cursor() as cur:
+        stored.execute(
+            "SELECT property_id, coalesce(evidence, property_id), booking_url,"
+            " retracted_at IS NOT NULL FROM hotel_booking_engines WHERE engine_id = %s",
+            [engine_id],
+        )
+        while batch := stored.fetchmany(RECHECK_BATCH):
+            checked += len(batch)
+            changes = [c for c in map(lambda r: _recheck_one(parser, *r), batch) if c]
+            if changes:
+                with cur.copy("COPY lead_changes FROM STDIN") as copy:
+                    for change in changes:
+                        copy.write_row(change)
+    with conn.cursor() as cur:
+        params = {"engine_id": engine_id}
+        cur.execute("SELECT kind, count(*) FROM lead_changes GROUP BY kind")
+        kinds = dict(cur.fetchall())
+        cur.execute(APPLY_URLS, params)
+        cur.execute(APPLY_RETRACT, params)
+        cur.execute(APPLY_UNRETRACT, params)
+        merged = 0
+        if kinds.get("rename"):
+            cur.execute(FOLDS, params)
+            cur.execute(FOLDS_DELETE, params)
+            removed = cur.rowcount
+            cur.execute(FOLDS_INSERT, params)
+            merged = removed - cur.rowcount
+            cur.execute("DROP TABLE lead_folds")
+        cur.execute("DROP TABLE lead_changes")
+        cur.execute(
+            "UPDATE booking_engines SET rules_fingerprint = %s WHERE id = %s",
+            [fingerprint, engine_id],
+        )
+    return Recheck(
+        checked=checked,
+        urls=kinds.get("url", 0),
+        renamed=kinds.get("rename", 0),
+        merged=merged,
+        retracted=kinds.get("retract", 0),
+        unretracted=kinds.get("unretract", 0),
+    )
+
+
+def _recheck_one(
+    parser: LineParser, property_id: str, evidence: str, url: str, retracted: bool
+) -> tuple[str, str | None, str | None, str] | None:
+    """The change (old id, new id, URL, kind) one stored lead needs, or None."""
+    outcome = parser.parse(evidence.encode("utf-8", "surrogateescape"))
+    ids = outcome if type(outcome) is tuple else (outcome,) if type(outcome) is str else ()
+    if property_id in ids:
+        new_url = parser.booking_url(property_id)
+        if retracted:
+            return (property_id, property_id, new_url, "unretract")
+        return (property_id, property_id, new_url, "url") if new_url != url else None
+    folded = property_id.casefold()
+    for found in ids:
+        if found.casefold() == folded:
+            return (property_id, found, parser.booking_url(found), "rename")
+    return None if retracted else (property_id, None, None, "retract")
 
 
 def _one(cur: psycopg.Cursor) -> Any:
@@ -319,6 +574,7 @@ FROM hotel_booking_engines AS l
 JOIN booking_engines AS e ON e.id = l.engine_id
 JOIN hotels AS h ON h.id = l.hotel_id
 WHERE e.name = %(engine)s
+  AND (l.retracted_at IS NULL OR %(include_retracted)s)
   AND (%(source_tag)s::text IS NULL OR %(source_tag)s::text = ANY (l.sources))
 ORDER BY h.country NULLS LAST, h.city NULLS LAST, h.name NULLS LAST, l.property_id
 """
@@ -330,15 +586,21 @@ def engine_leads(
     source_tag: str | None = None,
     *,
     itersize: int = 10_000,
+    include_retracted: bool = False,
 ) -> Iterator[tuple[Any, ...]]:
     """Stream the export rows (EXPORT_COLUMNS) of `engine_name` through a server-side cursor.
 
     Ordered by country, city, hotel name (NULLs last) and property id, so the order is total.
-    Only leads whose sources hold `source_tag`, unless it is None or empty. The rows come from
+    Only leads whose sources hold `source_tag`, unless it is None or empty; retracted leads
+    only with `include_retracted`. The rows come from
     one transaction, opened on the first row and closed when the iterator is exhausted or
     closed; timestamps are timezone-aware datetimes and sources a list of str.
     """
-    params = {"engine": engine_name, "source_tag": source_tag or None}
+    params = {
+        "engine": engine_name,
+        "source_tag": source_tag or None,
+        "include_retracted": include_retracted,
+    }
     with conn.transaction():
         conn.execute("SET LOCAL work_mem = '64MB'")  # sort a large engine in memory
         with conn.cursor(name=f"engine_leads_{uuid.uuid4().hex}") as cur:

@@ -260,6 +260,7 @@ def _summary(stage: str, marker: dict[str, Any] | None, counts: dict[str, int]) 
         return _size(int(data["bytes"]))
     if stage == "ingest" and "leads" in data:
         text = f"{int(data['leads']):,} leads"
+        text += f", {int(data['retracted']):,} retracted" if data.get("retracted") else ""
         return text + (f", {int(data['rejected']):,} rejected" if data.get("rejected") else "")
     if stage == "export" and "rows" in data:
         return f"{int(data['rows']):,} rows"

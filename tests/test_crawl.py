@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import io
+import random
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from stages.config import load_params
-from stages.crawl import BLANK, LineParser, Reject, iter_lines, safe_text
+from stages.crawl import (
+    BLANK,
+    LineParser,
+    Reject,
+    UnreadableFile,
+    iter_lines,
+    open_crawl,
+    safe_text,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = load_params(ROOT).engines
@@ -26,11 +37,11 @@ def parse(engine: str, line: str | bytes):
 
 CLOUDBEDS = [
     ("https://hotels.cloudbeds.com/reservation/AbC123", "AbC123"),
-    ("http://hotels.cloudbeds.com/booking/AbC123", "AbC123"),
+    ("http://hotels.cloudbeds.com/booking/reservation/AbC123", "AbC123"),
     ("hotels.cloudbeds.com/reservation/AbC123", "AbC123"),
     ("https://cloudbeds.com/reservation/AbC123", "AbC123"),
     ("https://hotels.cloudbeds.com/es/reservation/AbC123", "AbC123"),
-    ("https://hotels.cloudbeds.com/pt-br/booking/AbC123", "AbC123"),
+    ("https://hotels.cloudbeds.com/pt-br/reservas/AbC123", "AbC123"),
     ("https://hotels.cloudbeds.com/reservation/AbC123/?currency=EUR#rooms", "AbC123"),
     ("  https://HOTELS.CloudBeds.COM/reservation/AbC123  ", "AbC123"),
     ("HTTPS://hotels.cloudbeds.com/reservation/AbC123", "AbC123"),
@@ -42,7 +53,7 @@ CLOUDBEDS = [
     ("A", Reject.MALFORMED_ID),
     ("https://hotels.cloudbeds.com/about", Reject.NO_ID),
     ("https://hotels.cloudbeds.com", Reject.NO_ID),
-    ("https://hotels.cloudbeds.com/reservation/AbC123/rooms", Reject.NO_ID),
+    ("https://hotels.cloudbeds.com/booking/AbC123", Reject.NO_ID),  # the API namespace
     ("https://hotels.cloudbeds.com.evil.example/reservation/AbC123", Reject.WRONG_HOST),
     ("https://evilcloudbeds.com/reservation/AbC123", Reject.WRONG_HOST),
     ("https://www.booking.com/hotel/au/seaside.html", Reject.WRONG_HOST),
@@ -80,7 +91,8 @@ RMS = [
     ("https://bookings.rmscloud.com/Search/Index/hotel", Reject.MALFORMED_ID),
     ("https://ibe12.rmscloud.com/hotel", Reject.MALFORMED_ID),
     ("https://bookings.rmscloud.com/Search/Other/12345", Reject.NO_ID),
-    ("https://bookings.rmscloud.com/Search/Index/12345/90/7", Reject.NO_ID),
+    ("https://bookings.rmscloud.com/Search/Index/12345/90/7", "12345"),  # client/agent/unit
+    ("https://bookings.rmscloud.com/Search/Index/12345/90/7/8", Reject.NO_ID),
     ("https://www.rmscloud.com/14467", Reject.NO_ID),
     ("https://bookings.rmscloud.com.au/Search/Index/12345", Reject.WRONG_HOST),
 ]
@@ -441,3 +453,327 @@ def test_safe_text_at_the_limit_is_not_truncated():
 
 def test_safe_text_never_cuts_an_escape_in_half():
     assert safe_text(b"\x00" * 10, limit=10) == "\\x00\\x00…"
+
+
+# --- the corpus of realistic lines: the source of truth, not the generator ------------------
+
+CORPUS = ROOT / "tests" / "corpus"
+
+
+def corpus_rows(engine: str) -> list[tuple[bytes, str]]:
+    """(line, expected) rows of tests/corpus/<engine>.tsv; lines may hold Latin-1 bytes."""
+    rows = []
+    for row in (CORPUS / f"{engine}.tsv").read_bytes().splitlines():
+        if row and not row.startswith(b"#"):
+            expected, _, line = row.partition(b"\t")
+            rows.append((line, expected.decode()))
+    return rows
+
+
+def outcome_text(outcome) -> str:
+    if isinstance(outcome, Reject):
+        return f"reject:{outcome.value}"
+    return ",".join(outcome) if isinstance(outcome, tuple) else str(outcome)
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_every_corpus_line_gives_exactly_its_expected_outcome(engine):
+    rows = corpus_rows(engine)
+    assert len(rows) >= 250
+    wrong = [
+        (line, expected, outcome_text(PARSERS[engine].parse(line)))
+        for line, expected in rows
+        if outcome_text(PARSERS[engine].parse(line)) != expected
+    ]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_no_corpus_line_of_the_engines_own_host_is_called_wrong_host(engine):
+    own = [line for line, expected in corpus_rows(engine) if not expected.startswith("reject:")]
+    assert not [line for line in own if PARSERS[engine].parse(line) == Reject.WRONG_HOST]
+
+
+# --- the kinds of real lines named in "Real crawls, exactly" --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("https://us2.cloudbeds.com/pt-br/reservas/Qw3rTy?currency=usd", "Qw3rTy"),
+        ("https://hotels.cloudbeds.com/es/reservas/Qw3rTy", "Qw3rTy"),
+        ("https://seasidelodge.cloudbeds.com/en/reservation/Qw3rTy", "Qw3rTy"),
+        ("https://hotels.cloudbeds.com/booking/reservation/Qw3rTy", "Qw3rTy"),
+        ("https://hotels.cloudbeds.com/widget/load/Qw3rTy/vertical", "Qw3rTy"),
+        ("https://hotels.cloudbeds.com/reservation/Qw3rTy/guests?adults=2", "Qw3rTy"),
+    ],
+)
+def test_localised_regional_legacy_and_widget_cloudbeds_paths_name_the_property(line, expected):
+    assert parse("cloudbeds", line) == expected
+
+
+@pytest.mark.parametrize(
+    "word", ["rooms", "prepare", "property_info", "availability_calendar", "calculateTotals"]
+)
+def test_cloudbeds_booking_api_paths_are_not_properties(word):
+    assert parse("cloudbeds", f"https://hotels.cloudbeds.com/booking/{word}") == Reject.NO_ID
+
+
+def test_cloudbeds_codes_have_exactly_six_letters_or_digits():
+    assert parse("cloudbeds", "Qw3rT") == Reject.MALFORMED_ID
+    assert parse("cloudbeds", "Qw3rTy7") == Reject.MALFORMED_ID
+
+
+@pytest.mark.parametrize(
+    ("engine", "line", "expected"),
+    [
+        (
+            "siteminder",
+            "https://book-directonline.com/some-group/properties/seasidehoteldirect",
+            "seasidehoteldirect",
+        ),
+        (
+            "siteminder",
+            "https://app-apac.thebookingbutton.com/harbourview/properties/harbourviewdirect",
+            "harbourviewdirect",
+        ),
+        (
+            "siteminder",
+            "https://direct-book.com/properties/gardenpalacedirect/contact?locale=en",
+            "gardenpalacedirect",
+        ),
+        ("rms", "https://ibe12.rmscloud.com/7A1B2C3D4E5F6071/1", "7A1B2C3D4E5F6071"),
+        ("rms", "https://bookings.rmscloud.com/obookings3/Search/Index/4321/53/139", "4321"),
+    ],
+)
+def test_group_prefixes_agents_units_and_sub_pages_around_the_id(engine, line, expected):
+    assert parse(engine, line) == expected
+
+
+SECOND = "0b9f3c2a-7d4e-4f51-8a6b-1c2d3e4f5a6b"
+
+
+def test_a_mews_id_in_the_query_is_found():
+    assert parse("mews", f"https://app.mews.com/distributor?ids={UUID}") == UUID
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"https://app.mews.com/distributor/{UUID};{SECOND}",
+        f"https://app.mews.com/distributor?ids={UUID};{SECOND}&language=en",
+        f"https://app.mews.com/distributor?ids={UUID}%3B{SECOND}",
+    ],
+)
+def test_several_mews_ids_in_one_line_are_each_a_property(line):
+    assert parse("mews", line) == (UUID, SECOND)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '$booking="https://hotels.cloudbeds.com/reservation/Qw3rTy";',
+        "href='https://hotels.cloudbeds.com/reservation/Qw3rTy'",
+        'src="https://hotels.cloudbeds.com/widget/load/Qw3rTy/vertical"',
+        "(https://hotels.cloudbeds.com/reservation/Qw3rTy)",
+        "https://hotels.cloudbeds.com/reservation/Qw3rTy;",
+        "https://hotels.cloudbeds.com/reservation/Qw3rTy,",
+        "https://hotels.cloudbeds.com/reservation/Qw3rTy.",
+        "https://hotels.cloudbeds.com/reservation/Qw3rTy)",
+        "&quot;https://hotels.cloudbeds.com/reservation/Qw3rTy&quot;",
+        "%22https://hotels.cloudbeds.com/reservation/Qw3rTy%22",
+        "https://hotels.cloudbeds.com/reservation/Qw3rTy?adults=2&amp;children=0",
+        '<a href="https://hotels.cloudbeds.com/reservation/Qw3rTy" class="btn">Book</a>',
+        '"Qw3rTy"',
+    ],
+)
+def test_extraction_debris_around_a_url_is_dropped(line):
+    assert parse("cloudbeds", line) == "Qw3rTy"
+
+
+def test_a_url_hidden_behind_a_non_web_scheme_is_not_mined():
+    line = "javascript:void(0)//https://hotels.cloudbeds.com/reservation/Qw3rTy"
+    assert parse("cloudbeds", line) == Reject.UNSUPPORTED_SCHEME
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"https://hotels.cloudbeds.com/reservation/Qw3rTy?q=caf\xe3",
+        b"https://hotels.cloudbeds.com/reservation/Qw3rTy#sec\xff",
+        b"https://hotels.cloudbeds.com/reservation/Qw3rTy?q=a\x01b",
+        b"https://hotels.cloudbeds.com/reservation/Qw3rTy?q=a\tb",
+        "https://hotels.cloudbeds.com/reservation/Qw3rTy?q=a\u0085b".encode(),
+    ],
+)
+def test_bad_bytes_in_the_discarded_query_or_fragment_do_not_reject_the_line(raw):
+    assert PARSERS["cloudbeds"].parse(raw) == "Qw3rTy"
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["https://hotels.cloudbeds.com/reservation/%20Qw3rTy%20", "%20Qw3rTy", " Qw3rTy\u00a0"],
+)
+def test_encoded_spaces_around_an_id_are_debris(line):
+    assert parse("cloudbeds", line) == "Qw3rTy"
+
+
+def test_a_space_inside_an_id_is_still_malformed():
+    assert parse("cloudbeds", "https://hotels.cloudbeds.com/reservation/Qw3%20rTy") == (
+        Reject.MALFORMED_ID
+    )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "https://app.littlehotelier.com/properties/tinyinn",
+        "https://apac.littlehotelier.com/properties/tinyinn",
+        "https://emea.littlehotelier.com/properties/TinyInn/rooms",
+    ],
+)
+def test_little_hotelier_properties_are_siteminder_leads(line):
+    assert parse("siteminder", line) == "tinyinn"
+
+
+# --- booking URLs keep what the crawl said ---------------------------------------------------
+
+
+def booking_url(engine: str, line: str) -> str:
+    parser = PARSERS[engine]
+    found = parser.parse(line.encode())
+    assert isinstance(found, str), found
+    return parser.booking_url(found)
+
+
+@pytest.mark.parametrize(
+    ("engine", "line", "url"),
+    [
+        (
+            "cloudbeds",
+            "https://us2.cloudbeds.com/pt-br/reservas/Qw3rTy?currency=usd&utm_source=x",
+            "https://us2.cloudbeds.com/pt-br/reservas/Qw3rTy?currency=usd",
+        ),
+        (
+            "cloudbeds",
+            "http://hotels.cloudbeds.com/reservation/Qw3rTy/guests?gclid=1&fbclid=2&_ga=3&_gl=4",
+            "https://hotels.cloudbeds.com/reservation/Qw3rTy",
+        ),
+        ("cloudbeds", "Qw3rTy", "https://hotels.cloudbeds.com/reservation/Qw3rTy"),
+        (
+            "rms",
+            "https://ibe12.rmscloud.com/7a1b2c3d4e5f6071/1",
+            "https://ibe12.rmscloud.com/7A1B2C3D4E5F6071/1",
+        ),
+        (
+            "rms",
+            "bookings.rmscloud.com/obookings3/Search/Index/4321/53/139",
+            "https://bookings.rmscloud.com/obookings3/Search/Index/4321/53/139",
+        ),
+        ("rms", "4321", "https://bookings.rmscloud.com/Search/Index/4321/1/"),
+        (
+            "siteminder",
+            "https://book-directonline.com/some-group/properties/SeasideDirect/contact#map",
+            "https://book-directonline.com/some-group/properties/seasidedirect",
+        ),
+    ],
+)
+def test_the_booking_url_keeps_host_region_group_and_agent_and_drops_tracking(engine, line, url):
+    assert booking_url(engine, line) == url
+
+
+def test_each_of_several_mews_ids_gets_its_own_booking_url():
+    parser = PARSERS["mews"]
+    found = parser.parse(f"https://app.mews.com/distributor/{UUID};{SECOND}".encode())
+    assert [parser.booking_url(i) for i in found] == [
+        f"https://app.mews.com/distributor/{UUID}",
+        f"https://app.mews.com/distributor/{SECOND}",
+    ]
+
+
+# --- whole files: gzip, UTF-16/32, and formats that are no crawl file -----------------------
+
+SAMPLE = "https://hotels.cloudbeds.com/reservation/Qw3rTy\r\nAbC123\n\nhotels.cloudbeds.com/es/reservas/Zx9Wv8\n"
+
+
+def lines_of_file(path: Path) -> list[bytes | None]:
+    with open_crawl(path) as stream:
+        return list(iter_lines(stream, chunk_size=7))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-32-be", "gzip"])
+def test_gzip_and_utf16_or_utf32_files_read_like_their_utf8_original(tmp_path, encoding):
+    original, other = tmp_path / "original.txt", tmp_path / "other.txt"
+    original.write_bytes(SAMPLE.encode())
+    if encoding == "gzip":
+        other.write_bytes(gzip.compress(SAMPLE.encode()))
+    else:
+        bom = codecs.BOM_UTF32_BE if encoding == "utf-32-be" else b""
+        bom = codecs.BOM_UTF16_BE if encoding == "utf-16-be" else bom
+        other.write_bytes(bom + SAMPLE.encode(encoding))
+    assert lines_of_file(other) == lines_of_file(original)
+
+
+def test_a_gzipped_utf16_file_is_read_too(tmp_path):
+    path = tmp_path / "crawl.txt.gz"
+    path.write_bytes(gzip.compress(SAMPLE.encode("utf-16")))
+    assert lines_of_file(path)[0] == b"https://hotels.cloudbeds.com/reservation/Qw3rTy"
+
+
+@pytest.mark.parametrize(
+    ("data", "format"),
+    [
+        (b"PK\x03\x04" + b"\x00" * 40, "zip"),
+        (random.Random(3).randbytes(8192), "binary"),
+        (b"\x7fELF\x02\x01\x01", "executable"),
+        (b"%PDF-1.7\n", "PDF"),
+    ],
+)
+def test_a_file_of_another_format_is_unreadable_and_named(tmp_path, data, format):
+    path = tmp_path / "crawl.txt"
+    path.write_bytes(data)
+    with pytest.raises(UnreadableFile) as caught:
+        lines_of_file(path)
+    assert format in caught.value.format
+
+
+def test_a_large_gzip_file_is_read_with_flat_memory(tmp_path):
+    path = tmp_path / "big.txt.gz"
+    line = b"https://hotels.cloudbeds.com/reservation/Qw3rTy?utm_source=x\n"
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        for _ in range(40):
+            out.write(line * 10_000)  # 24 MiB of text
+    tracemalloc.start()
+    try:
+        with open_crawl(path) as stream:
+            count = sum(1 for _ in iter_lines(stream))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == 400_000
+    assert peak < 8 << 20
+
+
+def test_a_text_file_with_nul_ridden_lines_is_still_read_line_by_line(tmp_path):
+    path = tmp_path / "crawl.txt"
+    path.write_bytes(b"AbC123\n" + b"\x00" * 100 + b"\nZx9Wv8\n")
+    assert lines_of_file(path) == [b"AbC123", b"\x00" * 100, b"Zx9Wv8"]
+
+
+def test_a_utf8_file_whose_first_line_starts_with_ff_fe_is_not_taken_for_utf16(tmp_path):
+    path = tmp_path / "crawl.txt"
+    path.write_bytes(b"\xff\xfehttps://hotels.cloudbeds.com/reservation/AbC123\nZx9Wv8\n")
+    assert lines_of_file(path)[1] == b"Zx9Wv8"
+
+
+def test_a_path_is_percent_decoded_once_only():
+    assert parse("cloudbeds", "https://hotels.cloudbeds.com/reservation/%2551wErt") == (
+        Reject.MALFORMED_ID
+    )
+
+
+def test_an_encoded_apostrophe_ending_an_id_is_kept_unless_one_opened_the_line():
+    assert parse("siteminder", "https://direct-book.com/properties/seaside%27") == (
+        Reject.MALFORMED_ID
+    )
+    assert parse("siteminder", "%27https://direct-book.com/properties/seaside%27") == "seaside"

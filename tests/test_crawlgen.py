@@ -63,7 +63,7 @@ def test_every_sample_line_gets_exactly_one_outcome(engine):
     sample = SAMPLES / PARAMS.engines[engine].file
     results = outcomes(engine, sample)
     assert len(results) == sample.read_bytes().count(b"\n")
-    assert all(type(r) is str or isinstance(r, Reject) or r is BLANK for r in results)
+    assert all(type(r) in (str, tuple) or isinstance(r, Reject) or r is BLANK for r in results)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -142,3 +142,33 @@ def test_command_names_an_unknown_engine(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CRAWL_PIPELINE_ROOT", str(ROOT))
     assert main(["--out", str(tmp_path), "--engine", "nosuch"]) == 1
     assert "nosuch" in capsys.readouterr().err
+
+
+REAL_SHAPES = {
+    "cloudbeds": [
+        r"us2\.cloudbeds\.com/",
+        r"/reservas/",
+        r"/booking/reservation/",
+        r"/widget/load/",
+    ],
+    "mews": [r"\?ids=", r"/distributor/[0-9a-fA-F-]{36};[0-9a-fA-F-]{36}"],
+    "rms": [r"ibe\d+\.rmscloud\.com/\w+/1\b", r"/Index/\w+/\d+/\d+"],
+    "siteminder": [r"-group/properties/", r"/properties/[\w-]+/contact", r"littlehotelier\.com"],
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_generated_lines_hold_the_shapes_of_real_crawls(engine):
+    lines = list(generate_lines(PARAMS.engines[engine], 3000))
+    for shape in REAL_SHAPES[engine]:
+        assert any(re.search(shape, line) for line in lines), shape
+    assert any(line.startswith(('"', "href=", "(", "&quot;", "$booking")) for line in lines)
+
+
+def test_generated_cloudbeds_api_lines_are_rejected_as_junk():
+    parser = LineParser(PARAMS.engines["cloudbeds"])
+    api = [
+        line for line in generate_lines(PARAMS.engines["cloudbeds"], 5000) if "/booking/r" in line
+    ]
+    api = [line for line in api if "/booking/reservation/" not in line]
+    assert api and all(parser.parse(line.encode()) == Reject.NO_ID for line in api)

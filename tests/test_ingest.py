@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -11,6 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 
 from stages import ingest
 from stages.crawlgen import write_crawl_file
@@ -46,7 +50,8 @@ def test_counts_add_up_for_every_sample_engine(project, database_url):
     project.dvc("repro", *(f"ingest@{engine}" for engine in ENGINES))
     for engine in ENGINES:
         stats = marker(project, engine)
-        assert stats["lines"] == stats["blank"] + stats["rejected"] + stats["valid"]
+        assert stats["lines"] == stats["blank"] + stats["rejected"] + stats["accepted_lines"]
+        assert stats["valid"] >= stats["accepted_lines"]  # a Mews line may name several ids
         assert stats["valid"] == stats["unique"] + stats["duplicates"]
         assert stats["unique"] == stats["inserted"] + stats["updated"] + stats["unchanged"]
         assert stats["rejected"] == sum(stats["rejected_by_reason"].values())
@@ -62,7 +67,8 @@ def test_ids_keep_their_case_rule_and_get_canonical_urls(project, database_url):
     write_raw(
         project,
         "cloudbeds",
-        "https://hotels.cloudbeds.com/reservation/AbC123?x=1\nhotels.cloudbeds.com/es/booking/abc123/\n",
+        "https://hotels.cloudbeds.com/reservation/AbC123?utm_source=x\n"
+        "hotels.cloudbeds.com/es/reservas/abc123/\n",
         moment,
     )
     assert ingest.main(["--engine", "cloudbeds"]) == 0
@@ -225,3 +231,268 @@ def test_stage_modules_import_no_heavy_libraries():
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.stdout.strip() == "[]"
+
+
+# --- real crawl files: encodings, formats, several ids per line ------------------------------
+
+REAL_LINES = (
+    "https://us2.cloudbeds.com/pt-br/reservas/Qw3rTy?currency=usd\n"
+    '$booking="https://hotels.cloudbeds.com/reservation/Zx9Wv8";\n'
+    "https://hotels.cloudbeds.com/booking/rooms\n"
+    "\n"
+    "hotels.cloudbeds.com/es/reservation/Mn4Bv7/guests\n"
+    "Lk8Jh6\n"
+)
+
+
+def loaded_leads(project, database_url, engine, data: bytes) -> dict[str, tuple]:
+    raw = project.root / "data/raw" / f"{engine}.txt"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_bytes(data)
+    assert ingest.main(["--engine", engine]) == 0
+    return {key: value[:2] for key, value in leads(database_url, engine).items()}
+
+
+@pytest.mark.parametrize("kind", ["utf-16", "utf-16-be", "utf-32", "gzip"])
+def test_a_utf16_utf32_or_gzip_file_loads_the_same_leads_as_its_utf8_original(
+    project, database_url, kind
+):
+    original = loaded_leads(project, database_url, "cloudbeds", REAL_LINES.encode())
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE hotel_booking_engines, hotels, ingest_loads CASCADE")
+    if kind == "gzip":
+        data = gzip.compress(REAL_LINES.encode())
+    else:
+        bom = codecs.BOM_UTF16_BE if kind == "utf-16-be" else b""
+        data = bom + REAL_LINES.encode(kind)
+    assert loaded_leads(project, database_url, "cloudbeds", data) == original
+    assert sorted(original) == ["Lk8Jh6", "Mn4Bv7", "Qw3rTy", "Zx9Wv8"]
+    assert marker(project, "cloudbeds")["rejected_by_reason"] == {"no_id": 1}
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        (b"PK\x03\x04\x14\x00\x00\x00", "a zip archive"),
+        (random.Random(5).randbytes(1 << 16), "binary data"),
+    ],
+)
+def test_an_unreadable_file_fails_with_one_line_naming_engine_file_and_format(
+    project, database_url, capsys, data, named
+):
+    write_raw(project, "rms", "", datetime(2026, 1, 1, tzinfo=UTC))
+    (project.root / "data/raw/rms.txt").write_bytes(data)
+    assert ingest.main(["--engine", "rms"]) == 1
+    message = [line for line in capsys.readouterr().err.splitlines() if "failed" in line]
+    assert len(message) == 1
+    assert "ingest@rms" in message[0] and "data/raw/rms.txt" in message[0]
+    assert named in message[0]
+    assert leads(database_url, "rms") == {}
+
+
+def test_a_damaged_gzip_file_fails_with_one_line(project, database_url, capsys):
+    write_raw(project, "rms", "", datetime(2026, 1, 1, tzinfo=UTC))
+    whole = gzip.compress(b"12345\n" * 50_000)
+    (project.root / "data/raw/rms.txt").write_bytes(whole[: len(whole) // 2])
+    assert ingest.main(["--engine", "rms"]) == 1
+    assert "damaged gzip" in capsys.readouterr().err
+    assert leads(database_url, "rms") == {}
+
+
+def test_a_line_naming_several_ids_counts_as_one_line_and_several_ids(project, database_url):
+    a, b, c = (f"{n}a2e6e1d-0a5b-4c53-9c6a-ab1e00c9d9c7" for n in "123")
+    text = f"https://app.mews.com/distributor/{a};{b}\nhttps://app.mews.com/distributor?ids={c}\n"
+    write_raw(project, "mews", text + "junk\n", datetime(2026, 1, 1, tzinfo=UTC))
+    assert ingest.main(["--engine", "mews"]) == 0
+    stats = marker(project, "mews")
+    assert (stats["lines"], stats["accepted_lines"], stats["rejected"]) == (3, 2, 1)
+    assert (stats["valid"], stats["unique"], stats["inserted"]) == (3, 3, 3)
+    assert "accepted_lines" in stats["counting"]
+    found = leads(database_url, "mews")
+    assert found[a][0] == f"https://app.mews.com/distributor/{a}"
+    assert found[b][0] == f"https://app.mews.com/distributor/{b}"
+
+
+def test_dry_run_prints_one_object_per_id_and_several_may_share_a_line(project, capsys):
+    a, b = (f"{n}a2e6e1d-0a5b-4c53-9c6a-ab1e00c9d9c7" for n in "12")
+    path = project.root / "preview.txt"
+    path.write_text(f"https://app.mews.com/distributor/{a};{b}\nnope\n")
+    assert ingest.main(["--engine", "mews", "--file", str(path), "--dry-run"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert records == [
+        {"line": 1, "id": a, "url": f"https://app.mews.com/distributor/{a}"},
+        {"line": 1, "id": b, "url": f"https://app.mews.com/distributor/{b}"},
+        {"line": 2, "reject": "malformed_id"},
+    ]
+
+
+def test_a_lead_keeps_the_booking_url_its_first_line_gave(project, database_url):
+    text = (
+        "https://ibe12.rmscloud.com/7A1B2C3D4E5F6071/1?utm_source=google\n"
+        "https://bookings.rmscloud.com/Search/Index/7A1B2C3D4E5F6071/90/\n"
+        "4321\n"
+    )
+    write_raw(project, "rms", text, datetime(2026, 1, 1, tzinfo=UTC))
+    assert ingest.main(["--engine", "rms"]) == 0
+    found = leads(database_url, "rms")
+    assert found["7A1B2C3D4E5F6071"][0] == "https://ibe12.rmscloud.com/7A1B2C3D4E5F6071/1"
+    assert found["4321"][0] == "https://bookings.rmscloud.com/Search/Index/4321/1/"
+
+
+# --- a load that drops the crawl must not look healthy ---------------------------------------
+
+
+def failure_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if "failed" in line]
+    assert len(lines) == 1
+    return lines[0]
+
+
+def test_a_file_of_only_junk_fails_before_commit_naming_figures_reasons_and_the_way_out(
+    project, database_url, capsys
+):
+    write_raw(project, "siteminder", "seaside\n", datetime(2026, 1, 1, tzinfo=UTC))
+    assert ingest.main(["--engine", "siteminder"]) == 0
+    before, before_marker = leads(database_url, "siteminder"), marker(project, "siteminder")
+    junk = "https://www.booking.com/hotel/x.html\n" * 5 + "https://direct-book.com/hotels/x\n" * 3
+    write_raw(project, "siteminder", junk + "sea side\n", datetime(2026, 2, 1, tzinfo=UTC))
+    assert ingest.main(["--engine", "siteminder"]) == 1
+    message = failure_line(capsys)
+    assert "ingest@siteminder" in message and "9 of 9 non-blank lines rejected" in message
+    assert "wrong_host 5, no_id 3, malformed_id 1" in message
+    assert "ingest.max_rejected_share" in message and "--accept" in message
+    assert leads(database_url, "siteminder") == before
+    assert marker(project, "siteminder") == before_marker
+
+
+def test_far_fewer_ids_than_the_previous_load_fails_unless_accepted(project, database_url, capsys):
+    write_raw(
+        project,
+        "rms",
+        "".join(f"{n}\n" for n in range(1000, 1010)),
+        datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    assert ingest.main(["--engine", "rms"]) == 0
+    write_raw(project, "rms", "1000\n1001\n", datetime(2026, 2, 1, tzinfo=UTC))
+    assert ingest.main(["--engine", "rms"]) == 1
+    message = failure_line(capsys)
+    assert "2 unique ids" in message and "previous load's 10" in message
+    assert "ingest.min_previous_share" in message
+    assert ingest.main(["--engine", "rms", "--accept"]) == 0
+    assert marker(project, "rms")["unique"] == 2
+
+
+def test_the_params_values_accept_a_rejected_share_on_purpose(project, database_url):
+    project.edit_params(lambda p: p["ingest"].update(max_rejected_share=1))
+    write_raw(project, "rms", "12345\nnot rms\nnope/x\n", datetime(2026, 1, 1, tzinfo=UTC))
+    assert ingest.main(["--engine", "rms"]) == 0
+    assert marker(project, "rms")["rejected"] == 2
+
+
+# --- rule changes reach stored rows: re-normalised, merged, re-derived, retracted ------------
+
+
+def test_changing_id_case_merges_both_spellings_into_one_lead(project, database_url):
+    project.edit_params(lambda p: p["engines"]["siteminder"].update(id_case="preserve"))
+    first = datetime(2026, 1, 1, tzinfo=UTC)
+    write_raw(project, "siteminder", "SeasideLodge\nseasidelodge\nharbour\n", first)
+    assert ingest.main(["--engine", "siteminder"]) == 0
+    assert sorted(leads(database_url, "siteminder")) == ["SeasideLodge", "harbour", "seasidelodge"]
+    project.edit_params(lambda p: p["engines"]["siteminder"].update(id_case="lower"))
+    write_raw(project, "siteminder", "harbour\n", first + timedelta(days=7))
+    assert ingest.main(["--engine", "siteminder", "--accept"]) == 0
+    found = leads(database_url, "siteminder")
+    assert sorted(found) == ["harbour", "seasidelodge"]
+    stats = marker(project, "siteminder")
+    assert stats["rules"]["renamed"] == 1 and stats["rules"]["merged"] == 1
+    assert stats["rules"]["rows_changed"] == 1 and stats["leads"] == 2
+
+
+def test_changing_booking_url_re_derives_the_stored_urls(project, database_url):
+    write_raw(project, "rms", "4321\n5555\n", datetime(2026, 1, 1, tzinfo=UTC))
+    assert ingest.main(["--engine", "rms"]) == 0
+    template = "https://bookings8.rmscloud.com/Search/Index/{id}/1/"
+    project.edit_params(lambda p: p["engines"]["rms"].update(booking_url=template))
+    write_raw(project, "rms", "4321\n5555\n", datetime(2026, 1, 8, tzinfo=UTC))
+    assert ingest.main(["--engine", "rms"]) == 0
+    found = leads(database_url, "rms")
+    assert found["4321"][0] == "https://bookings8.rmscloud.com/Search/Index/4321/1/"
+    assert marker(project, "rms")["rules"]["urls"] == 2
+
+
+def old_cloudbeds_rules(params: dict) -> None:
+    """The first release's rules: /booking/<id> was a property, ids 2 to 10 characters."""
+    params["engines"]["cloudbeds"]["url_patterns"] = [
+        "^[^/]+(?:/[A-Za-z]{2}(?:[-_][A-Za-z]{2})?)?/(?:reservation|booking)/(?P<id>[^/]+)$"
+    ]
+    params["engines"]["cloudbeds"]["id_pattern"] = "[A-Za-z0-9]{2,10}"
+
+
+def test_leads_a_fixed_rule_no_longer_finds_are_retracted_and_leave_the_workbook(
+    project, database_url
+):
+    from openpyxl import load_workbook
+
+    from stages import export
+
+    fixed = project.params["engines"]["cloudbeds"]
+    project.edit_params(old_cloudbeds_rules)
+    crawl = (
+        "https://hotels.cloudbeds.com/booking/rooms\n"
+        "https://hotels.cloudbeds.com/booking/prepare\n"
+        "https://hotels.cloudbeds.com/reservation/Qw3rTy\n"
+        "https://hotels.cloudbeds.com/booking/Zx9Wv8\n"
+    )
+    write_raw(project, "cloudbeds", crawl, datetime(2026, 1, 1, tzinfo=UTC))
+    assert ingest.main(["--engine", "cloudbeds"]) == 0
+    assert sorted(leads(database_url, "cloudbeds")) == ["Qw3rTy", "Zx9Wv8", "prepare", "rooms"]
+    project.edit_params(lambda p: p["engines"].update(cloudbeds=fixed))
+    write_raw(project, "cloudbeds", "Qw3rTy\n", datetime(2026, 1, 8, tzinfo=UTC))
+    assert ingest.main(["--engine", "cloudbeds", "--accept"]) == 0
+    stats = marker(project, "cloudbeds")
+    assert stats["rules"]["retracted"] == 3 and stats["retracted"] == 3
+    assert stats["leads"] == 4  # kept, not deleted
+    assert export.main(["--engine", "cloudbeds"]) == 0
+    sheet = load_workbook(project.root / "data/exports/cloudbeds.xlsx", read_only=True)["Leads"]
+    assert [row[6] for row in sheet.iter_rows(min_row=2, values_only=True)] == ["Qw3rTy"]
+
+
+def test_a_retracted_lead_seen_again_is_un_retracted_with_the_new_line(project, database_url):
+    fixed = project.params["engines"]["cloudbeds"]
+    project.edit_params(old_cloudbeds_rules)
+    write_raw(
+        project,
+        "cloudbeds",
+        "https://hotels.cloudbeds.com/booking/Zx9Wv8\nQw3rTy\n",
+        datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    assert ingest.main(["--engine", "cloudbeds"]) == 0
+    project.edit_params(lambda p: p["engines"].update(cloudbeds=fixed))
+    write_raw(project, "cloudbeds", "Qw3rTy\n", datetime(2026, 1, 8, tzinfo=UTC))
+    assert ingest.main(["--engine", "cloudbeds", "--accept"]) == 0
+    assert marker(project, "cloudbeds")["retracted"] == 1
+    again = "https://us2.cloudbeds.com/reservation/Zx9Wv8\nQw3rTy\n"
+    write_raw(project, "cloudbeds", again, datetime(2026, 1, 15, tzinfo=UTC))
+    assert ingest.main(["--engine", "cloudbeds"]) == 0
+    stats = marker(project, "cloudbeds")
+    assert (stats["retracted"], stats["unretracted"]) == (0, 1)
+    assert leads(database_url, "cloudbeds")["Zx9Wv8"][0] == (
+        "https://us2.cloudbeds.com/reservation/Zx9Wv8"
+    )
+
+
+def test_unchanged_rules_read_no_stored_evidence(project, database_url):
+    write_raw(project, "rms", "4321\n", datetime(2026, 1, 1, tzinfo=UTC))
+    assert ingest.main(["--engine", "rms"]) == 0
+    assert marker(project, "rms")["rules"]["checked"] == 0  # a new engine has nothing stored
+    write_raw(project, "rms", "4321\n", datetime(2026, 1, 8, tzinfo=UTC))
+    assert ingest.main(["--engine", "rms"]) == 0
+    assert marker(project, "rms")["rules"] == {
+        "checked": 0,
+        "rows_changed": 0,
+        "urls": 0,
+        "renamed": 0,
+        "merged": 0,
+        "retracted": 0,
+        "unretracted": 0,
+    }

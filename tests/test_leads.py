@@ -90,6 +90,8 @@ def test_first_load_inserts_one_hotel_and_one_lead_per_unique_id(conn):
         "updated": 0,
         "unchanged": 0,
         "leads": 3,
+        "retracted": 0,
+        "unretracted": 0,
     }
     assert_counts_add_up(result)
     rows = lead_rows(conn)
