@@ -1,7 +1,16 @@
 """download@<engine>: copy the engine's crawl file from `source.root` to data/raw/<engine>.txt.
 
-Writes data/raw/<engine>.meta.json (a DVC metric): where the file came from, its size, ETag
-or MD5, when the source last changed (the ingest's "seen at"), attempts and seconds.
+Writes two small files beside it, split by what they are for:
+
+- data/raw/<engine>.meta.json, the source's identity: where the file came from, its size and
+  MD5, its ETag and VersionId on S3, and when the source last changed (the ingest's "seen at").
+  Ingest depends on it, so it holds only facts that change the ingest's result: a download that
+  fetched the same version again writes the same bytes and leaves ingest up to date.
+- data/raw/<engine>.download.json, the run's facts: when, how long, how many attempts, how
+  the bytes were verified. Not declared in dvc.yaml: nothing depends on it, DVC does not hash it.
+
+All outputs are persisted in dvc.yaml and written atomically, so a failed download keeps the
+last good files.
 """
 
 from __future__ import annotations
@@ -16,13 +25,13 @@ STAGE = "download"
 
 
 def download(engine_name: str) -> None:
-    from stages import storage
+    from stages import s3, storage
     from stages.config import load_params
     from stages.files import write_json
 
     params = load_params()
     engine = params.engine(engine_name)
-    source = storage.resolve(params.source_root, engine.file, params.root)
+    source = s3.resolve(params.source_root, engine.file, params.root)
     started = time.monotonic()
     result = storage.fetch(
         source,
@@ -31,16 +40,23 @@ def download(engine_name: str) -> None:
         timeout=params.source.timeout,
         label=f"{STAGE}@{engine.name}",
     )
+    identity = {
+        "source": s3.describe(source, params.root),
+        "bytes": result.size,
+        "md5": result.md5,
+        "etag": result.etag,
+        "source_modified": result.modified.isoformat(),
+    }
+    if result.version_id:
+        identity["version_id"] = result.version_id
+    write_json(params.path("raw", engine.name, ".meta.json"), identity)
     write_json(
-        params.path("raw", engine.name, ".meta.json"),
+        params.path("raw", engine.name, ".download.json"),
         {
-            "source": storage.describe(source, params.root),
             "bytes": result.size,
-            "md5": result.md5,
-            "etag": result.etag,
-            "source_modified": result.modified.isoformat(),
-            "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "attempts": result.attempts,
+            "verified": result.verified,
+            "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "seconds": round(time.monotonic() - started, 3),
         },
     )

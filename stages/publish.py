@@ -17,7 +17,7 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def publish(engine_name: str) -> None:
-    from stages import storage
+    from stages import s3
     from stages.config import load_params
     from stages.errors import PipelineError
     from stages.files import write_json
@@ -35,8 +35,8 @@ def publish(engine_name: str) -> None:
     if not settings.to:
         record.update(published=False, uri=None, reason="publish.to is empty in params.yaml")
     else:
-        target = storage.resolve(settings.to, f"{engine.name}_leads.xlsx", params.root)
-        uploaded = storage.upload(
+        target = s3.resolve(settings.to, f"{engine.name}_leads.xlsx", params.root)
+        uploaded = s3.upload(
             workbook,
             target,
             content_type=XLSX_TYPE,
@@ -44,7 +44,7 @@ def publish(engine_name: str) -> None:
             timeout=settings.timeout,
             label=f"{STAGE}@{engine.name}",
         )
-        record.update(published=True, uri=storage.describe(target), **uploaded)
+        record.update(published=True, uri=s3.describe(target), **uploaded)
     record["time"] = datetime.now(UTC).isoformat(timespec="seconds")
     write_json(params.path("published", engine.name, ".json"), record)
 

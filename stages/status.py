@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from stages import alerts, dvcstate, history
+from stages import alerts, dvcstate, history, s3
 from stages.errors import cli
 from stages.history import Attempt, parse_time
 from stages.retry import first_line
@@ -171,7 +171,22 @@ def dvc_view(root: Path) -> DvcView:
         view.error = "another DVC command holds the repository lock; try again in a moment"
     except Exception as exc:
         view.error = f"dvc status failed: {redact(first_line(exc))}"
+        fix = s3.explain_dvc_failure(exc, _source_remote(root))
+        if fix:
+            view.error += f"; {fix}"
     return view
+
+
+def _source_remote(root: Path) -> str | None:
+    """The DVC remote `source.root` names (remote://<name>), for the fix of an S3 error."""
+    try:
+        source_root = (_load_yaml(root / "params.yaml").get("source") or {}).get("root", "")
+    except Exception:
+        return None
+    text = str(source_root)
+    if not text.startswith("remote://"):
+        return None
+    return text.removeprefix("remote://").partition("/")[0]
 
 
 def stale_reasons(changes: list[Any], root: Path, source_root: str, outputs: set[str]) -> list[str]:

@@ -1,15 +1,21 @@
-"""Where crawl files and workbooks live (a local folder or S3) and how bytes move to and fro.
+"""Downloads: a crawl file copied from a local folder or S3 (stages.s3) to a local file, whole
+and of one version.
 
-A location is either a local path or an S3 object. S3 objects are named `s3://bucket/key`
-(endpoint from the standard AWS chain, e.g. AWS_ENDPOINT_URL) or `remote://<name>/key`, where
-<name> is a DVC remote in .dvc/config: the same remote DVC uses to track the object, so the
-endpoint, bucket and prefix are configured in exactly one place.
+An S3 transfer is pinned to the ETag (and the VersionId on a versioned bucket) its first
+response had, resumed only by a 206 answer that continues at the bytes already written,
+verified whole (MD5, or the recomputed multipart ETag) and checked against the live object at
+the end: DVC hashes a dependency after the command ends and would otherwise record a newer
+version than the one fetched. A local file must have the same size, mtime and inode after the
+copy as before it. Only download imports this module (publish uses stages.s3), so an edit
+here re-runs download and nothing else.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import math
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,186 +23,55 @@ from pathlib import Path
 from typing import IO, Any
 
 from stages.config import RetryPolicy
-from stages.errors import ConfigError, PipelineError, TransientError
+from stages.errors import PipelineError, TransientError
 from stages.files import atomic_output
 from stages.progress import Progress
-from stages.retry import first_line, with_retries
+from stages.retry import with_retries
+from stages.s3 import (
+    Location,
+    S3Object,
+    describe,
+    explain,
+    is_boto_or_transient,
+    is_transient,
+    s3_client,
+)
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 
-# S3 error codes that no retry can fix, with the fix to suggest.
-PERMANENT_S3_ERRORS = {
-    "NoSuchKey": "the object does not exist: check the engine's `file` and `{setting}`",
-    "404": "the object does not exist: check the engine's `file` and `{setting}`",
-    "NotFound": "the object does not exist: check the engine's `file` and `{setting}`",
-    "NoSuchBucket": "no such bucket: check the bucket in `{setting}` or the DVC remote",
-    "AccessDenied": "access denied: give the credentials s3:GetObject/s3:PutObject on the bucket",
-    "403": "access denied: give the credentials s3:GetObject/s3:PutObject on the bucket",
-    "AllAccessDisabled": "access to the bucket is disabled: check the bucket's policy",
-    "InvalidAccessKeyId": "the AWS access key is not known: check AWS_ACCESS_KEY_ID or AWS_PROFILE",
-    "SignatureDoesNotMatch": "the AWS secret key is wrong: check AWS_SECRET_ACCESS_KEY/AWS_PROFILE",
-    "ExpiredToken": "the AWS session token expired: refresh the credentials",
-    "InvalidToken": "the AWS session token is invalid: refresh the credentials",
-}
-TRANSIENT_S3_CODES = {
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "RequestTimeout",
-    "RequestTimeTooSkewed",
-    "InternalError",
-    "ServiceUnavailable",
-    "PreconditionFailed",  # the object changed under a resumed read: start again
-}
-
-
-@dataclass(frozen=True)
-class S3Object:
-    bucket: str
-    key: str
-    endpoint_url: str | None = None
-    region: str | None = None
-    profile: str | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-
-Location = Path | S3Object
-
-
-def resolve(root: str, name: str, project: Path) -> Location:
-    """The location of file `name` under `root` (a folder, `s3://bucket/prefix` or `remote://r/p`)."""
-    root = root.rstrip("/")
-    if root.startswith("remote://"):
-        remote, _, prefix = root.removeprefix("remote://").partition("/")
-        base = _dvc_remote(project, remote)
-        return S3Object(
-            bucket=base.bucket,
-            key=_join(base.key, prefix, name),
-            endpoint_url=base.endpoint_url,
-            region=base.region,
-            profile=base.profile,
-        )
-    if root.startswith("s3://"):
-        bucket, _, prefix = root.removeprefix("s3://").partition("/")
-        return S3Object(bucket=bucket, key=_join(prefix, name))
-    if "://" in root:
-        raise ConfigError(f"{root!r} is neither a folder, s3://bucket/prefix nor remote://<name>.")
-    return (project / root / name).resolve()
-
-
-def describe(location: Location, project: Path | None = None) -> str:
-    """The location as users write it: s3://bucket/key, or a path relative to the project."""
-    if isinstance(location, S3Object):
-        return location.uri
-    if project is not None and location.is_relative_to(project):
-        return str(location.relative_to(project))
-    return str(location)
-
-
-def _join(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p.strip("/"))
-
-
-def _dvc_remote(project: Path, name: str) -> S3Object:
-    """Read remote `name` from .dvc/config and .dvc/config.local (the local file wins)."""
-    from configobj import ConfigObj
-
-    section: dict[str, Any] = {}
-    for file in (project / ".dvc" / "config", project / ".dvc" / "config.local"):
-        if file.exists():
-            section.update(ConfigObj(str(file)).get(f'remote "{name}"', {}))
-    url = section.get("url", "")
-    if not url.startswith("s3://"):
-        raise ConfigError(
-            f"DVC remote {name!r} is not an S3 remote in .dvc/config; "
-            f"add it with `dvc remote add {name} s3://<bucket>/<prefix>`."
-        )
-    bucket, _, key = url.removeprefix("s3://").partition("/")
-    return S3Object(
-        bucket=bucket,
-        key=key,
-        endpoint_url=section.get("endpointurl") or None,
-        region=section.get("region") or None,
-        profile=section.get("profile") or None,
-    )
-
-
-def s3_client(obj: S3Object, timeout: float):
-    """A botocore S3 client; retries are ours (params.yaml), so botocore's own are turned off."""
-    import botocore.session
-    from botocore.config import Config
-
-    session = botocore.session.Session(profile=obj.profile)
-    config = Config(
-        retries={"total_max_attempts": 1},
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        s3={"addressing_style": "path"} if obj.endpoint_url else None,
-    )
-    return session.create_client(
-        "s3", endpoint_url=obj.endpoint_url, region_name=obj.region, config=config
-    )
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures a retry may cure: 5xx, throttling, timeouts, resets, short bodies."""
-    from botocore import exceptions as boto
-
-    if isinstance(exc, boto.ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        code = exc.response.get("Error", {}).get("Code", "")
-        return code in TRANSIENT_S3_CODES or (status >= 500 and code not in PERMANENT_S3_ERRORS)
-    if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError):
-        return False
-    return isinstance(
-        exc,
-        TransientError
-        | boto.ConnectionError
-        | boto.HTTPClientError
-        | boto.IncompleteReadError
-        | boto.ResponseStreamingError
-        | ConnectionError
-        | TimeoutError,
-    )
-
-
-def explain(exc: BaseException, what: str, setting: str = "source.root") -> str:
-    """One sentence for a failed S3 call on `what`, with the likely fix naming the params key
-    `setting` that chose the location (source.root, publish.to); never a secret."""
-    from botocore import exceptions as boto
-
-    if isinstance(exc, boto.ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        hint = PERMANENT_S3_ERRORS.get(code)
-        if hint:
-            return f"{what}: {hint.format(setting=setting)} ({code})."
-        return f"{what}: S3 answered {code or 'an error'} ({first_line(exc)})."
-    if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError):
-        return (
-            f"{what}: no AWS credentials found; set AWS_PROFILE or "
-            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (never in params.yaml)."
-        )
-    return f"{what}: {first_line(exc)}."
-
 
 @dataclass
 class FetchResult:
+    """What a download fetched: the bytes' size and MD5 and the source version they came from.
+
+    `modified` is the source's modification time; `verified` says how the bytes were checked
+    against the source: "md5" (single-part ETag), "multipart-etag" (recomputed from the parts),
+    "stat" (a local file's size and mtime before and after) or "size" (nothing better exists).
+    """
+
     size: int
     md5: str
     etag: str | None
+    version_id: str | None
     modified: datetime
     attempts: int
+    verified: str
+
+
+class SourceChanged(TransientError):
+    """The source changed while it was being copied: the copy starts again from byte 0."""
 
 
 def fetch(
     source: Location, dest: Path, *, policy: RetryPolicy, timeout: float, label: str
 ) -> FetchResult:
     """Copy `source` to `dest` atomically, retrying transient failures and resuming a broken
-    transfer from the bytes already written when the source allows ranged reads."""
+    transfer from the bytes already written when the source allows ranged reads.
+
+    The copy is of one version: a source that changed during the copy is copied again (within
+    the retry budget), so DVC, which hashes the dependency after the command, records the
+    version that was fetched. Raises PipelineError with one line naming `label` and the fix."""
     with atomic_output(dest) as out:
         state = _Transfer(out)
 
@@ -207,63 +82,125 @@ def fetch(
             else:
                 _copy_s3(source, state, timeout, label)
             return FetchResult(
-                state.written, state.md5.hexdigest(), state.etag, state.modified, number
+                size=state.written,
+                md5=state.md5.hexdigest(),
+                etag=state.pin.etag if state.pin else None,
+                version_id=state.pin.version_id if state.pin else None,
+                modified=state.modified,
+                attempts=number,
+                verified=state.verified,
             )
 
+        what = f"{label}: {describe(source)}"
         try:
-            return with_retries(
-                policy, attempt, is_transient=is_transient, describe=f"{label}: {describe(source)}"
-            )
+            return with_retries(policy, attempt, is_transient=is_transient, describe=what)
         except FileNotFoundError:
             raise PipelineError(
                 f"{label}: {source} does not exist; check `source.root` and the engine's `file` "
                 "in params.yaml."
             ) from None
+        except SourceChanged as exc:
+            raise PipelineError(
+                f"{what}: {exc}, and the retries are spent ({state.attempts} attempt(s)); run "
+                "`dvc repro` again once whatever writes the crawl file has finished."
+            ) from None
         except Exception as exc:
-            if isinstance(source, Path) or not _is_boto_or_transient(exc):
+            if isinstance(source, Path) or not is_boto_or_transient(exc):
                 raise
-            message = explain(exc, f"{label}: {describe(source)}")
+            message = explain(exc, what, source.remote)
             if is_transient(exc):
                 message += f" Gave up after {state.attempts} attempt(s); rerun `dvc repro` later."
             raise PipelineError(message) from None
 
 
+@dataclass(frozen=True)
+class _Version:
+    """The version of an S3 object a transfer is pinned to."""
+
+    etag: str
+    version_id: str | None
+    size: int
+    part_size: int | None  # a multipart object's part size, when S3 told it
+
+    @property
+    def parts(self) -> int:
+        """The part count a multipart ETag ("<md5>-<parts>") ends with; 0 for single-part."""
+        _, dash, count = self.etag.strip('"').partition("-")
+        return int(count) if dash and count.isdigit() else 0
+
+
 class _Transfer:
-    """Bytes written so far, their hash and the object's ETag: what a resumed read continues."""
+    """Bytes written so far, their hashes and the version they belong to: what a resumed read
+    continues, and what a restart throws away."""
 
     def __init__(self, out: IO[bytes]):
         self.out = out
-        self.written = 0
-        self.md5 = hashlib.md5()
-        self.etag: str | None = None
-        self.etag_is_md5 = True  # a single-part object's ETag (no "-") is its MD5
-        self.modified = datetime.now(UTC)
         self.attempts = 0
+        self.pin: _Version | None = None
+        self.etag_is_md5 = True  # with SSE-KMS or SSE-C an ETag is not an MD5 of the bytes
+        self.modified = datetime.now(UTC)
+        self.verified = "size"
+        self.restart()
 
     def restart(self) -> None:
         self.out.seek(0)
         self.out.truncate()
         self.written = 0
         self.md5 = hashlib.md5()
+        self.part_digests: list[bytes] = []
+        self.part_md5 = hashlib.md5()
+        self.part_written = 0
+
+    def unpin(self) -> None:
+        """Forget the version: the next attempt starts from byte 0 with whatever is live."""
+        self.restart()
+        self.pin = None
 
     def write(self, chunk: bytes) -> None:
         self.out.write(chunk)
         self.md5.update(chunk)
         self.written += len(chunk)
+        part_size = self.pin.part_size if self.pin else None
+        if not part_size:
+            return
+        view = memoryview(chunk)
+        while view:  # S3's multipart ETag is the MD5 of the parts' MD5s
+            room = part_size - self.part_written
+            self.part_md5.update(view[:room])
+            self.part_written += min(room, len(view))
+            view = view[room:]
+            if self.part_written == part_size:
+                self.part_digests.append(self.part_md5.digest())
+                self.part_md5, self.part_written = hashlib.md5(), 0
+
+    def multipart_etag(self) -> str:
+        digests = self.part_digests + ([self.part_md5.digest()] if self.part_written else [])
+        return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
 
 
 def _copy_local(source: Path, state: _Transfer) -> None:
+    """Copy a local file; its size, mtime and inode after the copy must be those before it."""
     with source.open("rb") as handle:
+        before = os.fstat(handle.fileno())
+        if state.written > before.st_size:
+            state.restart()
         handle.seek(state.written)
-        stat = os.fstat(handle.fileno())
-        size = stat.st_size
-        state.modified = datetime.fromtimestamp(stat.st_mtime, UTC)
-        progress = Progress(f"read {source.name}", total=size, unit="B")
+        state.modified = datetime.fromtimestamp(before.st_mtime, UTC)
+        progress = Progress(f"read {source.name}", total=before.st_size, unit="B")
         progress.done = state.written
         while chunk := handle.read(CHUNK):
             state.write(chunk)
             progress.advance(len(chunk))
         progress.finish()
+    after = source.stat()
+    if _identity(after) != _identity(before) or state.written != after.st_size:
+        state.restart()
+        raise SourceChanged(f"{source.name} changed while it was copied")
+    state.verified = "stat"
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev
 
 
 def _copy_s3(source: S3Object, state: _Transfer, timeout: float, label: str) -> None:
@@ -271,74 +208,104 @@ def _copy_s3(source: S3Object, state: _Transfer, timeout: float, label: str) -> 
 
     client = s3_client(source, timeout)
     request: dict[str, Any] = {"Bucket": source.bucket, "Key": source.key}
-    if state.written and state.etag:
-        # Continue where the broken attempt stopped, but only from the same object version.
-        request.update(Range=f"bytes={state.written}-", IfMatch=state.etag)
+    pin = state.pin
+    if pin:
+        request["IfMatch"] = pin.etag
+        if pin.version_id:
+            request["VersionId"] = pin.version_id
+        if state.written:
+            request["Range"] = f"bytes={state.written}-"
     try:
         response = client.get_object(**request)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
-            state.restart()
-            state.etag = None
+            state.unpin()  # replaced since the last attempt: start again with the new one
         raise
-    if "Range" not in request:
+    status = response["ResponseMetadata"]["HTTPStatusCode"]
+    if pin is None:
         state.restart()
-    state.etag = response.get("ETag")
+        pin = state.pin = _pin(client, source, response)
+    elif response.get("ETag") != pin.etag or _version_id(response) != pin.version_id:
+        # A store that ignores If-Match (or a proxy that drops it) served another version.
+        state.unpin()
+        raise SourceChanged("the object was replaced during the download")
+    if state.written and not (
+        status == 206
+        and str(response.get("ContentRange", "")).startswith(f"bytes {state.written}-")
+    ):
+        # Range ignored: this body is the whole object (a 200), never a continuation.
+        log.warning("%s: the server ignored the range request; starting from byte 0", label)
+        state.restart()
+        if status != 200:
+            raise TransientError(f"unexpected HTTP {status} to a ranged read")
     state.modified = response.get("LastModified", state.modified)
-    # With SSE-KMS or SSE-C the ETag of a single-part object is not the MD5 of its bytes.
     state.etag_is_md5 = not (
         str(response.get("ServerSideEncryption", "")).startswith("aws:kms")
         or response.get("SSECustomerAlgorithm")
     )
-    total = state.written + response["ContentLength"]
-    progress = Progress(f"{label}: download", total=total, unit="B")
+    progress = Progress(f"{label}: download", total=pin.size, unit="B")
     progress.done = state.written
     for chunk in response["Body"].iter_chunks(CHUNK):
         state.write(chunk)
         progress.advance(len(chunk))
     progress.finish()
-    if state.written != total:
-        raise TransientError(f"body cut short at {state.written} of {total} bytes")
-    # The hash covers every byte from the first, so a resumed transfer is checked whole too: a
-    # server that ignored If-Match would otherwise splice two versions of the object.
-    etag = (state.etag or "").strip('"')
-    if state.etag_is_md5 and "-" not in etag and etag and etag != state.md5.hexdigest():
+    if state.written < pin.size:
+        raise TransientError(f"body cut short at {state.written} of {pin.size} bytes")
+    _verify(state, pin)
+    # DVC hashes the dependency after the command: it must still be the version fetched.
+    live = client.head_object(Bucket=source.bucket, Key=source.key)
+    if live.get("ETag") != pin.etag or _version_id(live) != pin.version_id:
+        state.unpin()
+        raise SourceChanged("the object was replaced during the download")
+
+
+def _pin(client: Any, source: S3Object, response: dict[str, Any]) -> _Version:
+    """The version a first, unconditional GET answered with; for a multipart object also its
+    part size (HeadObject of part 1), so the multipart ETag can be recomputed."""
+    version = _Version(
+        etag=response["ETag"],
+        version_id=_version_id(response),
+        size=int(response["ContentLength"]),
+        part_size=None,
+    )
+    if version.parts:
+        try:
+            part = client.head_object(Bucket=source.bucket, Key=source.key, PartNumber=1)
+            part_size = int(part["ContentLength"])
+        except Exception as exc:
+            if not is_boto_or_transient(exc) or is_transient(exc):
+                raise
+            part_size = 0  # a store without part numbers: the size check is what is left
+        if part_size and math.ceil(version.size / part_size) == version.parts:
+            version = dataclasses.replace(version, part_size=part_size)
+    return version
+
+
+def _version_id(response: dict[str, Any]) -> str | None:
+    """The VersionId of a versioned bucket's object; None for an unversioned one ("null")."""
+    value = response.get("VersionId")
+    return None if value in (None, "", "null") else str(value)
+
+
+def _verify(state: _Transfer, pin: _Version) -> None:
+    """The bytes must be the object's: its size, and its MD5 or multipart ETag when S3's ETag
+    is one (not with SSE-KMS/SSE-C, whose ETags are not digests of the bytes)."""
+    etag = pin.etag.strip('"')
+    if state.written != pin.size:
         state.restart()
-        raise TransientError("content does not match the object's ETag")
-
-
-def _is_boto_or_transient(exc: BaseException) -> bool:
-    return is_transient(exc) or type(exc).__module__.startswith("botocore")
-
-
-def upload(
-    path: Path,
-    target: S3Object,
-    *,
-    content_type: str,
-    policy: RetryPolicy,
-    timeout: float,
-    label: str,
-) -> dict[str, Any]:
-    """Upload `path` to `target` with retries; returns the object's ETag and size."""
-
-    def attempt(number: int) -> dict[str, Any]:
-        client = s3_client(target, timeout)
-        with path.open("rb") as body:
-            response = client.put_object(
-                Bucket=target.bucket, Key=target.key, Body=body, ContentType=content_type
-            )
-        return {"etag": response.get("ETag", "").strip('"'), "attempts": number}
-
-    try:
-        result = with_retries(
-            policy, attempt, is_transient=is_transient, describe=f"{label}: {target.uri}"
-        )
-    except Exception as exc:
-        if not _is_boto_or_transient(exc):
-            raise
-        message = explain(exc, f"{label}: {target.uri}", "publish.to")
-        if is_transient(exc):
-            message += " Gave up after the configured retries; rerun `dvc repro` later."
-        raise PipelineError(message) from None
-    return {**result, "size": path.stat().st_size}
+        raise TransientError(f"received {state.written} bytes of a {pin.size}-byte object")
+    if not state.etag_is_md5:
+        state.verified = "size"
+    elif not pin.parts:
+        if etag != state.md5.hexdigest():
+            state.restart()
+            raise TransientError("content does not match the object's ETag")
+        state.verified = "md5"
+    elif pin.part_size:
+        if etag != state.multipart_etag():
+            state.restart()
+            raise TransientError("content does not match the object's multipart ETag")
+        state.verified = "multipart-etag"
+    else:
+        log.warning("%s: multipart object with unknown part size: checked by size only", etag)
+        state.verified = "size"

@@ -1,14 +1,22 @@
-"""download@<engine>: local and S3 sources, retries, resume, permanent failures, and DVC's view."""
+"""download@<engine>: local and S3 sources, retries, resume, permanent failures, and DVC's view:
+what DVC records is what was fetched, a failed download keeps the last good files, and a
+download that fetched the same bytes leaves ingest up to date."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
+import yaml
 
 from stages import download
-from tests.support.faultproxy import Fault
+from tests.support.faultproxy import Fault, ProxiedRequest
+from tests.support.s3 import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY
 
 ENGINES = ("cloudbeds", "mews", "rms", "siteminder")
 
@@ -28,7 +36,24 @@ def raw(project, engine):
 
 
 def meta(project, engine):
+    """The source's identity download recorded (what ingest depends on)."""
     return json.loads((project.root / "data/raw" / f"{engine}.meta.json").read_text())
+
+
+def run_facts(project, engine):
+    """The download run's volatile facts: attempts, seconds, when, how it verified the bytes."""
+    return json.loads((project.root / "data/raw" / f"{engine}.download.json").read_text())
+
+
+def locked(project, stage):
+    """The stage's entry in dvc.lock."""
+    return yaml.safe_load((project.root / "dvc.lock").read_text())["stages"][stage]
+
+
+def crawl_lines(first_id: int, count: int) -> bytes:
+    """RMS crawl lines with numeric property ids, every line the same length."""
+    line = b"https://bookings.rmscloud.com/Search/Index/%d/90/\n"
+    return b"".join(line % (first_id + i) for i in range(count))
 
 
 def test_local_download_copies_the_file_and_records_its_hash(project):
@@ -38,7 +63,16 @@ def test_local_download_copies_the_file_and_records_its_hash(project):
     recorded = meta(project, "mews")
     assert recorded["source"] == "data/sources/mews.txt"
     assert recorded["bytes"] == len(source)
-    assert recorded["attempts"] == 1
+    assert run_facts(project, "mews")["attempts"] == 1
+
+
+def test_the_identity_file_holds_only_facts_that_change_the_ingest(project):
+    assert download.main(["--engine", "mews"]) == 0
+    first = (project.root / "data/raw/mews.meta.json").read_bytes()
+    assert set(json.loads(first)) == {"source", "bytes", "md5", "etag", "source_modified"}
+    assert {"downloaded_at", "seconds", "attempts"} <= set(run_facts(project, "mews"))
+    assert download.main(["--engine", "mews"]) == 0
+    assert (project.root / "data/raw/mews.meta.json").read_bytes() == first
 
 
 def test_s3_and_local_downloads_are_identical(project, s3_bucket):
@@ -64,7 +98,7 @@ def test_transient_failures_within_the_retry_budget_are_survived(
     fault_proxy.plan(fault, fault)  # params: 2 retries
     assert download.main(["--engine", "mews"]) == 0
     assert raw(project, "mews") == (project.root / "data/sources/mews.txt").read_bytes()
-    assert meta(project, "mews")["attempts"] == 3
+    assert run_facts(project, "mews")["attempts"] == 3
 
 
 def test_more_failures_than_retries_fail_clearly_and_leave_no_output(
@@ -160,3 +194,199 @@ def test_a_fifth_engine_needs_only_a_params_entry(project):
     rerun = project.dvc("repro", "--single-item", *targets, "download@newengine").stdout
     assert project.ran_stages(rerun) == ["download@newengine"]
     assert raw(project, "newengine") == b"ibe12.rmscloud.com/4242\n"
+
+
+# --- what was fetched is what DVC recorded ------------------------------------------------------
+
+
+def test_an_object_replaced_during_the_download_is_fetched_again_and_dvc_records_that_version(
+    project, s3_bucket, fault_proxy
+):
+    use_s3_source(project, s3_bucket, fault_proxy.endpoint_url)
+    old, new = crawl_lines(10**9, 20_000), crawl_lines(2 * 10**9, 20_000)
+    s3_bucket.put("crawls/rms.txt", old)
+    gets: list[ProxiedRequest] = []
+
+    def replace_once_the_stage_has_read_it(request: ProxiedRequest) -> None:
+        # The first HEAD after the first GET: the stage's own check of the object, or (on a
+        # stage without one) DVC hashing the dependency once the command ended.
+        if request.path != s3_bucket.path("crawls/rms.txt"):
+            return
+        if request.method == "GET":
+            gets.append(request)
+        elif request.method == "HEAD" and len(gets) == 1 and s3_bucket.get("crawls/rms.txt") == old:
+            s3_bucket.put("crawls/rms.txt", new)
+
+    fault_proxy.on_request(replace_once_the_stage_has_read_it)
+    project.dvc("repro", "--single-item", "download@rms")
+    new_etag = s3_bucket.head("crawls/rms.txt")["ETag"]
+    assert raw(project, "rms") == new
+    assert locked(project, "download@rms")["deps"][0]["etag"] == new_etag.strip('"')
+    assert meta(project, "rms")["etag"] == new_etag
+    assert run_facts(project, "rms")["attempts"] == 2
+    assert "download@rms" not in project.dvc("status", "download@rms").stdout
+
+
+def stage_env() -> dict[str, str]:
+    """This process's environment with the venv first on PATH, as DVC runs a stage."""
+    env = dict(os.environ)
+    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("CRAWL_PIPELINE_ROOT", None)
+    return env
+
+
+def rewrite_in_place_mid_copy(project, source, new: bytes) -> bool:
+    """Run download@mews, freeze it (SIGSTOP) once part of the copy is written, rewrite the
+    source in place, let it go on. False when the copy finished before it could be frozen."""
+    raw_folder = project.root / "data/raw"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stages.download", "--engine", "mews"],
+        cwd=project.root,
+        env=stage_env(),
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            partial = [p for p in raw_folder.glob(".mews.txt.*.tmp") if p.stat().st_size]
+            if partial:
+                os.kill(process.pid, signal.SIGSTOP)
+                if partial[0].stat().st_size >= len(new):
+                    return False
+                with source.open("r+b") as handle:
+                    handle.write(new)
+                return True
+            time.sleep(0.0005)
+        return False
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)
+        assert process.wait(timeout=120) == 0
+
+
+def test_a_local_crawl_file_rewritten_during_the_copy_is_copied_again(project):
+    source = project.root / "data/sources/mews.txt"
+    old, new = crawl_lines(10**9, 800_000), crawl_lines(3 * 10**9, 800_000)  # 46 MB each
+    for _ in range(3):  # a copy that ends before it is frozen proves nothing: try again
+        source.write_bytes(old)
+        if rewrite_in_place_mid_copy(project, source, new):
+            break
+    else:
+        pytest.fail("the copy always finished before it could be frozen")
+    assert raw(project, "mews") == new
+    assert meta(project, "mews")["bytes"] == len(new)
+    assert run_facts(project, "mews")["attempts"] == 2
+
+
+def test_a_resumed_read_answered_with_the_whole_object_starts_again_from_byte_0(
+    project, s3_bucket, fault_proxy
+):
+    use_s3_source(project, s3_bucket, fault_proxy.endpoint_url)
+    body = crawl_lines(10**9, 130_000)  # 7.5 MB: two parts, as `aws s3 cp` uploads it
+    assert s3_bucket.put_multipart("crawls/rms.txt", body).endswith('-2"')
+    fault_proxy.plan(
+        Fault.truncate(3_000_000, method="GET"),
+        Fault.strip("range", "if-match", method="GET"),  # a store that ignores both: 200
+    )
+    assert download.main(["--engine", "rms"]) == 0
+    assert raw(project, "rms") == body
+    gets = [r for r in fault_proxy.requests if r.method == "GET"]
+    assert [g.range for g in gets] == [None, "bytes=3000000-"]
+    assert run_facts(project, "rms")["verified"] == "multipart-etag"
+
+
+def test_a_resumed_read_on_a_versioned_bucket_asks_for_the_version_it_started_with(
+    project, s3_bucket, fault_proxy
+):
+    s3_bucket.client.put_bucket_versioning(
+        Bucket=s3_bucket.name, VersioningConfiguration={"Status": "Enabled"}
+    )
+    use_s3_source(project, s3_bucket, fault_proxy.endpoint_url)
+    body = crawl_lines(10**9, 20_000)
+    s3_bucket.put("crawls/rms.txt", body)
+    version = s3_bucket.head("crawls/rms.txt")["VersionId"]
+    fault_proxy.plan(Fault.truncate(300_000, method="GET"))
+    assert download.main(["--engine", "rms"]) == 0
+    assert raw(project, "rms") == body
+    resumed = [r for r in fault_proxy.requests if r.method == "GET"][-1]
+    assert resumed.range == "bytes=300000-" and f"versionId={version}" in resumed.query
+    assert meta(project, "rms")["version_id"] == version
+
+
+def test_credentials_kept_with_the_dvc_remote_in_config_local_reach_the_download(
+    project, s3_bucket, monkeypatch
+):
+    use_s3_source(project, s3_bucket, s3_bucket.endpoint_url)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    for option, value in (
+        ("access_key_id", FAKE_ACCESS_KEY_ID),
+        ("secret_access_key", FAKE_SECRET_ACCESS_KEY),
+    ):
+        project.dvc("remote", "modify", "--local", "crawls", option, value)
+    project.dvc("repro", "--single-item", "download@mews")
+    assert raw(project, "mews") == (project.root / "data/sources/mews.txt").read_bytes()
+    for written in ("data/raw/mews.meta.json", "data/raw/mews.download.json", "dvc.lock"):
+        assert FAKE_SECRET_ACCESS_KEY not in (project.root / written).read_text()
+    assert FAKE_SECRET_ACCESS_KEY not in (project.root / "logs/download/mews.log").read_text()
+
+
+def test_a_download_that_fails_under_dvc_repro_keeps_the_last_good_files(
+    project, s3_bucket, fault_proxy
+):
+    use_s3_source(project, s3_bucket, fault_proxy.endpoint_url)
+    project.dvc("repro", "--single-item", "download@mews")
+    files = [project.root / "data/raw" / name for name in ("mews.txt", "mews.meta.json")]
+    good = [path.read_bytes() for path in files]
+    new = b"https://app.mews.com/distributor/0b1e4c52-7a8d-4f6e-9c3b-2d5f8a9e1c47\n"
+    s3_bucket.put("crawls/mews.txt", new)
+    fault_proxy.fail_always(Fault.status(503, "SlowDown", method="GET"))
+    failed = project.dvc("repro", "--single-item", "download@mews", check=False)
+    assert failed.returncode != 0
+    assert "Gave up after 3 attempt(s)" in failed.stdout + failed.stderr
+    assert [path.read_bytes() for path in files] == good
+    assert "download@mews" in project.dvc("status", "download@mews").stdout  # still stale
+    fault_proxy.clear()
+    project.dvc("repro", "--single-item", "download@mews")
+    assert raw(project, "mews") == new
+
+
+def test_going_back_to_an_earlier_crawl_file_downloads_it_again(project):
+    source = project.root / "data/sources/rms.txt"
+    first, second = source.read_bytes(), crawl_lines(10**9, 50)
+    project.dvc("repro", "--single-item", "download@rms")
+    source.write_bytes(second)
+    project.dvc("repro", "--single-item", "download@rms")
+    source.write_bytes(first)
+    again = project.dvc("repro", "--single-item", "download@rms")
+    assert project.ran_stages(again.stdout) == ["download@rms"]
+    assert raw(project, "rms") == first
+    assert meta(project, "rms")["bytes"] == len(first)
+
+
+def test_a_comment_in_storage_py_reruns_download_only_and_leaves_ingest_up_to_date(
+    project, database_url
+):
+    chain = [f"{stage}@mews" for stage in ("download", "ingest", "export", "publish")]
+    first = project.dvc("repro", "publish@mews")
+    assert project.ran_stages(first.stdout) == chain
+    with (project.root / "stages/storage.py").open("a") as module:
+        module.write("# A comment changes no download.\n")
+    again = project.dvc("repro", "publish@mews")
+    assert project.ran_stages(again.stdout) == ["download@mews"]
+    assert project.dvc("status", *chain).stdout.strip() == "Data and pipelines are up to date."
+
+
+# --- DVC's own messages lead to the fix -------------------------------------------------------
+
+
+def test_status_leads_from_dvcs_forbidden_message_to_the_credentials_fix(
+    project, s3_bucket, fault_proxy
+):
+    use_s3_source(project, s3_bucket, fault_proxy.endpoint_url)
+    fault_proxy.fail_always(Fault.status(403, "Forbidden", method="HEAD"))  # bad credentials
+    failed = project.dvc("repro", "--single-item", "download@mews", check=False)
+    dvc_says = failed.stdout + failed.stderr
+    assert "Forbidden" in dvc_says and "HeadObject" in dvc_says
+    status = project.stage("status")
+    assert "dvc remote modify --local crawls access_key_id" in status.stdout

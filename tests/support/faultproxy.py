@@ -3,7 +3,9 @@
 Clients use the proxy's `endpoint_url` as their S3 endpoint. Requests are forwarded byte for
 byte (the Host header too, so SigV4 signatures made for the proxy's address reach the server
 unchanged) unless a planned `Fault` matches: then the proxy answers with an S3 error, resets
-the connection, stalls, or cuts the response body short. Bodies are streamed in both
+the connection, stalls, cuts the response body short, or forwards the request without some
+headers (a store that ignores Range or If-Match). `on_request` lets a test act at the moment a
+request arrives, e.g. replace the object on the server mid-download. Bodies are streamed in both
 directions, never held whole, so uploads and downloads of tens of MB pass through cheaply.
 
 Only the standard library is used, and only loopback addresses are ever bound or dialled.
@@ -30,7 +32,7 @@ _COPY_SIZE = 64 * 1024
 _MAX_LINE = 64 * 1024  # longest request/status/header line accepted
 _MAX_HEADERS = 200
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
-_FAULT_KINDS = ("status", "reset", "stall", "truncate")
+_FAULT_KINDS = ("status", "reset", "stall", "truncate", "strip")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ class Fault:
     """One injected failure; `method` and `path` (percent-decoded, no query) narrow its target.
 
     Build faults with the constructors: `Fault.status(503, "SlowDown")`, `Fault.reset()`,
-    `Fault.stall(1.5)`, `Fault.truncate(1024)`; each takes `method=` and `path=` filters.
+    `Fault.stall(1.5)`, `Fault.truncate(1024)`, `Fault.strip("range", "if-match")`; each takes
+    `method=` and `path=` filters.
     """
 
     kind: str
@@ -49,6 +52,7 @@ class Fault:
     keep_bytes: int = 0
     method: str | None = None
     path: str | None = None
+    headers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in _FAULT_KINDS:
@@ -96,6 +100,13 @@ class Fault:
             "truncate", keep_bytes=keep_bytes, seconds=stall, method=_upper(method), path=path
         )
 
+    @classmethod
+    def strip(cls, *headers: str, method: str | None = None, path: str | None = None) -> Fault:
+        """Forward the request without these headers (case-insensitive), as a store or proxy
+        that ignores them would: `strip("range")` gets the whole object with 200."""
+        names = tuple(name.lower() for name in headers)
+        return cls("strip", method=_upper(method), path=path, headers=names)
+
     def matches(self, method: str, path: str) -> bool:
         """Whether this fault targets a request with this method and decoded path."""
         return (self.method is None or self.method == method) and (
@@ -140,6 +151,7 @@ class FaultProxy:
         self._planned: list[Fault] = []
         self._standing: list[Fault] = []
         self._log: list[ProxiedRequest] = []
+        self._listeners: list[Callable[[ProxiedRequest], object]] = []
         self._open_sockets: set[socket.socket] = set()
         self._handlers: set[threading.Thread] = set()
         self._connections_accepted = 0
@@ -206,6 +218,13 @@ class FaultProxy:
             self._planned.clear()
             self._standing.clear()
 
+    def on_request(self, listener: Callable[[ProxiedRequest], object]) -> None:
+        """Call `listener(request)` as each request arrives, before it is forwarded or faulted
+        (in the handler's thread): the moment to change the server's state under a client,
+        e.g. replace an object between a download's GET and its check of the object."""
+        with self._lock:
+            self._listeners.append(listener)
+
     @property
     def pending(self) -> tuple[Fault, ...]:
         """Queued faults no request has used yet."""
@@ -233,8 +252,12 @@ class FaultProxy:
                 self._planned.remove(fault)
             else:
                 fault = next((f for f in self._standing if f.matches(method, path)), None)
-            self._log.append(ProxiedRequest(method, path, query, MappingProxyType(headers), fault))
-            return fault
+            request = ProxiedRequest(method, path, query, MappingProxyType(headers), fault)
+            self._log.append(request)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(request)
+        return fault
 
     # -- one client connection -------------------------------------------------------------
 
@@ -276,6 +299,10 @@ class FaultProxy:
             version.strip() != "HTTP/1.0"
         )
 
+        if fault is not None and fault.kind == "strip":
+            lines = [line for line in lines if not _names_one_of(line, fault.headers)]
+            headers = _header_dict(lines)
+            fault = None
         if fault is None or fault.kind == "truncate":
             return self._forward(client, reader, method, start, lines, headers, fault, keep_alive)
         _copy_body(reader, headers, sink=None, is_request=True)
@@ -402,6 +429,10 @@ def _read_response_head(reader: BufferedReader) -> tuple[bytes, list[bytes]]:
 def _is_hop_by_hop(line: bytes) -> bool:
     name = line.split(b":", 1)[0].strip().lower()
     return name in (b"connection", b"keep-alive", b"proxy-connection")
+
+
+def _names_one_of(line: bytes, names: tuple[str, ...]) -> bool:
+    return line.split(b":", 1)[0].strip().lower().decode("latin-1") in names
 
 
 def _header_dict(lines: list[bytes]) -> dict[str, str]:

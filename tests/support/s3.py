@@ -69,6 +69,24 @@ class S3Bucket:
         """Store `data` at `key`; returns the ETag as S3 sends it (with its quotes)."""
         return self.client.put_object(Bucket=self.name, Key=key, Body=data)["ETag"]
 
+    def put_multipart(self, key: str, data: bytes, part_size: int = 5 * 1024 * 1024) -> str:
+        """Store `data` at `key` in parts of `part_size` bytes (S3's minimum is 5 MiB), as
+        `aws s3 cp` does above 8 MB; returns the multipart ETag ("<md5>-<parts>")."""
+        upload = self.client.create_multipart_upload(Bucket=self.name, Key=key)["UploadId"]
+        parts = []
+        for number, start in enumerate(range(0, len(data), part_size), start=1):
+            etag = self.client.upload_part(
+                Bucket=self.name,
+                Key=key,
+                UploadId=upload,
+                PartNumber=number,
+                Body=data[start : start + part_size],
+            )["ETag"]
+            parts.append({"ETag": etag, "PartNumber": number})
+        return self.client.complete_multipart_upload(
+            Bucket=self.name, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+        )["ETag"]
+
     def get(self, key: str) -> bytes:
         """The whole object at `key`."""
         return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
@@ -174,10 +192,11 @@ def s3_bucket(s3_server: S3Server, aws_env: dict[str, str]) -> Iterator[S3Bucket
     name = f"test-{uuid.uuid4().hex[:20]}"
     client.create_bucket(Bucket=name)
     yield S3Bucket(name=name, client=client, endpoint_url=s3_server.endpoint_url)
-    # The server lives for the whole session and keeps objects in memory: free them.
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
-        for item in page.get("Contents", []):
-            client.delete_object(Bucket=name, Key=item["Key"])
+    # The server lives for the whole session and keeps objects in memory: free them, every
+    # version of them when a test turned versioning on.
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=name):
+        for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            client.delete_object(Bucket=name, Key=item["Key"], VersionId=item["VersionId"])
     client.delete_bucket(Bucket=name)
 
 
