@@ -16,7 +16,7 @@ import yaml
 from stages import history
 from stages.metrics import LOAD_COLUMNS, METRICS
 from tests.support.imports import import_closure, module_path
-from tests.support.pg import drop_database
+from tests.support.pg import drop_database, unique_database_name
 from tests.support.pipeline import ENGINES, create_database_from, run_pipeline_once
 from tests.support.project import REPO, Project
 
@@ -63,7 +63,7 @@ def pipeline(ran, pg_server, tmp_path, monkeypatch):
     """A copy of the committed project, with a copy of its database (DATABASE_URL)."""
     root = tmp_path / "project"
     shutil.copytree(ran.project.root, root, symlinks=True)
-    name = f"copy_{tmp_path.name.lower()}"[:60]
+    name = unique_database_name("copy")
     for variable in history.DATABASE_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("DATABASE_URL", create_database_from(pg_server, name, ran.database))
@@ -204,7 +204,7 @@ def test_a_fresh_clone_reproduces_the_committed_run_without_changing_a_tracked_f
 ):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ran.project.root), str(clone)], check=True)
-    name = f"clone_{tmp_path.name.lower()}"[:60]
+    name = unique_database_name("clone")
     for variable in history.DATABASE_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("DATABASE_URL", create_database_from(pg_server, name))

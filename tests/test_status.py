@@ -16,7 +16,7 @@ import pytest
 
 from stages import history, status
 from tests.support.faultproxy import Fault
-from tests.support.pg import drop_database
+from tests.support.pg import drop_database, unique_database_name
 from tests.support.pipeline import ENGINES, create_database_from, run_pipeline_once
 from tests.support.project import Project
 from tests.support.views import read_views
@@ -34,7 +34,7 @@ def pipeline(ran, pg_server, tmp_path, monkeypatch):
     """A copy of the project the pipeline ran in, with a copy of its database (DATABASE_URL)."""
     root = tmp_path / "project"
     shutil.copytree(ran.project.root, root, symlinks=True)
-    name = f"copy_{tmp_path.name.lower()}"[:60]
+    name = unique_database_name("copy")
     for variable in history.DATABASE_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("DATABASE_URL", create_database_from(pg_server, name, ran.database))

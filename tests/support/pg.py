@@ -161,12 +161,18 @@ def url_for_database(base_url: str, name: str) -> str:
     return make_conninfo(base_url, dbname=name)
 
 
+def unique_database_name(prefix: str) -> str:
+    """`<prefix>_<16 hex digits>`: unique across concurrent pytest runs sharing one server
+    (names derived from pytest's temp folders repeat in every run)."""
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
 def create_database(base_url: str) -> tuple[str, str]:
     """Create an empty, uniquely named database; return (name, URL)."""
     import psycopg
     from psycopg import sql
 
-    name = f"test_{uuid.uuid4().hex[:16]}"
+    name = unique_database_name("test")
     with psycopg.connect(base_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return name, url_for_database(base_url, name)

@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from stages import history
-from tests.support.pg import url_for_database
+from tests.support.pg import unique_database_name, url_for_database
 from tests.support.project import Project
 
 ENGINES = ("mews", "rms")  # two engines show per-engine differences at half the run time
@@ -42,7 +42,7 @@ def run_pipeline_once(
     shutil.copytree(template.root, root, symlinks=True)
     project = Project(root)
     project.edit_params(lambda p: p.update(engines={e: p["engines"][e] for e in engines}))
-    name = f"ran_{folder.name.lower()}"[:60]
+    name = unique_database_name("ran")
     url = create_database_from(pg_server, name)
     with pytest.MonkeyPatch.context() as env:
         for variable in history.DATABASE_VARIABLES:
