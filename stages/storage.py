@@ -185,7 +185,7 @@ def _copy_local(source: Path, state: _Transfer) -> None:
         if state.written > before.st_size:
             state.restart()
         handle.seek(state.written)
-        state.modified = datetime.fromtimestamp(before.st_mtime, UTC)
+        state.modified = _committed_time(source) or datetime.fromtimestamp(before.st_mtime, UTC)
         progress = Progress(f"read {source.name}", total=before.st_size, unit="B")
         progress.done = state.written
         while chunk := handle.read(CHUNK):
@@ -197,6 +197,33 @@ def _copy_local(source: Path, state: _Transfer) -> None:
         state.restart()
         raise SourceChanged(f"{source.name} changed while it was copied")
     state.verified = "stat"
+
+
+def _committed_time(source: Path) -> datetime | None:
+    """When `source` was last committed, if git tracks it unchanged; else None.
+
+    A checkout sets every file's mtime to the moment of the clone, so for a crawl file kept in
+    git (the bundled samples) the commit is the stable "crawled at": leads' First Seen and the
+    committed dvc.lock then come out the same in every clone."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args, "--", source.name],
+            cwd=source.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+
+    try:
+        if not git("ls-files") or git("status", "--porcelain"):
+            return None  # untracked, or changed since its last commit: the mtime tells
+        stamp = git("log", "-1", "--format=%cI")
+    except (OSError, subprocess.SubprocessError):
+        return None  # no git, or not a work tree
+    return datetime.fromisoformat(stamp).astimezone(UTC) if stamp else None
 
 
 def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:

@@ -52,7 +52,9 @@ def test_config_which_normalises_hosts_is_a_dependency_of_every_stage():
 @pytest.fixture(scope="module")
 def ran(project_template, pg_server, tmp_path_factory):
     """The pipeline ran once on an empty database, and its record committed, as a user would."""
-    pipeline = run_pipeline_once(project_template, pg_server, tmp_path_factory.mktemp("native"))
+    pipeline = run_pipeline_once(
+        project_template, pg_server, tmp_path_factory.mktemp("native"), committed=True
+    )
     pipeline.project.commit("Reproduce the pipeline")
     yield pipeline
     drop_database(pg_server, pipeline.database)
@@ -94,7 +96,8 @@ def test_metrics_are_the_ten_counts_per_engine_as_integers(pipeline):
         figures = json.loads((pipeline.root / "data" / "metrics" / f"{engine}.json").read_text())
         assert sorted(figures) == sorted(METRICS)
         assert all(type(value) is int for value in figures.values())
-        assert figures["lines"] >= figures["rejected"] + figures["valid"]
+        # Lines and ids are counted apart: a Mews line may name several properties.
+        assert figures["lines"] > figures["rejected"]
         assert figures["valid"] >= figures["unique"] == figures["inserted"] + figures["updated"]
         assert figures["rows"] == figures["leads"] > 0
         assert figures["updated"] == 0  # the database was empty
@@ -194,11 +197,6 @@ def test_an_experiment_on_rows_per_sheet_reruns_only_exports_and_lists_every_eng
         assert figures["sheets"] == -(-figures["rows"] // 100)
 
 
-@pytest.mark.xfail(
-    reason="download's data/raw/<engine>.meta.json holds downloaded_at and seconds, and a local "
-    "source's mtime becomes each lead's First Seen: both differ in every clone",
-    strict=False,
-)
 def test_a_fresh_clone_reproduces_the_committed_run_without_changing_a_tracked_file(
     ran, pg_server, tmp_path, monkeypatch
 ):

@@ -34,14 +34,21 @@ def create_database_from(base_url: str, name: str, template: str | None = None) 
 
 
 def run_pipeline_once(
-    template: Project, pg_server: str, folder: Path, engines: tuple[str, ...] = ENGINES
+    template: Project,
+    pg_server: str,
+    folder: Path,
+    engines: tuple[str, ...] = ENGINES,
+    *,
+    committed: bool = False,
 ) -> RanPipeline:
     """`dvc repro` of the whole pipeline for `engines` in a copy of `template`, on a new
-    database."""
+    database; `committed`: the copy is committed to git first, as a user's checkout is."""
     root = folder / "project"
     shutil.copytree(template.root, root, symlinks=True)
     project = Project(root)
     project.edit_params(lambda p: p.update(engines={e: p["engines"][e] for e in engines}))
+    if committed:
+        project.commit("The project as checked out")
     name = unique_database_name("ran")
     url = create_database_from(pg_server, name)
     with pytest.MonkeyPatch.context() as env:
