@@ -36,8 +36,9 @@ CHANGE_COLUMNS = (
     "Last Seen (UTC)",
 )
 SUMMARY_COLUMNS = (
+    # No "loaded at": the workbook's bytes must follow from the crawls alone, so that every
+    # clone that loads the same crawls writes the same workbook (and dvc.lock).
     "Crawl Date (UTC)",
-    "Loaded (UTC)",
     "Lines",
     "Leads",
     "New",
@@ -123,7 +124,6 @@ def _summary_row(load) -> tuple:
     """A Summary row; figures a load did not record (older loads) stay empty, not 0."""
     return (
         load.seen_at,
-        load.loaded_at,
         load.lines,
         load.leads,
         load.new,

@@ -29,10 +29,9 @@ TREND_POINTS = 30
 
 @dataclass(frozen=True)
 class LoadFigures:
-    """One load of one engine: when the crawl was made and loaded, and its counts."""
+    """One load of one engine: when the crawl was made, and its counts."""
 
     seen_at: datetime  # the crawl file's time (first/last_seen_at of the leads it saw)
-    loaded_at: datetime
     lines: int | None  # None: loaded before migration 0004 recorded it
     leads: int
     new: int
@@ -53,7 +52,7 @@ def record_line_counts(conn: psycopg.Connection, load_id: str, counts: Mapping[s
 
 
 LOADS_SQL = """
-SELECT l.seen_at, l.finished_at, to_jsonb(l) ->> 'lines', l.leads, l.inserted,
+SELECT l.seen_at, to_jsonb(l) ->> 'lines', l.leads, l.inserted,
        l.leads - l.unique_ids, to_jsonb(l) ->> 'rejected', to_jsonb(l) ->> 'retracted'
 FROM ingest_loads AS l JOIN booking_engines AS e ON e.id = l.engine_id
 WHERE e.name = %(engine)s AND (%(source_tag)s::text IS NULL OR l.source_tag = %(source_tag)s)
@@ -73,7 +72,6 @@ def engine_loads(
     return [
         LoadFigures(
             seen_at=seen,
-            loaded_at=loaded,
             lines=_int(lines),
             leads=leads,
             new=new,
@@ -81,7 +79,7 @@ def engine_loads(
             rejected=_int(rejected),
             retracted=_int(retracted),
         )
-        for seen, loaded, lines, leads, new, not_seen, rejected, retracted in rows.fetchall()
+        for seen, lines, leads, new, not_seen, rejected, retracted in rows.fetchall()
     ]
 
 
