@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -28,6 +30,7 @@ import yaml
 from stages import dvcstate
 from stages.config import Params, load_params
 from stages.errors import PipelineError
+from stages.runs import RUN_VARIABLE
 
 ENGINES_FOREACH = "${engines}"
 
@@ -82,6 +85,9 @@ def run_chains(
     starting = threading.Lock()
     running: dict[str, subprocess.Popen[str]] = {}
     stopping = threading.Event()
+    # One pipeline run on the dashboard for all the chains (stages.runs groups by this).
+    run_env = dict(os.environ)
+    run_env[RUN_VARIABLE] = run_env.get(RUN_VARIABLE) or f"parallel-{uuid.uuid4()}"
 
     def run(engine: str) -> ChainResult:
         started = time.monotonic()
@@ -98,6 +104,7 @@ def run_chains(
                 text=True,
                 errors="replace",
                 start_new_session=True,
+                env=run_env,
             )
             running[engine] = process
         with process:

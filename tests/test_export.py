@@ -16,13 +16,12 @@ from stages import export, ingest, publish
 from stages.workbook import COLUMNS
 from tests.support.faultproxy import Fault
 from tests.support.pg import create_database
-from tests.test_ingest import write_raw
 
 SEEN = datetime(2026, 6, 1, 12, 30, tzinfo=UTC)
 
 
 def loaded(project, engine="siteminder", text="direct-book.com/properties/b-hotel\na-hotel\n"):
-    write_raw(project, engine, text, SEEN)
+    project.write_raw(engine, text, SEEN)
     assert ingest.main(["--engine", engine]) == 0
 
 
@@ -179,7 +178,7 @@ CRAWLS = [
 
 def load_weeks(project, weeks=3):
     for crawl, week in zip(CRAWLS[:weeks], WEEKS, strict=False):
-        write_raw(project, "siteminder", crawl, week)
+        project.write_raw("siteminder", crawl, week)
         assert ingest.main(["--engine", "siteminder"]) == 0
     assert export.main(["--engine", "siteminder"]) == 0
     return load_workbook(workbook_path(project))

@@ -38,14 +38,6 @@ def leads(database_url: str, engine: str) -> dict[str, tuple]:
     return {row[0]: row[1:] for row in rows}
 
 
-def write_raw(project: Project, engine: str, text: str, modified: datetime) -> None:
-    """What download@engine leaves: the file and the meta saying when the source changed."""
-    raw = project.root / "data/raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    (raw / f"{engine}.txt").write_text(text)
-    (raw / f"{engine}.meta.json").write_text(json.dumps({"source_modified": modified.isoformat()}))
-
-
 def test_counts_add_up_for_every_sample_engine(project, database_url):
     project.dvc("repro", *(f"ingest@{engine}" for engine in ENGINES))
     for engine in ENGINES:
@@ -64,8 +56,7 @@ def test_counts_add_up_for_every_sample_engine(project, database_url):
 
 def test_ids_keep_their_case_rule_and_get_canonical_urls(project, database_url):
     moment = datetime(2026, 1, 5, tzinfo=UTC)
-    write_raw(
-        project,
+    project.write_raw(
         "cloudbeds",
         "https://hotels.cloudbeds.com/reservation/AbC123?utm_source=x\n"
         "hotels.cloudbeds.com/es/reservas/abc123/\n",
@@ -80,8 +71,8 @@ def test_ids_keep_their_case_rule_and_get_canonical_urls(project, database_url):
 
 
 def test_rerunning_the_same_file_changes_no_row(project, database_url):
-    write_raw(
-        project, "mews", (project.root / "data/sources/mews.txt").read_text(), datetime.now(UTC)
+    project.write_raw(
+        "mews", (project.root / "data/sources/mews.txt").read_text(), datetime.now(UTC)
     )
     assert ingest.main(["--engine", "mews"]) == 0
     before = leads(database_url, "mews")
@@ -94,10 +85,10 @@ def test_rerunning_the_same_file_changes_no_row(project, database_url):
 
 def test_a_second_file_version_adds_new_ids_and_moves_last_seen(project, database_url):
     first = datetime(2026, 3, 1, tzinfo=UTC)
-    write_raw(project, "siteminder", "direct-book.com/properties/alpha\nbeta\n", first)
+    project.write_raw("siteminder", "direct-book.com/properties/alpha\nbeta\n", first)
     assert ingest.main(["--engine", "siteminder"]) == 0
     later = first + timedelta(days=7)
-    write_raw(project, "siteminder", "beta\ngamma\n", later)
+    project.write_raw("siteminder", "beta\ngamma\n", later)
     assert ingest.main(["--engine", "siteminder"]) == 0
     stats = marker(project, "siteminder")
     assert (stats["inserted"], stats["updated"], stats["unchanged"]) == (1, 1, 0)
@@ -109,9 +100,9 @@ def test_a_second_file_version_adds_new_ids_and_moves_last_seen(project, databas
 
 
 def test_an_older_file_never_moves_last_seen_backwards(project, database_url):
-    write_raw(project, "rms", "12345\n", datetime(2026, 5, 1, tzinfo=UTC))
+    project.write_raw("rms", "12345\n", datetime(2026, 5, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 0
-    write_raw(project, "rms", "12345\n", datetime(2026, 4, 1, tzinfo=UTC))
+    project.write_raw("rms", "12345\n", datetime(2026, 4, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 0
     assert leads(database_url, "rms")["12345"][3] == datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -165,7 +156,7 @@ def _copy_started(database_url: str) -> bool:
 
 
 def test_killing_an_ingest_midway_leaves_the_earlier_state(project, database_url, tmp_path):
-    write_raw(project, "rms", "111\n222\n", datetime(2026, 1, 1, tzinfo=UTC))
+    project.write_raw("rms", "111\n222\n", datetime(2026, 1, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 0
     before, before_marker = leads(database_url, "rms"), marker(project, "rms")
     big = tmp_path / "big.txt"
@@ -191,7 +182,7 @@ def test_killing_an_ingest_midway_leaves_the_earlier_state(project, database_url
 def test_two_engines_ingest_at_the_same_time(project, database_url):
     for engine in ("cloudbeds", "mews"):
         source = project.root / "data/sources" / project.params["engines"][engine]["file"]
-        write_raw(project, engine, source.read_text(), datetime(2026, 2, 2, tzinfo=UTC))
+        project.write_raw(engine, source.read_text(), datetime(2026, 2, 2, tzinfo=UTC))
     runs = [
         subprocess.Popen(
             [sys.executable, "-m", "stages.ingest", "--engine", engine],
@@ -280,7 +271,7 @@ def test_a_utf16_utf32_or_gzip_file_loads_the_same_leads_as_its_utf8_original(
 def test_an_unreadable_file_fails_with_one_line_naming_engine_file_and_format(
     project, database_url, capsys, data, named
 ):
-    write_raw(project, "rms", "", datetime(2026, 1, 1, tzinfo=UTC))
+    project.write_raw("rms", "", datetime(2026, 1, 1, tzinfo=UTC))
     (project.root / "data/raw/rms.txt").write_bytes(data)
     assert ingest.main(["--engine", "rms"]) == 1
     message = [line for line in capsys.readouterr().err.splitlines() if "failed" in line]
@@ -291,7 +282,7 @@ def test_an_unreadable_file_fails_with_one_line_naming_engine_file_and_format(
 
 
 def test_a_damaged_gzip_file_fails_with_one_line(project, database_url, capsys):
-    write_raw(project, "rms", "", datetime(2026, 1, 1, tzinfo=UTC))
+    project.write_raw("rms", "", datetime(2026, 1, 1, tzinfo=UTC))
     whole = gzip.compress(b"12345\n" * 50_000)
     (project.root / "data/raw/rms.txt").write_bytes(whole[: len(whole) // 2])
     assert ingest.main(["--engine", "rms"]) == 1
@@ -302,7 +293,7 @@ def test_a_damaged_gzip_file_fails_with_one_line(project, database_url, capsys):
 def test_a_line_naming_several_ids_counts_as_one_line_and_several_ids(project, database_url):
     a, b, c = (f"{n}a2e6e1d-0a5b-4c53-9c6a-ab1e00c9d9c7" for n in "123")
     text = f"https://app.mews.com/distributor/{a};{b}\nhttps://app.mews.com/distributor?ids={c}\n"
-    write_raw(project, "mews", text + "junk\n", datetime(2026, 1, 1, tzinfo=UTC))
+    project.write_raw("mews", text + "junk\n", datetime(2026, 1, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "mews"]) == 0
     stats = marker(project, "mews")
     assert (stats["lines"], stats["accepted_lines"], stats["rejected"]) == (3, 2, 1)
@@ -332,7 +323,7 @@ def test_a_lead_keeps_the_booking_url_its_first_line_gave(project, database_url)
         "https://bookings.rmscloud.com/Search/Index/7A1B2C3D4E5F6071/90/\n"
         "4321\n"
     )
-    write_raw(project, "rms", text, datetime(2026, 1, 1, tzinfo=UTC))
+    project.write_raw("rms", text, datetime(2026, 1, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 0
     found = leads(database_url, "rms")
     assert found["7A1B2C3D4E5F6071"][0] == "https://ibe12.rmscloud.com/7A1B2C3D4E5F6071/1"
@@ -351,11 +342,11 @@ def failure_line(capsys) -> str:
 def test_a_file_of_only_junk_fails_before_commit_naming_figures_reasons_and_the_way_out(
     project, database_url, capsys
 ):
-    write_raw(project, "siteminder", "seaside\n", datetime(2026, 1, 1, tzinfo=UTC))
+    project.write_raw("siteminder", "seaside\n", datetime(2026, 1, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "siteminder"]) == 0
     before, before_marker = leads(database_url, "siteminder"), marker(project, "siteminder")
     junk = "https://www.booking.com/hotel/x.html\n" * 5 + "https://direct-book.com/hotels/x\n" * 3
-    write_raw(project, "siteminder", junk + "sea side\n", datetime(2026, 2, 1, tzinfo=UTC))
+    project.write_raw("siteminder", junk + "sea side\n", datetime(2026, 2, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "siteminder"]) == 1
     message = failure_line(capsys)
     assert "ingest@siteminder" in message and "9 of 9 non-blank lines rejected" in message
@@ -366,14 +357,13 @@ def test_a_file_of_only_junk_fails_before_commit_naming_figures_reasons_and_the_
 
 
 def test_far_fewer_ids_than_the_previous_load_fails_unless_accepted(project, database_url, capsys):
-    write_raw(
-        project,
+    project.write_raw(
         "rms",
         "".join(f"{n}\n" for n in range(1000, 1010)),
         datetime(2026, 1, 1, tzinfo=UTC),
     )
     assert ingest.main(["--engine", "rms"]) == 0
-    write_raw(project, "rms", "1000\n1001\n", datetime(2026, 2, 1, tzinfo=UTC))
+    project.write_raw("rms", "1000\n1001\n", datetime(2026, 2, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 1
     message = failure_line(capsys)
     assert "2 unique ids" in message and "previous load's 10" in message
@@ -384,7 +374,7 @@ def test_far_fewer_ids_than_the_previous_load_fails_unless_accepted(project, dat
 
 def test_the_params_values_accept_a_rejected_share_on_purpose(project, database_url):
     project.edit_params(lambda p: p["ingest"].update(max_rejected_share=1))
-    write_raw(project, "rms", "12345\nnot rms\nnope/x\n", datetime(2026, 1, 1, tzinfo=UTC))
+    project.write_raw("rms", "12345\nnot rms\nnope/x\n", datetime(2026, 1, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 0
     assert marker(project, "rms")["rejected"] == 2
 
@@ -395,11 +385,11 @@ def test_the_params_values_accept_a_rejected_share_on_purpose(project, database_
 def test_changing_id_case_merges_both_spellings_into_one_lead(project, database_url):
     project.edit_params(lambda p: p["engines"]["siteminder"].update(id_case="preserve"))
     first = datetime(2026, 1, 1, tzinfo=UTC)
-    write_raw(project, "siteminder", "SeasideLodge\nseasidelodge\nharbour\n", first)
+    project.write_raw("siteminder", "SeasideLodge\nseasidelodge\nharbour\n", first)
     assert ingest.main(["--engine", "siteminder"]) == 0
     assert sorted(leads(database_url, "siteminder")) == ["SeasideLodge", "harbour", "seasidelodge"]
     project.edit_params(lambda p: p["engines"]["siteminder"].update(id_case="lower"))
-    write_raw(project, "siteminder", "harbour\n", first + timedelta(days=7))
+    project.write_raw("siteminder", "harbour\n", first + timedelta(days=7))
     assert ingest.main(["--engine", "siteminder", "--accept"]) == 0
     found = leads(database_url, "siteminder")
     assert sorted(found) == ["harbour", "seasidelodge"]
@@ -409,11 +399,11 @@ def test_changing_id_case_merges_both_spellings_into_one_lead(project, database_
 
 
 def test_changing_booking_url_re_derives_the_stored_urls(project, database_url):
-    write_raw(project, "rms", "4321\n5555\n", datetime(2026, 1, 1, tzinfo=UTC))
+    project.write_raw("rms", "4321\n5555\n", datetime(2026, 1, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 0
     template = "https://bookings8.rmscloud.com/Search/Index/{id}/1/"
     project.edit_params(lambda p: p["engines"]["rms"].update(booking_url=template))
-    write_raw(project, "rms", "4321\n5555\n", datetime(2026, 1, 8, tzinfo=UTC))
+    project.write_raw("rms", "4321\n5555\n", datetime(2026, 1, 8, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 0
     found = leads(database_url, "rms")
     assert found["4321"][0] == "https://bookings8.rmscloud.com/Search/Index/4321/1/"
@@ -443,11 +433,11 @@ def test_leads_a_fixed_rule_no_longer_finds_are_retracted_and_leave_the_workbook
         "https://hotels.cloudbeds.com/reservation/Qw3rTy\n"
         "https://hotels.cloudbeds.com/booking/Zx9Wv8\n"
     )
-    write_raw(project, "cloudbeds", crawl, datetime(2026, 1, 1, tzinfo=UTC))
+    project.write_raw("cloudbeds", crawl, datetime(2026, 1, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "cloudbeds"]) == 0
     assert sorted(leads(database_url, "cloudbeds")) == ["Qw3rTy", "Zx9Wv8", "prepare", "rooms"]
     project.edit_params(lambda p: p["engines"].update(cloudbeds=fixed))
-    write_raw(project, "cloudbeds", "Qw3rTy\n", datetime(2026, 1, 8, tzinfo=UTC))
+    project.write_raw("cloudbeds", "Qw3rTy\n", datetime(2026, 1, 8, tzinfo=UTC))
     assert ingest.main(["--engine", "cloudbeds", "--accept"]) == 0
     stats = marker(project, "cloudbeds")
     assert stats["rules"]["retracted"] == 3 and stats["retracted"] == 3
@@ -460,19 +450,18 @@ def test_leads_a_fixed_rule_no_longer_finds_are_retracted_and_leave_the_workbook
 def test_a_retracted_lead_seen_again_is_un_retracted_with_the_new_line(project, database_url):
     fixed = project.params["engines"]["cloudbeds"]
     project.edit_params(old_cloudbeds_rules)
-    write_raw(
-        project,
+    project.write_raw(
         "cloudbeds",
         "https://hotels.cloudbeds.com/booking/Zx9Wv8\nQw3rTy\n",
         datetime(2026, 1, 1, tzinfo=UTC),
     )
     assert ingest.main(["--engine", "cloudbeds"]) == 0
     project.edit_params(lambda p: p["engines"].update(cloudbeds=fixed))
-    write_raw(project, "cloudbeds", "Qw3rTy\n", datetime(2026, 1, 8, tzinfo=UTC))
+    project.write_raw("cloudbeds", "Qw3rTy\n", datetime(2026, 1, 8, tzinfo=UTC))
     assert ingest.main(["--engine", "cloudbeds", "--accept"]) == 0
     assert marker(project, "cloudbeds")["retracted"] == 1
     again = "https://us2.cloudbeds.com/reservation/Zx9Wv8\nQw3rTy\n"
-    write_raw(project, "cloudbeds", again, datetime(2026, 1, 15, tzinfo=UTC))
+    project.write_raw("cloudbeds", again, datetime(2026, 1, 15, tzinfo=UTC))
     assert ingest.main(["--engine", "cloudbeds"]) == 0
     stats = marker(project, "cloudbeds")
     assert (stats["retracted"], stats["unretracted"]) == (0, 1)
@@ -482,10 +471,10 @@ def test_a_retracted_lead_seen_again_is_un_retracted_with_the_new_line(project, 
 
 
 def test_unchanged_rules_read_no_stored_evidence(project, database_url):
-    write_raw(project, "rms", "4321\n", datetime(2026, 1, 1, tzinfo=UTC))
+    project.write_raw("rms", "4321\n", datetime(2026, 1, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 0
     assert marker(project, "rms")["rules"]["checked"] == 0  # a new engine has nothing stored
-    write_raw(project, "rms", "4321\n", datetime(2026, 1, 8, tzinfo=UTC))
+    project.write_raw("rms", "4321\n", datetime(2026, 1, 8, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 0
     assert marker(project, "rms")["rules"] == {
         "checked": 0,
