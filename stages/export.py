@@ -19,22 +19,12 @@ import sys
 import time
 
 from stages.runner import engine_parser, run_stage
+from stages.workbook import COLUMNS
 
 STAGE = "export"
 PROGRESS_EVERY = 10_000  # rows between progress reports
 # Dates of the sheets after Leads say their time zone (Leads keeps its titles: byte-stable).
-CHANGE_COLUMNS = (
-    "Hotel",
-    "City",
-    "Country",
-    "Website",
-    "Booking URL",
-    "Booking Engine",
-    "Property ID",
-    "Sources",
-    "First Seen (UTC)",
-    "Last Seen (UTC)",
-)
+CHANGE_COLUMNS = (*COLUMNS[:-2], "First Seen (UTC)", "Last Seen (UTC)")
 SUMMARY_COLUMNS = (
     # No "loaded at": the workbook's bytes must follow from the crawls alone, so that every
     # clone that loads the same crawls writes the same workbook (and dvc.lock).

@@ -109,7 +109,7 @@ class LineTally:
 
     def found(self, path: Path, parser: LineParser) -> Iterator[Found]:
         """A staged row per id: (id, line number, booking URL, evidence), "" for a repeat."""
-        from stages.crawl import safe_text
+        from stages.crawl import evidence_text
 
         seen: set[str] = set()
         booking_url = parser.booking_url
@@ -121,9 +121,9 @@ class LineTally:
                 if len(seen) >= SEEN_CACHE:
                     seen.clear()
                 seen.add(outcome)
-                yield outcome, number, booking_url(outcome), safe_text(raw, EVIDENCE_LIMIT)
+                yield outcome, number, booking_url(outcome), evidence_text(raw)
             elif type(outcome) is tuple:
-                evidence = safe_text(raw, EVIDENCE_LIMIT)
+                evidence = evidence_text(raw)
                 for property_id in outcome:
                     yield property_id, number, booking_url(property_id), evidence
 
@@ -148,10 +148,6 @@ def _position(handle: IO[bytes]) -> Callable[[], int]:
     except (OSError, AttributeError, io.UnsupportedOperation):
         return lambda: 0
     return lambda: os.lseek(fd, 0, os.SEEK_CUR)
-
-
-# Evidence keeps a whole line: 2,048 bytes, each at most a 4-character escape.
-EVIDENCE_LIMIT = 4 * 2048 + 1
 
 
 def collapse_check(

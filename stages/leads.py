@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 
 from stages.config import Engine
-from stages.crawl import LineParser, rules_fingerprint
+from stages.crawl import LineParser, evidence_line, rules_fingerprint
 from stages.db import advisory_key, database_identity
 from stages.errors import ConfigError
 
@@ -48,8 +48,6 @@ EXPORT_COLUMNS = (
 # COPY text format gives \, tab, newline and carriage return a meaning; crawl ids never hold
 # them, but an id that does must arrive intact rather than split or mangled.
 COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-# Stored evidence is re-read with room for escapes: a 2,048-byte line may grow fourfold.
-EVIDENCE_MAX_LENGTH = 4 * 4 * 2048
 RECHECK_BATCH = 10_000
 
 # One staged row per id a line named: (property_id, line number, booking URL, evidence). A
@@ -438,7 +436,7 @@ def recheck(conn: psycopg.Connection, engine_id: int, engine: Engine) -> Recheck
     ).fetchone()
     if row is not None and row[0] == fingerprint:
         return Recheck()
-    parser = LineParser(engine, max_length=EVIDENCE_MAX_LENGTH)
+    parser = LineParser(engine)  # evidence_line gives back the line's own bytes
     conn.execute(
         'CREATE TEMP TABLE lead_changes (old_id text COLLATE "C" NOT NULL,'
         ' new_id text COLLATE "C", booking_url text, kind text NOT NULL) ON COMMIT DROP'
@@ -491,7 +489,7 @@ def _recheck_one(
     parser: LineParser, property_id: str, evidence: str, url: str, retracted: bool
 ) -> tuple[str, str | None, str | None, str] | None:
     """The change (old id, new id, URL, kind) one stored lead needs, or None."""
-    outcome = parser.parse(evidence.encode("utf-8", "surrogateescape"))
+    outcome = parser.parse(evidence_line(evidence))
     ids = outcome if type(outcome) is tuple else (outcome,) if type(outcome) is str else ()
     if property_id in ids:
         new_url = parser.booking_url(property_id)

@@ -91,7 +91,7 @@ JOIN booking_engines AS e ON e.id = l.engine_id
 JOIN hotels AS h ON h.id = l.hotel_id
 WHERE e.name = %(engine)s
   AND (%(source_tag)s::text IS NULL OR %(source_tag)s::text = ANY (l.sources))
-  AND NOT coalesce((to_jsonb(l) ->> 'retracted')::boolean, false)
+  AND l.retracted_at IS NULL
 """
 # In the order of the Leads sheet, so a reader finds a new lead where the Leads sheet has it.
 NEW_SQL = (

@@ -17,6 +17,8 @@ from stages.crawl import (
     LineParser,
     Reject,
     UnreadableFile,
+    evidence_line,
+    evidence_text,
     iter_lines,
     open_crawl,
     safe_text,
@@ -431,6 +433,22 @@ def test_huge_line_is_skipped_without_being_held_in_memory():
 
 
 # --- safe_text -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"https://hotels.cloudbeds.com/reservation/Qw3rTy",
+        b"\thttps://hotels.cloudbeds.com/reservation/Qw3rTy\r",
+        b"https://hotels.cloudbeds.com/reservation/Qw3rTy?q=caf\xe9",
+        b"C:\\x41\\n and \\\\ and \\u0041 as written",
+        b"nul\x00 del\x7f nel\xc2\x85 zwsp\xe2\x80\x8b emoji\xf0\x9f\x8f\xa8",
+    ],
+)
+def test_evidence_text_gives_back_the_very_bytes_of_the_line(raw):
+    text = evidence_text(raw)
+    assert "\x00" not in text  # PostgreSQL text cannot hold NUL
+    assert evidence_line(text) == raw
 
 
 def test_safe_text_keeps_printable_text():

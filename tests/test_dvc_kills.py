@@ -16,11 +16,10 @@ import time
 
 import pytest
 
-from stages import dvcstate, history
+from stages import dvcstate
 from tests.support import dvckill
 from tests.support.pg import drop_database
-from tests.support.pipeline import create_database_from, run_pipeline_once
-from tests.support.project import Project
+from tests.support.pipeline import pipeline_copy, run_pipeline_once
 
 STAGE = "publish@rms"
 # Delays after the stage starts: during the stage, as it ends, while DVC hashes and writes.
@@ -39,15 +38,7 @@ def ran(project_template, pg_server, tmp_path_factory):
 @pytest.fixture
 def project(ran, pg_server, tmp_path, monkeypatch):
     """A copy of the project the pipeline ran in (rms only), on a copy of its database."""
-    root = tmp_path / "project"
-    shutil.copytree(ran.project.root, root, symlinks=True)
-    name = f"kill_{tmp_path.name.lower()}"[:60]
-    for variable in history.DATABASE_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("DATABASE_URL", create_database_from(pg_server, name, ran.database))
-    monkeypatch.chdir(root)
-    yield Project(root)
-    drop_database(pg_server, name)
+    yield from pipeline_copy(ran, pg_server, tmp_path, monkeypatch)
 
 
 def published(project):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -17,7 +16,7 @@ from stages import history
 from stages.metrics import LOAD_COLUMNS, METRICS
 from tests.support.imports import import_closure, module_path
 from tests.support.pg import drop_database, unique_database_name
-from tests.support.pipeline import ENGINES, create_database_from, run_pipeline_once
+from tests.support.pipeline import ENGINES, create_database_from, pipeline_copy, run_pipeline_once
 from tests.support.project import REPO, Project
 
 STAGES = ("download", "ingest", "export", "publish")
@@ -63,15 +62,7 @@ def ran(project_template, pg_server, tmp_path_factory):
 @pytest.fixture
 def pipeline(ran, pg_server, tmp_path, monkeypatch):
     """A copy of the committed project, with a copy of its database (DATABASE_URL)."""
-    root = tmp_path / "project"
-    shutil.copytree(ran.project.root, root, symlinks=True)
-    name = unique_database_name("copy")
-    for variable in history.DATABASE_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("DATABASE_URL", create_database_from(pg_server, name, ran.database))
-    monkeypatch.chdir(root)
-    yield Project(root)
-    drop_database(pg_server, name)
+    yield from pipeline_copy(ran, pg_server, tmp_path, monkeypatch)
 
 
 def add_rms_crawl_lines(project: Project, count: int) -> None:

@@ -443,8 +443,43 @@ def test_leads_a_fixed_rule_no_longer_finds_are_retracted_and_leave_the_workbook
     assert stats["rules"]["retracted"] == 3 and stats["retracted"] == 3
     assert stats["leads"] == 4  # kept, not deleted
     assert export.main(["--engine", "cloudbeds"]) == 0
-    sheet = load_workbook(project.root / "data/exports/cloudbeds.xlsx", read_only=True)["Leads"]
-    assert [row[6] for row in sheet.iter_rows(min_row=2, values_only=True)] == ["Qw3rTy"]
+    book = load_workbook(project.root / "data/exports/cloudbeds.xlsx", read_only=True)
+    for name in ("Leads", "New", "Not seen"):  # a retracted lead is in no list of leads
+        ids = [row[6] for row in book[name].iter_rows(min_row=2, values_only=True)]
+        assert set(ids) <= {"Qw3rTy"}, name
+    assert [row[6] for row in book["Leads"].iter_rows(min_row=2, values_only=True)] == ["Qw3rTy"]
+
+
+# Lines whose stored evidence holds what must be escaped to be stored as text: a leading tab,
+# a Latin-1 byte in the discarded query, a backslash, a zero-width space.
+AWKWARD_LINES = (
+    b"\thttps://hotels.cloudbeds.com/reservation/Qw3rTy?utm_source=google\n"
+    b"https://hotels.cloudbeds.com/reservation/Hp0Jgx?q=caf\xe9\n"
+    b"https://hotels.cloudbeds.com/reservation/Mn4Bv7?path=C:\\x41\\n\n"
+    b"https://hotels.cloudbeds.com/reservation/Zz8Yy7\xe2\x80\x8b\n"
+)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda engine: engine.update(id_case="upper"),
+        lambda engine: engine.update(booking_url=engine["booking_url"] + "?lang=en"),
+    ],
+    ids=["id_case", "booking_url"],
+)
+def test_a_rule_change_reads_escaped_evidence_as_the_line_it_was(project, database_url, change):
+    raw = project.root / "data/raw"
+    project.write_raw("cloudbeds", "", datetime(2026, 1, 1, tzinfo=UTC))
+    (raw / "cloudbeds.txt").write_bytes(AWKWARD_LINES)
+    assert ingest.main(["--engine", "cloudbeds"]) == 0
+    first = sorted(leads(database_url, "cloudbeds"))
+    assert {"Qw3rTy", "Hp0Jgx", "Mn4Bv7"} <= set(first)
+    project.edit_params(lambda p: change(p["engines"]["cloudbeds"]))
+    assert ingest.main(["--engine", "cloudbeds"]) == 0
+    rules = marker(project, "cloudbeds")["rules"]
+    assert rules["retracted"] == 0 and rules["checked"] == len(first)
+    assert len(leads(database_url, "cloudbeds")) == len(first)  # renamed in place, none added
 
 
 def test_a_retracted_lead_seen_again_is_un_retracted_with_the_new_line(project, database_url):

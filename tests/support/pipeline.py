@@ -4,6 +4,7 @@ dashboard tests, which look at the results of one real `dvc repro`."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from psycopg import sql
 
 from stages import history
-from tests.support.pg import unique_database_name, url_for_database
+from tests.support.pg import drop_database, unique_database_name, url_for_database
 from tests.support.project import Project
 
 ENGINES = ("mews", "rms")  # two engines show per-engine differences at half the run time
@@ -57,3 +58,20 @@ def run_pipeline_once(
         env.setenv("DATABASE_URL", url)
         project.dvc("repro")
     return RanPipeline(project, name)
+
+
+def pipeline_copy(
+    ran: RanPipeline, pg_server: str, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Project]:
+    """For a fixture: a copy of the project `ran` ran in, under `folder`, on a copy of its
+    database (DATABASE_URL set, the working folder the copy's root); the database is dropped
+    after the test."""
+    root = folder / "project"
+    shutil.copytree(ran.project.root, root, symlinks=True)
+    name = unique_database_name("copy")
+    for variable in history.DATABASE_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("DATABASE_URL", create_database_from(pg_server, name, ran.database))
+    monkeypatch.chdir(root)
+    yield Project(root)
+    drop_database(pg_server, name)
