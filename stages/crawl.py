@@ -437,7 +437,7 @@ class LineParser:
                 p
                 for p in query.split("&")
                 if p
-                and not p.startswith(_TRACKING)
+                and not p.lower().startswith(_TRACKING)  # UTM_SOURCE, Gclid: same trackers
                 and p.isascii()
                 and p.isprintable()
                 and " " not in p

@@ -211,10 +211,7 @@ def ingest(
     }
     tag = source_tag if source_tag is not None else params.ingest.source_tag
     by_hand = file is not None
-    path = file or params.path("raw", engine.name, ".txt")
-    if not path.is_file():
-        hint = "check the path" if by_hand else f"run `dvc repro download@{engine.name}` first"
-        raise PipelineError(f"{STAGE}@{engine.name}: {path} does not exist; {hint}.")
+    path = _crawl_file(engine.name, file or params.path("raw", engine.name, ".txt"), by_hand)
     seen_at = _seen_at(params.path("raw", engine.name, ".meta.json"), path, by_hand)
     rejects_path = (
         params.root / "logs" / STAGE / f"{engine.name}.{path.name}.rejects.tsv"
@@ -292,6 +289,16 @@ def _seen_at(meta: Path, path: Path, by_hand: bool) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 
+def _crawl_file(engine: str, path: Path, by_hand: bool) -> Path:
+    """`path` if it is a file; else PipelineError naming the engine, the path and the fix."""
+    from stages.errors import PipelineError
+
+    if not path.is_file():
+        hint = "check the path" if by_hand else f"run `dvc repro download@{engine}` first"
+        raise PipelineError(f"{STAGE}@{engine}: {path} does not exist; {hint}.")
+    return path
+
+
 def dry_run(engine_name: str, file: Path | None, out: IO[str]) -> dict[str, object]:
     """Print one JSON object per id found (several may share a line) or per rejected line."""
     from stages.config import load_params
@@ -300,7 +307,7 @@ def dry_run(engine_name: str, file: Path | None, out: IO[str]) -> dict[str, obje
 
     params = load_params()
     engine = params.engine(engine_name)
-    path = file or params.path("raw", engine.name, ".txt")
+    path = _crawl_file(engine.name, file or params.path("raw", engine.name, ".txt"), bool(file))
     parser = LineParser(engine)
     tally = LineTally()
     try:

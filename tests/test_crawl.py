@@ -677,6 +677,11 @@ def booking_url(engine: str, line: str) -> str:
             "http://hotels.cloudbeds.com/reservation/Qw3rTy/guests?gclid=1&fbclid=2&_ga=3&_gl=4",
             "https://hotels.cloudbeds.com/reservation/Qw3rTy",
         ),
+        (
+            "cloudbeds",
+            "https://hotels.cloudbeds.com/reservation/Qw3rTy?UTM_SOURCE=x&Gclid=1&adults=2",
+            "https://hotels.cloudbeds.com/reservation/Qw3rTy?adults=2",
+        ),
         ("cloudbeds", "Qw3rTy", "https://hotels.cloudbeds.com/reservation/Qw3rTy"),
         (
             "rms",

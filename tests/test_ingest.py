@@ -145,6 +145,13 @@ def test_a_missing_raw_file_says_which_stage_to_run(project, database_url, capsy
     assert "run `dvc repro download@rms` first" in capsys.readouterr().err
 
 
+def test_a_dry_run_of_a_missing_file_fails_with_one_line(project, tmp_path, capsys):
+    missing = tmp_path / "nonexistent.txt"
+    assert ingest.main(["--engine", "rms", "--file", str(missing), "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert f"{missing} does not exist; check the path." in err and "Traceback" not in err
+
+
 def _copy_started(database_url: str) -> bool:
     with psycopg.connect(database_url) as conn:
         return bool(
