@@ -39,7 +39,6 @@ from tests.support.pg import lead_rows as pg_lead_rows
 from tests.support.project import Project
 from tests.support.s3 import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, s3_client
 from tests.test_download import meta, raw, use_s3_source
-from tests.test_ingest import write_raw
 
 ENGINE = "rms"
 PIPELINE = f"publish@{ENGINE}"
@@ -538,7 +537,7 @@ def test_repro_after_a_publish_killed_midway_ends_as_an_undisturbed_run(
 
 
 def test_a_killed_export_leaves_no_temp_file_once_the_stage_has_run_again(project, database_url):
-    write_raw(project, "siteminder", "alpha\nbeta\n", datetime(2026, 9, 1, tzinfo=UTC))
+    project.write_raw("siteminder", "alpha\nbeta\n", datetime(2026, 9, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "siteminder"]) == 0
     with hotels_locked(database_url):
         stage = subprocess.Popen(
@@ -603,7 +602,7 @@ class LeadCountWatcher:
 def load_then_block_second_load(project, url, retries: int):
     """Load FIRST_FILE, then start loading SECOND_FILE and return once it waits after its COPY."""
     project.edit_params(lambda p: p["ingest"].update(retries=retries, retry_delay=0.2))
-    write_raw(project, ENGINE, FIRST_FILE, SEEN)
+    project.write_raw(ENGINE, FIRST_FILE, SEEN)
     assert (
         subprocess.run(
             [sys.executable, "-m", "stages.ingest", "--engine", ENGINE],
@@ -613,7 +612,7 @@ def load_then_block_second_load(project, url, retries: int):
         ).returncode
         == 0
     )
-    write_raw(project, ENGINE, SECOND_FILE, SEEN)
+    project.write_raw(ENGINE, SECOND_FILE, SEEN)
     holder = psycopg.connect(url)
     holder.execute("LOCK TABLE hotels IN ACCESS EXCLUSIVE MODE")
     stage = subprocess.Popen(
