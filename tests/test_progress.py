@@ -38,7 +38,7 @@ def test_reading_a_150000_line_file_ends_on_150000_lines(tmp_path, progress_log)
     crawl.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     tally = LineTally()
-    for _ in tally.valid_ids(crawl, rms_parser()):
+    for _ in tally.outcomes(crawl, rms_parser()):
         pass
 
     assert tally.lines == 150_000
@@ -48,7 +48,7 @@ def test_reading_a_150000_line_file_ends_on_150000_lines(tmp_path, progress_log)
 def test_reading_a_sample_file_ends_on_its_line_count_not_zero(progress_log):
     sample = REPO / "data" / "sources" / "rms.txt"
     tally = LineTally()
-    for _ in tally.valid_ids(sample, rms_parser()):
+    for _ in tally.outcomes(sample, rms_parser()):
         pass
 
     (line,) = messages(progress_log)

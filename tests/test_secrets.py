@@ -66,8 +66,8 @@ def test_the_pipeline_never_deletes_from_the_leads_tables(project, database_url,
     project.write_raw("siteminder", "gamma\ndelta\n", later)  # alpha and beta are gone
     assert ingest.main(["--engine", "siteminder"]) == 0
     assert ingest.main(["--engine", "siteminder"]) == 0  # the same file again
-    project.write_raw("siteminder", "", later.replace(day=2))  # an empty crawl
-    assert ingest.main(["--engine", "siteminder"]) == 0
+    project.write_raw("siteminder", "", later.replace(day=2))  # an empty crawl, let through
+    assert ingest.main(["--engine", "siteminder", "--accept"]) == 0
     one_off = project.root / "one-off.txt"
     one_off.write_text("epsilon\nalpha\n")
     assert ingest.main(["--engine", "siteminder", "--file", str(one_off), "--source-tag", "x"]) == 0
