@@ -5,3 +5,4 @@ from tests.support.pg import database_url, pg_server, pytest_runtest_setup  # no
 from tests.support.project import project, project_template  # noqa: F401
 from tests.support.s3 import aws_env, fault_proxy, s3_bucket, s3_server  # noqa: F401
 from tests.support.webhook import webhook  # noqa: F401
+from tests.support.workers import pytest_collection_modifyitems  # noqa: F401

@@ -216,8 +216,12 @@ def test_no_secret_reaches_any_file_the_console_or_the_database(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
     use_s3_source(project, s3_bucket, fault_proxy.endpoint_url)
     project.add_s3_remote("leads", f"s3://{s3_bucket.name}/out", fault_proxy.endpoint_url)
-    project.edit_params(lambda p: p["publish"].update(to="remote://leads", timeout=1))
-    project.edit_params(lambda p: p["source"].update(timeout=1))
+    # Short timeouts and retry delays: the retries still happen (and log), without minutes of sleep.
+    project.edit_params(
+        lambda p: p["publish"].update(to="remote://leads", timeout=1, retry_delay=0.01)
+    )
+    project.edit_params(lambda p: p["source"].update(timeout=1, retry_delay=0.01))
+    project.edit_params(lambda p: p["ingest"].update(retry_delay=0.01))
     project.edit_params(lambda p: p["export"].update(retry_delay=0.01))
     console: list[str] = []
 
