@@ -234,10 +234,15 @@ def run_measured(
 
 def child_env(**overrides: str) -> dict[str, str]:
     """The environment for a stage or dvc child: the venv first on PATH, no inherited database
-    or project root, quiet platformdirs."""
+    or project root, quiet platformdirs, byte code cached."""
     env = dict(os.environ)
     for name in ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE", "CRAWL_PIPELINE_ROOT"):
         env.pop(name, None)
+    # Byte code cached, as on a user's machine: this sandbox sets PYTHONDONTWRITEBYTECODE=1,
+    # which makes every process compile every module it imports. The cache is a folder of its
+    # own keyed by source path, so fresh project copies at the same path reuse it.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("PYTHONPYCACHEPREFIX", str(CACHE / "pycache"))
     env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
     env.update(overrides)
