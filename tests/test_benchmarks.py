@@ -122,13 +122,14 @@ def test_dvc_repro_is_timed_against_a_shell_loop_and_the_planned_prefect_flow(pg
 def test_the_scale_curve_prints_a_table_row_per_engine_count_and_the_cost_per_stage_figure(
     pg_server, capsys
 ):
-    assert scale.main(["--engines", "1", "2", "--lines", "20", "--pg", pg_server]) == 0
+    # 5 engines: the fifth is a params entry copied from the first, as a user adds one.
+    assert scale.main(["--engines", "1", "5", "--lines", "20", "--pg", pg_server]) == 0
 
     output = capsys.readouterr().out
     table = output.split("# table (Markdown)\n", 1)[1].split("# load average", 1)[0]
     assert [row.split("|")[1:3] for row in table.splitlines()[2:]] == [
         [" 1 ", " 4 "],
-        [" 2 ", " 8 "],
+        [" 5 ", " 20 "],
     ]
     (line,) = figure_lines(output)
-    assert what(line) == "DVC's cost per stage, 2 vs 1 engines" and "target <= 1.30x" in line
+    assert what(line) == "DVC's cost per stage, 5 vs 1 engines" and "target <= 1.30x" in line
