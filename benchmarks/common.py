@@ -234,10 +234,15 @@ def run_measured(
 
 def child_env(**overrides: str) -> dict[str, str]:
     """The environment for a stage or dvc child: the venv first on PATH, no inherited database
-    or project root, quiet platformdirs."""
+    or project root, quiet platformdirs, byte code cached."""
     env = dict(os.environ)
     for name in ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE", "CRAWL_PIPELINE_ROOT"):
         env.pop(name, None)
+    # Byte code cached, as on a user's machine: this sandbox sets PYTHONDONTWRITEBYTECODE=1,
+    # which makes every process compile every module it imports. The cache is a folder of its
+    # own keyed by source path, so fresh project copies at the same path reuse it.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("PYTHONPYCACHEPREFIX", str(CACHE / "pycache"))
     env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
     env.update(overrides)
@@ -585,41 +590,35 @@ def s3_client(endpoint_url: str) -> Any:
 def pipeline_project(destination: Path, engines: int, lines: int) -> Path:
     """A git + DVC repository of the pipeline with `engines` engines, each with a generated
     crawl file of `lines` lines in data/sources. Past the four in params.yaml, engines are
-    copies of them under new names (their lines then take crawlgen's generic shapes)."""
-    from stages.config import load_params
-    from stages.crawlgen import write_crawl_file
-
+    copies of them under new names (`cloudbeds_02`, ...), whose files are the original's line
+    shapes from another seed: one params entry each, as a user adds an engine."""
     root = dvc_project(destination).root
-    names: list[str] = []
+    originals: dict[str, tuple[str, int]] = {}  # engine -> (engine copied, seed)
 
     def set_engines(params: dict[str, Any]) -> None:
         known = list(params["engines"].items())
         chosen: dict[str, Any] = {}
         for index in range(engines):
-            name, spec = known[index % len(known)]
-            if index >= len(known):
-                name = f"{name}_{index // len(known) + 1:02d}"
+            original, spec = known[index % len(known)]
+            name, copy = original, index // len(known)
+            if copy:
+                name = f"{original}_{copy + 1:02d}"
                 spec = {**spec, "display_name": f"{spec['display_name']} {index + 1}"}
             chosen[name] = {**spec, "file": f"{name}.txt"}
+            originals[name] = (original, copy + 1)
         params["engines"] = chosen
-        names.extend(chosen)
 
     edit_params(root, set_engines)
     sources = root / "data" / "sources"
     shutil.rmtree(sources, ignore_errors=True)
     sources.mkdir(parents=True)
-    params = load_params(root)
-    for name in names:
-        engine = params.engine(name)
-        if name in load_params(REPO).engines:
-            # The four known engines: a cached file, hard-linked (DVC hashes the content).
-            cached = crawl_file(name, lines)
-            try:
-                os.link(cached, sources / engine.file)
-            except OSError:  # another file system
-                shutil.copy2(cached, sources / engine.file)
-        else:
-            write_crawl_file(engine, sources / engine.file, lines, seed=1)
+    for name, (original, seed) in originals.items():
+        # A cached file, hard-linked (DVC hashes the content).
+        cached = crawl_file(original, lines, seed)
+        try:
+            os.link(cached, sources / f"{name}.txt")
+        except OSError:  # another file system
+            shutil.copy2(cached, sources / f"{name}.txt")
     return root
 
 

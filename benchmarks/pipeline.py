@@ -58,10 +58,13 @@ def from_clean(args: argparse.Namespace, databases: common.Databases) -> list[co
 
 
 class CleanRuns:
-    """Runs of the whole pipeline, each in a fresh copy of one project on a fresh database."""
+    """Runs of the whole pipeline, each in a fresh copy of one project (`engines` engines,
+    crawl files of `lines` lines) on a fresh database."""
 
-    def __init__(self, folder: Path, lines: int, databases: common.Databases):
-        self.template = common.pipeline_project(folder / "template", ENGINES, lines)
+    def __init__(
+        self, folder: Path, lines: int, databases: common.Databases, engines: int = ENGINES
+    ):
+        self.template = common.pipeline_project(folder / "template", engines, lines)
         self.engines = list(_params(self.template)["engines"])
         self.databases = databases
         self.empty = databases.migrated()

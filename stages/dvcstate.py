@@ -3,6 +3,7 @@
     python -m stages.dvcstate check          # exit 1 and one line per damaged file
     python -m stages.dvcstate repair         # the same repair as `python -m stages.status --repair`
     python -m stages.dvcstate run ARGS ...   # `dvc ARGS` run the safe way (CI uses it)
+    python -m stages.dvcstate prune-lock     # drop dvc.lock entries of stages no longer declared
 
 How DVC 3.x reacts to each signal (read from dvc/cli, dvc/stage/run.py, dvc/rwlock.py and
 dvc/utils/serialize/_common.py) and what that leaves behind:
@@ -34,6 +35,14 @@ Repair, only when no dvc process works in the project (else it says which pid to
   date. Restoring rather than dropping only saves work: without a dvc.lock every stage of every
   engine runs again (ingest then changes nothing, publish uploads the same bytes again). The
   damaged file is kept as .dvc/tmp/dvc.lock.damaged for inspection.
+
+Pruning: DVC updates the dvc.lock entries of the stages it runs and never drops the others
+(dvc/dvcfile.py Lockfile.dump_stages in DVC 3.67; treeverse/dvc#5293, whose fix #5304 was
+closed unmerged; `dvc remove` cannot take foreach stages, #8210), so a removed
+engine's `download@E` ... `publish@E` stay in dvc.lock for good, and `dvc repro` parses and
+rewrites them after every stage. `prune-lock` drops every entry whose stage dvc.yaml no longer
+declares, under the same rules as the repair (no dvc running, DVC's repository lock held, an
+atomic write in DVC's own YAML layout, so DVC's next write changes nothing else).
 """
 
 from __future__ import annotations
@@ -60,6 +69,7 @@ REPO_LOCK = ".dvc/tmp/lock"
 LAST_GOOD = ".dvc/tmp/dvc.lock.last-good"
 DAMAGED = ".dvc/tmp/dvc.lock.damaged"
 REPAIR_COMMAND = "uv run python -m stages.status --repair"
+PRUNE_COMMAND = "uv run python -m stages.dvcstate prune-lock"
 POLL = 0.05  # seconds between looks at a dvc process being stopped
 
 
@@ -245,9 +255,10 @@ def _is_dvc(cmdline: Sequence[str]) -> bool:
 
 
 @contextlib.contextmanager
-def repo_lock(root: Path) -> Iterator[None]:
+def repo_lock(root: Path, then: str = REPAIR_COMMAND) -> Iterator[None]:
     """Hold DVC's repository lock (the flock on .dvc/tmp/lock DVC's zc.lockfile takes), so no
-    dvc command starts meanwhile; raises DvcBusy when a dvc process holds it."""
+    dvc command starts meanwhile; raises DvcBusy (saying to run `then` afterwards) when a dvc
+    process holds it."""
     path = root / REPO_LOCK
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+") as handle:
@@ -256,7 +267,7 @@ def repo_lock(root: Path) -> Iterator[None]:
         except BlockingIOError:
             raise DvcBusy(
                 f"A dvc command holds {REPO_LOCK} in {root}; let it finish (or stop it with "
-                f"Ctrl-C), then run `{REPAIR_COMMAND}`."
+                f"Ctrl-C), then run `{then}`."
             ) from None
         try:
             yield
@@ -267,18 +278,22 @@ def repo_lock(root: Path) -> Iterator[None]:
 # --- repair -------------------------------------------------------------------------------------
 
 
+def _refuse_while_dvc_runs(root: Path, then: str) -> None:
+    busy = dvc_processes(root)
+    if busy:
+        raise DvcBusy(
+            f"dvc is still running in {root} (pid {', '.join(map(str, busy))}); let it finish "
+            f"or stop it with Ctrl-C, then run `{then}`."
+        )
+
+
 def repair(root: Path) -> list[str]:
     """Repair damaged DVC state files in `root`; return what was done, one sentence each.
 
     Raises DvcBusy (naming the pids) when a dvc process works in the project: its state may be
     half-written right now, and only a finished dvc leaves files that can be judged.
     """
-    busy = dvc_processes(root)
-    if busy:
-        raise DvcBusy(
-            f"dvc is still running in {root} (pid {', '.join(map(str, busy))}); let it finish "
-            f"or stop it with Ctrl-C, then run `{REPAIR_COMMAND}`."
-        )
+    _refuse_while_dvc_runs(root, REPAIR_COMMAND)
     done: list[str] = []
     with repo_lock(root):
         if rwlock_damage(root):
@@ -345,6 +360,67 @@ def repair_if_idle(root: Path) -> list[str]:
 
     Raises DvcBusy (with the repair command) when the state is damaged and dvc still runs."""
     return repair(root) if damage(root) else []
+
+
+# --- pruning -----------------------------------------------------------------------------------
+
+
+def declared_stages(root: Path) -> set[str]:
+    """The names of the stages `root`/dvc.yaml declares, foreach groups expanded by DVC's own
+    parser against params.yaml (`ingest@mews`, ...). Raises PipelineError when DVC cannot
+    read dvc.yaml (then nothing may be pruned: every entry would look stale)."""
+    from dvc.dvcfile import load_file
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            return set(load_file(repo, "dvc.yaml").stages.keys())
+    except DvcException as exc:
+        raise PipelineError(
+            f"dvc.yaml in {root} cannot be read ({exc}); fix it (`dvc status` shows where), "
+            f"then run `{PRUNE_COMMAND}`."
+        ) from None
+
+
+def _refuse_damaged(root: Path) -> None:
+    found = lockfile_damage(root)
+    if found:
+        raise PipelineError(
+            f"{found}, so it cannot be pruned; run `{REPAIR_COMMAND}` first, then "
+            f"`{PRUNE_COMMAND}`."
+        )
+
+
+def prune_lockfile(root: Path) -> list[str]:
+    """Drop the dvc.lock entries of stages dvc.yaml no longer declares; return their names
+    ([] when there were none, so a second run changes nothing).
+
+    The rest of dvc.lock is written back as DVC itself writes it (its ruamel round trip), so
+    the remaining entries keep their bytes, atomically, and the last good copy is refreshed.
+    Raises DvcBusy when a dvc process works in the project or holds its lock, and
+    PipelineError when dvc.lock is damaged (repair first) or dvc.yaml cannot be read.
+    """
+    from dvc.utils.serialize import dumps_yaml, parse_yaml_for_update
+
+    _refuse_while_dvc_runs(root, PRUNE_COMMAND)
+    path = root / LOCKFILE
+    if not path.exists():
+        return []
+    _refuse_damaged(root)  # before DVC reads it, which fails on a damaged one
+    declared = declared_stages(root)
+    with repo_lock(root, then=PRUNE_COMMAND):
+        _refuse_damaged(root)
+        data = parse_yaml_for_update(path.read_text(encoding="utf-8"), str(path))
+        entries = data.get("stages") or {}
+        stale = [name for name in entries if name not in declared]
+        if not stale:
+            return []
+        for name in stale:
+            del entries[name]
+        _write_atomically(path, dumps_yaml(data).encode("utf-8"))
+    save_good_copy(root)
+    return stale
 
 
 # --- stopping dvc -------------------------------------------------------------------------------
@@ -437,10 +513,11 @@ def run_dvc(root: Path, args: Sequence[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m stages.dvcstate",
-        description="Check or repair DVC's state files (dvc.lock, .dvc/tmp/rwlock), or run dvc "
-        "so that stopping it never damages them.",
+        description="Check or repair DVC's state files (dvc.lock, .dvc/tmp/rwlock), drop "
+        "dvc.lock entries of stages dvc.yaml no longer declares (prune-lock), or run dvc so "
+        "that stopping it never damages them.",
     )
-    parser.add_argument("action", choices=("check", "repair", "run"))
+    parser.add_argument("action", choices=("check", "repair", "run", "prune-lock"))
     parser.add_argument("dvc_args", nargs=argparse.REMAINDER, help="for run: dvc's arguments")
     args = parser.parse_args(argv)
     from stages.config import project_root
@@ -456,6 +533,14 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             save_good_copy(root)
             print("dvcstate: dvc.lock and the rwlock are sound")
+            return 0
+        if args.action == "prune-lock":
+            pruned = prune_lockfile(root)
+            if pruned:
+                names = ", ".join(pruned)
+                print(f"dvcstate: dropped {len(pruned)} stale dvc.lock entries: {names}")
+            else:
+                print("dvcstate: nothing to prune: dvc.lock holds only stages dvc.yaml declares")
             return 0
         done = repair(root)
     except PipelineError as exc:

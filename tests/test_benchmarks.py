@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import common, download, export, ingest, pipeline, repro, startup
+from benchmarks import (
+    common,
+    download,
+    export,
+    ingest,
+    pipeline,
+    repro,
+    scale,
+    startup,
+    versus_prefect,
+)
 
 TINY = ["--repeat", "1", "--no-warmup"]
 
@@ -94,3 +104,33 @@ def test_the_whole_pipeline_runs_from_clean_and_peak_memory_is_reported(pg_serve
         "peak RSS of export, 20 rows vs 10",
     ]
     assert all("target <= 250 MB" in line for line in lines[1:])
+
+
+def test_dvc_repro_is_timed_against_a_shell_loop_and_the_planned_prefect_flow(pg_server, capsys):
+    pytest.importorskip("prefect", reason="Prefect is in the `bench` group: uv sync --group bench")
+    assert versus_prefect.main(["--lines", "20", "--pg", pg_server, *TINY]) == 0
+
+    lines = figure_lines(capsys.readouterr().out)
+    assert [what(line) for line in lines] == [
+        "dvc repro vs shell loop, 4 engines x 20 lines",
+        "dvc repro vs Prefect flow, 4 engines x 20 lines",
+    ]
+    assert "target <= 1.50x" in lines[0] and "target <= 0.50x" in lines[1]
+    assert "Prefect flow body alone: median" in lines[1]
+
+
+def test_the_scale_curve_prints_a_table_row_per_engine_count_and_the_cost_per_stage_figure(
+    pg_server, capsys
+):
+    # 5 engines: the fifth is a params entry copied from the first, as a user adds one.
+    assert scale.main(["--engines", "1", "5", "--lines", "20", "--pg", pg_server]) == 0
+
+    output = capsys.readouterr().out
+    table = output.split("# table (Markdown)\n", 1)[1].split("# load average", 1)[0]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("|")]
+    assert [row.split("|")[1:3] for row in rows] == [
+        [" 1 ", " 4 "],
+        [" 5 ", " 20 "],
+    ]
+    (line,) = figure_lines(output)
+    assert what(line) == "DVC's cost per stage, 5 vs 1 engines" and "target <= 1.30x" in line

@@ -81,6 +81,7 @@ def undeclared(folder: str, allowed: set[str]) -> list[str]:
 RUNTIME = declared(PYPROJECT["project"]["dependencies"])
 EMBEDDED = declared(PYPROJECT["project"]["optional-dependencies"]["embedded"])
 DEV = declared(PYPROJECT["dependency-groups"]["dev"])
+BENCH = declared(PYPROJECT["dependency-groups"]["bench"])
 
 
 def test_every_package_the_stages_import_is_a_dependency_or_the_embedded_extra():
@@ -89,7 +90,12 @@ def test_every_package_the_stages_import_is_a_dependency_or_the_embedded_extra()
 
 def test_every_package_the_tests_and_benchmarks_import_is_declared():
     assert undeclared("tests", RUNTIME | DEV) == []
-    assert undeclared("benchmarks", RUNTIME | DEV) == []
+    assert undeclared("benchmarks", RUNTIME | DEV | BENCH) == []
+
+
+def test_prefect_is_installed_only_for_the_benchmarks_never_with_the_dev_group():
+    assert "prefect" in BENCH
+    assert "prefect" not in DEV | RUNTIME
 
 
 def test_a_deployment_on_database_url_alone_installs_no_embedded_server():

@@ -1,0 +1,155 @@
+"""Figure 8 (issue 15, target 3): what DVC costs per stage as engines are added.
+
+    uv run python -m benchmarks.scale --engines 4 16 64 --lines 50
+
+For each engine count, a throw-away git + DVC project whose params.yaml has that many engines
+(past the four real ones, copies under new names: adding an engine is one params entry) and
+generated crawl files of `--lines` lines, on a fresh database. Timed, in this order:
+
+- the 4N stage commands in a shell loop, from clean (no orchestration: the work itself);
+- `dvc repro` from clean, on a fresh copy and database;
+- `dvc repro` again, with nothing to do (no-op);
+- `dvc repro` after one engine's crawl file gained one new property (its 4 stages run).
+
+DVC's cost per stage is (full repro - shell loop) / stages. Target: at the largest count it
+is <= 1.3x that at the smallest. Each case runs `--repeat` times (default once, as the issue's
+table): the no-op and one-engine cases interleave, the from-clean cases interleave.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks import common
+from benchmarks.pipeline import CleanRuns
+from stages.config import load_params
+
+TARGET = 1.3
+# New made-up property ids for the first engine (cloudbeds: 6 letters/digits): this prefix and
+# a digit counting the ones added before.
+NEW_PROPERTY = "Zq9Xw"
+
+
+def run(args: argparse.Namespace) -> list[common.Figure]:
+    common.print_header("DVC's cost per stage as engines are added")
+    rows = []
+    with common.postgres(args.pg) as base_url:
+        databases = common.Databases(base_url)
+        try:
+            rows = [measure(engines, args, databases) for engines in args.engines]
+        finally:
+            databases.drop_all()
+    print_table(rows)
+    smallest, largest = rows[0], rows[-1]
+    figure = common.Figure(
+        "8",
+        f"DVC's cost per stage, {largest['engines']} vs {smallest['engines']} engines",
+        largest["per_stage"],
+        smallest["per_stage"],
+        largest["per_stage"] / smallest["per_stage"] if smallest["per_stage"] > 0 else 0.0,
+        f"<= {TARGET:.2f}x",
+        largest["per_stage"] <= TARGET * smallest["per_stage"],
+    )
+    print(figure.line(), flush=True)
+    return [figure]
+
+
+def measure(engines: int, args: argparse.Namespace, databases: common.Databases) -> dict:
+    """One row of the table for `engines` engines; prints it as it goes."""
+    with common.scratch(f"scale{engines}") as folder:
+        runs = CleanRuns(folder, args.lines, databases, engines)
+        stages = 4 * len(runs.engines)
+        load_before = common.load_text()
+        # The shell loop first: the last case leaves the copy that `dvc repro` brought up to
+        # date, which the no-op and one-engine cases below start from.
+        clean = common.interleaved(
+            [("loop", runs.stages_alone), ("repro", runs.repro)],
+            args.repeat,
+            warmup=False,
+            before_each=runs.fresh,
+        )
+        changed_engine = runs.engines[0]
+
+        def no_op() -> common.Measured:
+            measured = common.dvc(runs.root, "repro", env=runs.env)
+            if "up to date" not in measured.output:
+                raise RuntimeError(f"dvc repro did work:\n{measured.output}")
+            return measured
+
+        def one_engine_changed() -> common.Measured:
+            add_property(runs, changed_engine)
+            measured = common.dvc(runs.root, "repro", env=runs.env)
+            ran = [line for line in measured.output.splitlines() if line.startswith("Running")]
+            if len(ran) != 4:
+                raise RuntimeError(f"expected {changed_engine}'s 4 stages:\n{measured.output}")
+            return measured
+
+        again = common.interleaved(
+            [("no-op", no_op), ("one engine changed", one_engine_changed)],
+            args.repeat,
+            warmup=False,
+        )
+        full, loop = clean["repro"].median, clean["loop"].median
+        row = {
+            "engines": len(runs.engines),
+            "stages": stages,
+            "full": full,
+            "loop": loop,
+            "per_stage": (full - loop) / stages,
+            "no_op": again["no-op"].median,
+            "one_changed": again["one engine changed"].median,
+            "load": f"{load_before.removeprefix('load average ')} -> "
+            f"{common.load_text().removeprefix('load average ')}",
+        }
+        print(f"# {format_row(row)}", flush=True)
+        return row
+
+
+def add_property(runs: CleanRuns, engine_name: str) -> None:
+    """Append one line naming a new property to `engine_name`'s crawl file (a new id each
+    time, so ingest, export and publish all have work). The file is a hard link to the shared
+    crawl cache for the four real engines: it is replaced, never written through."""
+    engine = load_params(runs.root).engine(engine_name)
+    source = runs.root / "data" / "sources" / engine.file
+    text = source.read_text(encoding="utf-8")
+    line = engine.booking_url.format(id=f"{NEW_PROPERTY}{text.count(NEW_PROPERTY)}")
+    replacement = source.with_name(f".{source.name}.new")
+    replacement.write_text(f"{text}{line}\n", encoding="utf-8")
+    replacement.replace(source)
+
+
+HEADER = (
+    "| engines | stages | full `dvc repro` | same commands in a shell loop "
+    "| DVC's cost per stage | no-op | one engine changed | load average |"
+)
+
+
+def format_row(row: dict) -> str:
+    return (
+        f"| {row['engines']} | {row['stages']} | {row['full']:.1f} s | {row['loop']:.1f} s "
+        f"| {row['per_stage']:.2f} s | {row['no_op']:.1f} s | {row['one_changed']:.1f} s "
+        f"| {row['load']} |"
+    )
+
+
+def print_table(rows: list[dict]) -> None:
+    print("# table (Markdown)", flush=True)
+    print(HEADER, flush=True)
+    print("|---|---|---|---|---|---|---|---|", flush=True)
+    for row in rows:
+        print(format_row(row), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__)
+    parser.add_argument("--engines", type=int, nargs="+", default=[4, 16, 64])
+    parser.add_argument("--lines", type=int, default=50, help="lines per crawl file")
+    parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
+    parser.add_argument("--repeat", type=int, default=1, help="timed rounds per case")
+    common.print_figures(run(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Figure 7 (issue 15, target 2): the whole pipeline from clean, three ways side by side.
+
+    uv sync --group bench
+    uv run python -m benchmarks.versus_prefect --lines 25000 --repeat 3
+
+Each round runs, in turn and from the same state (a fresh copy of one git + DVC project with
+the 4 engines and generated crawl files of `--lines` lines, on a fresh copy of a migrated
+database): `dvc repro`; the same 16 stage commands in a shell loop, one after the other (no
+orchestration at all); and the seed's planned Prefect 3 flow (benchmarks/prefect_flow.py:
+ConcurrentTaskRunner, every engine's chain at once, retries per params.yaml), its tasks running
+the same stage commands. Each is timed as a whole process, start-up included: for Prefect that
+covers its import and its temporary local API server (ephemeral mode: PREFECT_API_URL unset,
+PREFECT_HOME in the benchmark's temp folder; the warm-up round creates its database). The
+flow's body alone is printed beside it.
+
+The embedded PostgreSQL starts before the clock, and byte code is cached (benchmarks.common).
+Targets: `dvc repro` <= 1.5x the shell loop and <= 0.5x the Prefect flow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+from benchmarks import common, prefect_flow
+from benchmarks.pipeline import ENGINES, CleanRuns
+
+REPRO, LOOP, PREFECT = "dvc repro from clean", "the 16 stage commands, no DVC", "Prefect flow"
+MAX_VS_LOOP = 1.5
+MAX_VS_PREFECT = 0.5
+
+
+def prefect_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("prefect") is not None
+
+
+def run(args: argparse.Namespace) -> list[common.Figure]:
+    common.print_header("whole pipeline from clean: dvc repro, a shell loop, the Prefect flow")
+    figures = []
+    with common.postgres(args.pg) as base_url:
+        databases = common.Databases(base_url)
+        try:
+            for lines in args.lines:
+                figures += compare(lines, args, databases)
+        finally:
+            databases.drop_all()
+    return figures
+
+
+def compare(lines: int, args: argparse.Namespace, databases: common.Databases) -> list:
+    with common.scratch(f"prefect{lines}") as folder:
+        runs = CleanRuns(folder, lines, databases)
+        prefect_home = folder / "prefect-home"
+        flow_seconds: list[float] = []
+
+        def prefect() -> common.Measured:
+            env = dict(runs.env)
+            env.pop("PREFECT_API_URL", None)  # ephemeral mode: Prefect's own temporary server
+            env.update(
+                PREFECT_HOME=str(prefect_home),
+                PREFECT_SERVER_ANALYTICS_ENABLED="false",  # no calls out of the machine
+                PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",  # a loaded machine
+                PYTHONPATH=str(common.REPO),  # benchmarks.prefect_flow; stages/ is the copy's
+            )
+            measured = common.run_measured(
+                [common.PYTHON, "-m", "benchmarks.prefect_flow"], cwd=runs.root, env=env
+            )
+            last = measured.output.rsplit(prefect_flow.FLOW_SECONDS, 1)[1].split()[0]
+            flow_seconds.append(float(last))
+            return measured
+
+        results = common.interleaved(
+            [(REPRO, runs.repro), (LOOP, runs.stages_alone), (PREFECT, prefect)],
+            args.repeat,
+            warmup=not args.no_warmup,
+            before_each=runs.fresh,
+        )
+        timed = flow_seconds[-len(results[PREFECT].runs) :]
+        what = f"{ENGINES} engines x {lines:,} lines"
+        return [
+            common.compare(
+                "7",
+                f"dvc repro vs shell loop, {what}",
+                results[REPRO],
+                results[LOOP],
+                max_ratio=MAX_VS_LOOP,
+            ),
+            common.compare(
+                "7",
+                f"dvc repro vs Prefect flow, {what}",
+                results[REPRO],
+                results[PREFECT],
+                max_ratio=MAX_VS_PREFECT,
+                note=f"Prefect flow body alone: median {statistics.median(timed):.2f} s",
+            ),
+        ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.versus_prefect", description=__doc__
+    )
+    parser.add_argument("--lines", type=int, nargs="+", default=[25_000])
+    parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
+    common.common_arguments(parser, repeat=3)
+    args = parser.parse_args(argv)
+    if not prefect_available():
+        print("Prefect is not installed: run `uv sync --group bench` first.", file=sys.stderr)
+        return 2
+    common.print_figures(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
