@@ -482,22 +482,24 @@ def seed_leads(url: str, engine_name: str, rows: int) -> dict[str, Any]:
 
     engine = load_params(REPO).engine(engine_name)
     with db.connect(url) as conn, conn.transaction():
-        engine_id = conn.execute(
+        engine_id = db.scalar(
+            conn,
             "INSERT INTO booking_engines (name, display_name) VALUES (%s, %s) RETURNING id",
             [engine.name, engine.display_name],
-        ).fetchone()[0]
+        )
         conn.execute(_SEED_SQL, {"rows": rows})
         conn.execute("SELECT setval(pg_get_serial_sequence('hotels', 'id'), %s)", [rows])
         conn.execute(
             _SEED_LEADS_SQL,
             {"engine_id": engine_id, "booking_url": engine.booking_url, "rows": rows},
         )
-        load_id = conn.execute(
+        load_id = db.scalar(
+            conn,
             "INSERT INTO ingest_loads (engine_id, source_tag, seen_at, valid, unique_ids,"
             " inserted, updated, unchanged, leads)"
             " VALUES (%s, 'commoncrawl', now(), %s, %s, %s, 0, 0, %s) RETURNING id::text",
             [engine_id, rows, rows, rows, rows],
-        ).fetchone()[0]
+        )
         identity = db.database_identity(conn)
     vacuum(url)
     fingerprint = {"load_id": load_id, "engine": engine.name, "leads": rows, **identity}

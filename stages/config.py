@@ -446,7 +446,8 @@ _PRINTABLE = "".join(map(chr, range(0x21, 0x7F))) + " \t\n"
 def can_match_an_id(pattern: re.Pattern[str]) -> bool:
     """False only when `pattern` provably fully matches no non-empty string."""
     try:
-        from re import _parser  # private, stable since 3.11; any surprise below means "maybe"
+        # private, stable since 3.11; any surprise below means "maybe"
+        from re import _parser  # type: ignore[attr-defined]  # typeshed has no stub for it
 
         tree = _parser.parse(pattern.pattern, pattern.flags)
         candidates, exact = _candidates(tree, tree.state)
@@ -470,7 +471,7 @@ def _candidates(nodes: Any, state: Any) -> tuple[list[str], bool]:
 
 
 def _node_candidates(op: Any, av: Any, state: Any) -> tuple[list[str], bool]:
-    from re import _constants as sre
+    from re import _constants as sre  # type: ignore[attr-defined]  # private: no stub
 
     if op is sre.LITERAL:
         return [chr(av)], True
@@ -510,7 +511,7 @@ def _node_candidates(op: Any, av: Any, state: Any) -> tuple[list[str], bool]:
 
 def _class_member(op: Any, av: Any, state: Any) -> str | None:
     """A character the one-character node matches, preferring printable ASCII; None if none."""
-    from re import _compiler, _parser
+    from re import _compiler, _parser  # type: ignore[attr-defined]  # private: no stub
 
     node = _compiler.compile(_parser.SubPattern(state, [(op, av)]), state.flags)
     found = node.search(_PRINTABLE) or node.search(_all_characters())

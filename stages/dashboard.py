@@ -163,7 +163,8 @@ class DashboardServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else host
+        assert isinstance(host, str)  # an AF_INET or AF_INET6 address, never a bytes path
+        shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
@@ -31,6 +31,7 @@ from stages.secrets import MASK, needs_percent_encoding, redact, scrub
 
 if TYPE_CHECKING:
     import psutil
+    from psycopg.abc import Params, QueryNoTemplate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -358,7 +359,7 @@ def connect(url: str | None = None, *, migrate: bool = True) -> psycopg.Connecti
 
     url = database_url() if url is None else url
     _check_conninfo(url)
-    options: dict[str, object] = {"autocommit": True, "application_name": APPLICATION_NAME}
+    options: dict[str, Any] = {"autocommit": True, "application_name": APPLICATION_NAME}
     if "connect_timeout" not in conninfo_to_dict(url) and not os.environ.get("PGCONNECT_TIMEOUT"):
         options["connect_timeout"] = CONNECT_TIMEOUT
     try:
@@ -467,6 +468,18 @@ def advisory_key(*parts: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def scalar(
+    conn: psycopg.Connection | psycopg.Cursor, query: QueryNoTemplate, params: Params | None = None
+) -> Any:
+    """The first column of the first row `query` returns (`SELECT count(*) ...`, `SHOW ...`).
+
+    Raises LookupError when it returns no row."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise LookupError(f"no row from {query!r}")
+    return row[0]
+
+
 def database_identity(conn: psycopg.Connection) -> dict[str, str]:
     """Name and identity (a uuid made with the schema) of the database `conn` is attached to."""
     row = conn.execute("SELECT current_database(), id::text FROM database_identity").fetchone()
@@ -573,7 +586,7 @@ def _status() -> int:
         return 1
     try:
         with connect(url, migrate=False) as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]
+            version = scalar(conn, "SHOW server_version")
     except TransientError as exc:
         print(f"{redact(str(exc))}; it is down or unreachable from here.", file=sys.stderr)
         return 1

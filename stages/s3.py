@@ -267,10 +267,11 @@ def explain_dvc_failure(error: BaseException | str, remote: str | None = None) -
     `error` is DVC's message or exception (its causes are read too: DVC wraps botocore's error);
     `remote` names the DVC remote of `source.root` in the fix."""
     texts, seen = [], set()
-    while isinstance(error, BaseException) and id(error) not in seen:
-        seen.add(id(error))
-        texts.append(f"{type(error).__name__}: {error}")
-        error = error.__cause__ or error.__context__
+    cause: BaseException | str | None = error
+    while isinstance(cause, BaseException) and id(cause) not in seen:
+        seen.add(id(cause))
+        texts.append(f"{type(cause).__name__}: {cause}")
+        cause = cause.__cause__ or cause.__context__
     if isinstance(error, str):
         texts.append(error)
     message = " ".join(texts)

@@ -57,6 +57,7 @@ def shown(project_template, pg_server, tmp_path_factory):
                 " WHERE engine_id = e.id AND e.name = 'rms'"
             )
         running = history.StageRun.begin("publish", "rms")
+        assert running is not None  # the project root is set
         running.progress("publish@rms: upload", 40, 100, "B")
         server = dashboard.make_server(project.root, "127.0.0.1", 0, refresh=1)
         thread = threading.Thread(target=server.serve_forever, daemon=True)

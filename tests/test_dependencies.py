@@ -8,6 +8,7 @@ import sys
 import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.markers import Marker
@@ -45,7 +46,7 @@ PURE_SDISTS = {"antlr4-python3-runtime"}
 
 def imported_packages(folder: str) -> set[str]:
     """Top-level names of the third-party modules imported anywhere under `folder`."""
-    names = set()
+    names: set[str] = set()
     for path in (ROOT / folder).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
@@ -116,7 +117,7 @@ def locked_packages(python: str, sys_platform: str, machine: str) -> dict[str, d
         "implementation_name": "cpython",
         "platform_python_implementation": "CPython",
     }
-    packages = {}
+    packages: dict[str, Any] = {}
     for package in LOCK["package"]:
         markers = package.get("resolution-markers")
         if markers and not any(Marker(m).evaluate(environment) for m in markers):

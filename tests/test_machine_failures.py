@@ -111,6 +111,7 @@ def test_status_into_a_pipe_closed_early_exits_quietly(project):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    assert process.stdout is not None
     process.stdout.close()  # `| head` that has read enough, or never read at all
     _, stderr = process.communicate(timeout=120)
     assert stderr.decode() == ""

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from stages import export, ingest
+from stages import db, export, ingest
 from tests.support.faultproxy import Fault
 from tests.support.pg import create_database, drop_database, url_for_database
 from tests.support.pg import lead_rows as leads
@@ -279,4 +279,4 @@ def test_the_leak_search_finds_a_secret_inside_a_workbook(tmp_path):
 def test_the_probe_database_url_carries_the_password_and_works(secret_database):
     assert f":{DB_PASSWORD}@" in secret_database
     with psycopg.connect(secret_database) as conn:
-        assert conn.execute("SELECT current_user").fetchone()[0].startswith("probe_")
+        assert db.scalar(conn, "SELECT current_user").startswith("probe_")

@@ -137,6 +137,7 @@ def test_emptying_the_database_shows_drift_for_each_engine(pipeline, capsys):
 
 def test_a_running_stage_shows_its_progress(pipeline, capsys):
     run = history.StageRun.begin("export", "mews")
+    assert run is not None  # the project root is set
     try:
         run.progress("export@mews: rows", 40, 100, "rows")
         cell = cells(status.collect())["export@mews"]

@@ -30,8 +30,8 @@ def workflow() -> dict[str, Any]:
     return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
 
 
-def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
-    return workflow.get("on", workflow.get(True))  # YAML 1.1 reads the bare key `on` as True
+def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
+    return workflow["on"] if "on" in workflow else workflow[True]  # YAML 1.1: bare `on` is True
 
 
 def step_using(job: dict[str, Any], action: str) -> dict[str, Any]:
@@ -259,8 +259,8 @@ def test_collect_merges_each_engines_lock_entries_metrics_and_load_history(tmp_p
     shutil.copytree(REPO / ".ci", checkout / ".ci")
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy2(REPO / name, checkout / name)
-    entry = {"cmd": "python -m stages.ingest --engine {}", "outs": []}
-    committed = {
+    entry: dict[str, Any] = {"cmd": "python -m stages.ingest --engine {}", "outs": []}
+    committed: dict[str, Any] = {
         "schema": "2.0",
         "stages": {
             f"ingest@{e}": {**entry, "cmd": entry["cmd"].format(e)} for e in ("mews", "rms")

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -88,7 +89,7 @@ class SessionServer:
         )
 
 
-def stop_run(item: pytest.Item, message: str) -> None:
+def stop_run(item: pytest.Item, message: str) -> NoReturn:
     """Fail `item` with `message` and let no later test run (they would all fail the same way)."""
     item.session.shouldstop = message
     pytest.fail(message, pytrace=False)
