@@ -19,11 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from stages.config import DATABASE_VARIABLES
+from tests.support.pg import create_database, drop_database, private_pg_server, url_for_database
+from tests.support.project import make_project
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -236,7 +239,7 @@ def child_env(**overrides: str) -> dict[str, str]:
     """The environment for a stage or dvc child: the venv first on PATH, no inherited database
     or project root, quiet platformdirs."""
     env = dict(os.environ)
-    for name in ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE", "CRAWL_PIPELINE_ROOT"):
+    for name in (*DATABASE_VARIABLES, "CRAWL_PIPELINE_ROOT"):
         env.pop(name, None)
     env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
@@ -266,53 +269,18 @@ def crawl_file(engine_name: str, lines: int, seed: int = 1) -> Path:
 @contextlib.contextmanager
 def postgres(base_url: str | None = None) -> Iterator[str]:
     """A PostgreSQL server to create benchmark databases on: `base_url` when given, else a
-    private embedded one (stages.db) in a temp folder, stopped and deleted afterwards."""
+    private embedded one, the test kit's (stopped and deleted afterwards)."""
     if base_url:
         yield base_url
         return
-    from stages.db import embedded_server_url, stop_embedded_server
-
-    folder = Path(tempfile.mkdtemp(prefix="crawl-bench-pg-"))
-    try:
-        yield embedded_server_url(folder)
-    finally:
-        stop_embedded_server(folder)
-        shutil.rmtree(folder, ignore_errors=True)
+    with private_pg_server("bench") as server:
+        yield server.url
 
 
-def database_url(base_url: str, name: str) -> str:
-    """`base_url` pointing at database `name`."""
-    from tests.support.pg import url_for_database
-
-    return url_for_database(base_url, name)
-
-
-def create_database(base_url: str, *, template: str | None = None) -> str:
-    """A new database (a copy of `template` when given); returns its name."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-    if template:
-        # FILE_COPY copies the files instead of WAL-logging every page: fast for big templates.
-        query = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-            sql.Identifier(name), sql.Identifier(template)
-        )
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(query)
-    return name
-
-
-def drop_database(base_url: str, name: str) -> None:
-    """Drop database `name`, closing its connections."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+def _create_database(base_url: str, template: str | None) -> str:
+    """A new database (a copy of `template` when given, its files copied: fast for the big
+    templates benchmarks make); returns its name."""
+    return create_database(base_url, "bench", template=template, copy_files=True)[0]
 
 
 def vacuum(url: str) -> None:
@@ -334,7 +302,7 @@ class Databases:
         self.current: str | None = None
 
     def url(self, name: str) -> str:
-        return database_url(self.base_url, name)
+        return url_for_database(self.base_url, name)
 
     def migrated(self) -> str:
         """A kept database holding the pipeline's schema and nothing else; returns its name."""
@@ -347,7 +315,7 @@ class Databases:
 
     def copy(self, template: str | None) -> str:
         """A kept copy of `template` (an empty database for None); returns its name."""
-        name = create_database(self.base_url, template=template)
+        name = _create_database(self.base_url, template)
         self.kept.append(name)
         return name
 
@@ -355,7 +323,7 @@ class Databases:
         """A new database's URL; the previous fresh one is dropped first (disk stays small)."""
         if self.current:
             drop_database(self.base_url, self.current)
-        self.current = create_database(self.base_url, template=template)
+        self.current = _create_database(self.base_url, template)
         return self.url(self.current)
 
     def drop_all(self) -> None:
@@ -382,23 +350,6 @@ def stage_project(destination: Path, *, stages_from: Path | None = None) -> Path
         dirs_exist_ok=True,
     )
     return destination
-
-
-def dvc_project(destination: Path) -> Any:
-    """A git + DVC repository holding the pipeline (tests.support.project.make_project)."""
-    from tests.support.project import make_project
-
-    return make_project(destination)
-
-
-def edit_params(root: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    """Apply `change` to the params.yaml of the project at `root`."""
-    import yaml
-
-    path = root / "params.yaml"
-    params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    change(params)
-    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
 def place_raw(root: Path, engine: str, source: Path, seen_at: str = SEEN_AT) -> None:
@@ -591,7 +542,8 @@ def pipeline_project(destination: Path, engines: int, lines: int) -> Path:
     from stages.config import load_params
     from stages.crawlgen import write_crawl_file
 
-    root = dvc_project(destination).root
+    project = make_project(destination)
+    root = project.root
     names: list[str] = []
 
     def set_engines(params: dict[str, Any]) -> None:
@@ -606,7 +558,7 @@ def pipeline_project(destination: Path, engines: int, lines: int) -> Path:
         params["engines"] = chosen
         names.extend(chosen)
 
-    edit_params(root, set_engines)
+    project.edit_params(set_engines)
     sources = root / "data" / "sources"
     shutil.rmtree(sources, ignore_errors=True)
     sources.mkdir(parents=True)

@@ -40,6 +40,16 @@ def project_root() -> Path:
     raise ConfigError(f"No dvc.yaml found in {start} or above; run the command from the project.")
 
 
+# The environment variables that name a database server: DATABASE_URL, or libpq's own. When
+# none is set the pipeline uses its embedded PostgreSQL (stages.db.database_url).
+DATABASE_VARIABLES = ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE")
+
+
+def database_configured() -> bool:
+    """True when the environment names a database server (not the embedded default)."""
+    return any(os.environ.get(name, "").strip() for name in DATABASE_VARIABLES)
+
+
 # --- declaring a setting ----------------------------------------------------------------------
 
 

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
-from stages.config import RetryPolicy, project_root
-from stages.errors import ConfigError, PipelineError, TransientError, cli
+from stages.config import RetryPolicy, database_configured, project_root
+from stages.errors import ConfigError, PipelineError, TransientError, cli, first_line
 from stages.secrets import MASK, needs_percent_encoding, redact, scrub
 
 if TYPE_CHECKING:
@@ -56,11 +56,6 @@ TRANSIENT_MESSAGE = re.compile(
 )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 # --- which server -------------------------------------------------------------------------
 
 
@@ -70,7 +65,7 @@ def database_url() -> str:
     if url:
         _check_conninfo(url)
         return url
-    if any(os.environ.get(name) for name in ("PGHOST", "PGHOSTADDR", "PGSERVICE")):
+    if database_configured():  # by the PG* variables, which libpq reads itself
         return ""
     return embedded_server_url()
 
@@ -98,7 +93,7 @@ def _check_conninfo(url: str) -> None:
     except psycopg.ProgrammingError as exc:
         raise ConfigError(
             f"DATABASE_URL ({redact(url)}) is not a valid libpq connection string: "
-            f"{scrub(_first_line(exc), url)}; write it as "
+            f"{scrub(first_line(exc), url)}; write it as "
             "postgresql://user:password@host:port/database (percent-encode special characters)."
         ) from None
 
@@ -139,7 +134,7 @@ def embedded_server_url(root: Path | None = None) -> str:
             return server.get_uri()
         except Exception as exc:
             raise PipelineError(
-                f"Could not start the embedded PostgreSQL in {pgdata} ({_first_line(exc)}); "
+                f"Could not start the embedded PostgreSQL in {pgdata} ({first_line(exc)}); "
                 f"see {pgdata / 'log'}, or set DATABASE_URL to use another server."
             ) from exc
 
@@ -365,7 +360,7 @@ def connect(url: str | None = None, *, migrate: bool = True) -> psycopg.Connecti
     try:
         conn = psycopg.connect(url, **options)
     except psycopg.Error as exc:
-        message = f"Cannot connect to {database_label(url)}: {scrub(_first_line(exc), url)}"
+        message = f"Cannot connect to {database_label(url)}: {scrub(first_line(exc), url)}"
         if is_transient(exc):
             raise TransientError(message) from None
         raise PipelineError(f"{message}; check DATABASE_URL (or the PG* variables).") from None
@@ -541,7 +536,7 @@ def retrying(
 
 
 def _error_text(exc: BaseException) -> str:
-    text = redact(_first_line(exc)).rstrip(".")
+    text = redact(first_line(exc)).rstrip(".")
     state = getattr(exc, "sqlstate", None)
     return f"{text} (SQLSTATE {state})" if state else text
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from stages.config import RetryPolicy
-from stages.errors import ConfigError, PipelineError, TransientError
-from stages.retry import first_line, with_retries
+from stages.errors import ConfigError, PipelineError, TransientError, first_line
+from stages.retry import with_retries
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import pytest
 from stages import dashboard, history, status
 from stages.errors import ConfigError
 from tests.support.browser import Browser, chromium_path
-from tests.support.pg import drop_database, url_for_database
+from tests.support.pg import drop_database, forget_database, url_for_database
 from tests.support.pipeline import ENGINES, run_pipeline_once
 from tests.support.project import REPO
 
@@ -45,8 +45,7 @@ def shown(project_template, pg_server, tmp_path_factory):
     project = ran.project
     url = with_password(url_for_database(pg_server, ran.database))
     with pytest.MonkeyPatch.context() as env:
-        for variable in history.DATABASE_VARIABLES:
-            env.delenv(variable, raising=False)
+        forget_database(env)
         env.setenv("DATABASE_URL", url)
         env.chdir(project.root)
         project.edit_params(lambda p: p["engines"]["mews"].update(file=HOSTILE_FILE))
@@ -238,8 +237,7 @@ def runs_shown(project_template, pg_server, tmp_path_factory):
     project = ran.project
     url = url_for_database(pg_server, ran.database)
     with pytest.MonkeyPatch.context() as env:
-        for variable in history.DATABASE_VARIABLES:
-            env.delenv(variable, raising=False)
+        forget_database(env)
         env.chdir(project.root)
         source = project.root / "data/sources/mews.txt"
         source.write_text(source.read_text() + NEW_MEWS_LINE)

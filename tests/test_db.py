@@ -16,7 +16,13 @@ import pytest
 from stages import db
 from stages.config import RetryPolicy
 from stages.errors import ConfigError, PipelineError, TransientError
-from tests.support.pg import create_database, drop_database, private_pg_server, server_folder
+from tests.support.pg import (
+    create_database,
+    drop_database,
+    forget_database,
+    private_pg_server,
+    server_folder,
+)
 
 NO_WAIT = RetryPolicy(retries=2, first_delay=0.0)
 UNREACHABLE = "postgresql://loader:s3cret-pw@127.0.0.1:1/leads"
@@ -316,8 +322,7 @@ def project_without_database(monkeypatch):
     with server_folder("project") as root:
         (root / "dvc.yaml").write_text("stages: {}\n")
         monkeypatch.setenv("CRAWL_PIPELINE_ROOT", str(root))
-        for name in ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE"):
-            monkeypatch.delenv(name, raising=False)
+        forget_database(monkeypatch)
         yield root
 
 

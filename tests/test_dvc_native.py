@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import history
 from stages.metrics import LOAD_COLUMNS, METRICS
 from tests.support.imports import import_closure, module_path
-from tests.support.pg import drop_database, unique_database_name
-from tests.support.pipeline import ENGINES, create_database_from, pipeline_copy, run_pipeline_once
+from tests.support.pg import create_database, drop_database, forget_database
+from tests.support.pipeline import ENGINES, pipeline_copy, run_pipeline_once
 from tests.support.project import REPO, Project
 
 STAGES = ("download", "ingest", "export", "publish")
@@ -193,10 +192,9 @@ def test_a_fresh_clone_reproduces_the_committed_run_without_changing_a_tracked_f
 ):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ran.project.root), str(clone)], check=True)
-    name = unique_database_name("clone")
-    for variable in history.DATABASE_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("DATABASE_URL", create_database_from(pg_server, name))
+    name, url = create_database(pg_server, "clone")
+    forget_database(monkeypatch)
+    monkeypatch.setenv("DATABASE_URL", url)
     try:
         project = Project(clone)
         project.dvc("repro")

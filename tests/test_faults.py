@@ -37,8 +37,7 @@ from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.pg import create_database, drop_database, private_pg_server
 from tests.support.pg import lead_rows as pg_lead_rows
 from tests.support.project import Project
-from tests.support.s3 import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, s3_client
-from tests.test_download import meta, raw, use_s3_source
+from tests.support.s3 import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, s3_client, use_s3_source
 
 ENGINE = "rms"
 PIPELINE = f"publish@{ENGINE}"
@@ -234,7 +233,7 @@ def test_a_read_timeout_mid_body_is_resumed_from_the_bytes_already_read(
     s3_bucket.put("crawls/rms.txt", body)
     fault_proxy.plan(Fault.truncate(1_048_576, stall=30, method="GET"))
     assert download.main(["--engine", "rms"]) == 0
-    assert raw(project, "rms") == body
+    assert project.raw("rms") == body
     gets = [r for r in fault_proxy.requests if r.method == "GET"]
     assert [g.range for g in gets] == [None, "bytes=1048576-"]
 
@@ -275,8 +274,8 @@ def test_an_object_replaced_between_attempts_is_never_spliced(
         s3_bucket.put("crawls/rms.txt", old)
         proxy.plan(Fault.truncate(300_000, method="GET"))
         assert download.main(["--engine", "rms"]) == 0
-    assert raw(project, "rms") == new
-    assert meta(project, "rms")["etag"] == s3_bucket.head("crawls/rms.txt")["ETag"]
+    assert project.raw("rms") == new
+    assert project.source_meta("rms")["etag"] == s3_bucket.head("crawls/rms.txt")["ETag"]
 
 
 # --- publish: faults within and beyond the retry budget -------------------------------------

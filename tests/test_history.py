@@ -14,13 +14,13 @@ import pytest
 
 from stages import download, history, ingest, status
 from tests.support.faultproxy import Fault
+from tests.support.pg import forget_database
 
 
 @pytest.fixture(autouse=True)
 def no_database_unless_asked(monkeypatch):
     """History must not depend on a developer's PG* settings; tests that want one ask for it."""
-    for name in history.DATABASE_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    forget_database(monkeypatch)
 
 
 def attempts(project, stage=None):

@@ -22,7 +22,7 @@ from stages import db, export, ingest
 from tests.support.faultproxy import Fault
 from tests.support.pg import create_database, drop_database, url_for_database
 from tests.support.pg import lead_rows as leads
-from tests.test_download import use_s3_source
+from tests.support.s3 import use_s3_source
 
 SEEN = datetime(2026, 10, 1, tzinfo=UTC)
 LEAD_TABLES = ("booking_engines", "hotels", "hotel_booking_engines", "ingest_loads")

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from stages import db
+from stages.config import DATABASE_VARIABLES
 from stages.errors import PipelineError
 from stages.secrets import redact
 
@@ -152,6 +153,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         server.ensure_running(item)
 
 
+def forget_database(env: pytest.MonkeyPatch) -> None:
+    """Unset every variable that names a database server (a developer's PG* settings too), so
+    the test alone decides which server the code under test sees."""
+    for variable in DATABASE_VARIABLES:
+        env.delenv(variable, raising=False)
+
+
 def url_for_database(base_url: str, name: str) -> str:
     """`base_url` pointing at database `name` instead (URL or key=value form)."""
     if "://" in base_url:
@@ -168,14 +176,24 @@ def unique_database_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
-def create_database(base_url: str) -> tuple[str, str]:
-    """Create an empty, uniquely named database; return (name, URL)."""
+def create_database(
+    base_url: str, prefix: str = "test", *, template: str | None = None, copy_files: bool = False
+) -> tuple[str, str]:
+    """Create a uniquely named database `<prefix>_<hex>`, empty or a copy of database
+    `template`; return (name, URL). `copy_files` copies the template's files instead of
+    WAL-logging every page (STRATEGY FILE_COPY): faster for a large template, slower for a
+    small one (it forces a checkpoint)."""
     import psycopg
     from psycopg import sql
 
-    name = unique_database_name("test")
+    name = unique_database_name(prefix)
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        if copy_files:
+            query += sql.SQL(" STRATEGY FILE_COPY")
     with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(query)
     return name, url_for_database(base_url, name)
 
 

@@ -8,12 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
-from stages import history
-from tests.support.pg import drop_database, unique_database_name, url_for_database
+from tests.support.pg import create_database, drop_database, forget_database
 from tests.support.project import Project
 
 ENGINES = ("mews", "rms")  # two engines show per-engine differences at half the run time
@@ -23,15 +20,6 @@ ENGINES = ("mews", "rms")  # two engines show per-engine differences at half the
 class RanPipeline:
     project: Project
     database: str
-
-
-def create_database_from(base_url: str, name: str, template: str | None = None) -> str:
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        conn.execute(query)
-    return url_for_database(base_url, name)
 
 
 def run_pipeline_once(
@@ -50,11 +38,9 @@ def run_pipeline_once(
     project.edit_params(lambda p: p.update(engines={e: p["engines"][e] for e in engines}))
     if committed:
         project.commit("The project as checked out")
-    name = unique_database_name("ran")
-    url = create_database_from(pg_server, name)
+    name, url = create_database(pg_server, "ran")
     with pytest.MonkeyPatch.context() as env:
-        for variable in history.DATABASE_VARIABLES:
-            env.delenv(variable, raising=False)
+        forget_database(env)
         env.setenv("DATABASE_URL", url)
         project.dvc("repro")
     return RanPipeline(project, name)
@@ -68,10 +54,9 @@ def pipeline_copy(
     after the test."""
     root = folder / "project"
     shutil.copytree(ran.project.root, root, symlinks=True)
-    name = unique_database_name("copy")
-    for variable in history.DATABASE_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("DATABASE_URL", create_database_from(pg_server, name, ran.database))
+    name, url = create_database(pg_server, "copy", template=ran.database)
+    forget_database(monkeypatch)
+    monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.chdir(root)
     yield Project(root)
     drop_database(pg_server, name)

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.support.faultproxy import Fault, FaultProxy, ProxiedRequest
+from tests.support.project import Project
 
 __all__ = [
     "FAKE_ACCESS_KEY_ID",
@@ -37,6 +38,7 @@ __all__ = [
     "s3_bucket",
     "s3_client",
     "s3_server",
+    "use_s3_source",
 ]
 
 FAKE_ACCESS_KEY_ID = "AKIAFAKETESTKEY00000"
@@ -102,6 +104,18 @@ class S3Bucket:
     def path(self, key: str) -> str:
         """The request path of `key` (path-style), as `Fault(path=...)` and the proxy log use."""
         return f"/{self.name}/{key}"
+
+
+def use_s3_source(
+    project: Project, bucket: S3Bucket, endpoint_url: str, prefix: str = "crawls"
+) -> None:
+    """Point `project`'s `source.root` at a DVC remote `crawls` on the test server (at
+    `endpoint_url`, the server or a fault proxy) and upload the sample crawl files there."""
+    for spec in project.params["engines"].values():
+        source = project.root / "data/sources" / spec["file"]
+        bucket.put(f"{prefix}/{spec['file']}", source.read_bytes())
+    project.add_s3_remote("crawls", f"s3://{bucket.name}/{prefix}", endpoint_url)
+    project.edit_params(lambda p: p["source"].update(root="remote://crawls"))
 
 
 def s3_client(
