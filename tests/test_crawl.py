@@ -25,6 +25,8 @@ from stages.crawl import (
     safe_text,
 )
 
+pytestmark = pytest.mark.unit  # pure logic: no services, no other programs
+
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = load_params(ROOT).engines
 PARSERS = {name: LineParser(engine) for name, engine in ENGINES.items()}

@@ -35,18 +35,21 @@ def no_sleep(_seconds: float) -> None:
 # --- secrets -------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_redact_hides_the_password_of_a_url():
     assert db.redact("postgresql://loader:s3cret@db.example:5432/leads") == (
         "postgresql://loader:***@db.example:5432/leads"
     )
 
 
+@pytest.mark.unit
 def test_redact_hides_a_password_holding_url_delimiters():
     redacted = db.redact("postgres://loader:p@ss/w:rd@db:5432/leads")
     assert "p@ss" not in redacted and "w:rd" not in redacted
     assert redacted.startswith("postgres://loader:***@")
 
 
+@pytest.mark.unit
 def test_redact_hides_passwords_in_query_strings_and_key_value_dsns():
     assert db.redact("postgresql://db/leads?user=x&password=s3cret&sslmode=require") == (
         "postgresql://db/leads?user=x&password=***&sslmode=require"
@@ -56,11 +59,13 @@ def test_redact_hides_passwords_in_query_strings_and_key_value_dsns():
     )
 
 
+@pytest.mark.unit
 def test_redact_leaves_a_dsn_without_password_unchanged():
     url = "postgresql://postgres:@/postgres?host=/work/.pgdata"
     assert db.redact(url) == url
 
 
+@pytest.mark.unit
 def test_malformed_database_url_is_a_config_error_without_the_password(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://loader:s3cret pw@db/leads")
     with pytest.raises(ConfigError) as raised:
@@ -70,6 +75,7 @@ def test_malformed_database_url_is_a_config_error_without_the_password(monkeypat
     assert "s3cret" not in message
 
 
+@pytest.mark.unit
 def test_unreachable_database_is_transient_and_its_message_hides_the_password(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
     with pytest.raises(TransientError) as raised:
@@ -78,6 +84,7 @@ def test_unreachable_database_is_transient_and_its_message_hides_the_password(mo
     assert "s3cret-pw" not in str(raised.value)
 
 
+@pytest.mark.unit
 def test_unreachable_database_fails_after_the_retries_with_a_pipeline_error(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
     attempts = []
@@ -274,6 +281,7 @@ def test_retrying_runs_the_work_again_after_a_lost_connection(two_connections):
     assert len(slept) == 1
 
 
+@pytest.mark.unit
 def test_retrying_backs_off_exponentially_with_jitter_up_to_the_cap():
     policy = RetryPolicy(retries=4, first_delay=1.0, max_delay=3.0)
     slept: list[float] = []
@@ -303,6 +311,7 @@ def test_retrying_fails_at_once_on_a_permanent_database_error(database_url):
     assert "no_such_table" in str(raised.value)
 
 
+@pytest.mark.unit
 def test_retrying_lets_other_errors_through_unchanged():
     def broken():
         raise KeyError("bug")

@@ -308,6 +308,7 @@ def test_aws_env_hides_the_developers_own_aws_setup(developer_aws_setup, aws_env
     assert "HTTP_PROXY" not in os.environ
 
 
+@pytest.mark.unit
 def test_proxy_refuses_a_non_loopback_upstream():
     with pytest.raises(ValueError, match="127.0.0.1"):
         FaultProxy("http://192.0.2.1:9000")

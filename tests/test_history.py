@@ -173,6 +173,7 @@ def test_a_database_password_never_reaches_the_history(project, monkeypatch):
     assert "hunter2" not in (project.root / "logs/history.jsonl").read_text()
 
 
+@pytest.mark.unit
 def test_a_later_start_line_never_hides_the_end_of_an_attempt():
     start = history.Attempt("r", 1, "ingest", "mews", "running", "2026-01-01T00:00:00+00:00")
     end = history.Attempt(

@@ -265,6 +265,7 @@ def test_no_secret_reaches_any_file_the_console_or_the_database(
     assert leaks_in_database(secret_database) == {}
 
 
+@pytest.mark.unit
 def test_the_leak_search_finds_a_secret_inside_a_workbook(tmp_path):
     with zipfile.ZipFile(tmp_path / "book.xlsx", "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("xl/sharedStrings.xml", f"<t>{DB_PASSWORD}</t>" * 50)

@@ -140,6 +140,7 @@ def out(tmp_path: Path) -> Path:
 # --- layout -----------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_header_row_names_the_columns(out: Path) -> None:
     write_leads_workbook(out, [lead(1)])
 
@@ -147,6 +148,7 @@ def test_header_row_names_the_columns(out: Path) -> None:
     assert xml_rows(xml_sheets(out)["Leads"])[0] == list(COLUMNS)
 
 
+@pytest.mark.unit
 def test_header_is_bold_white_on_blue(out: Path) -> None:
     write_leads_workbook(out, [lead(1)])
 
@@ -165,6 +167,7 @@ def test_header_is_bold_white_on_blue(out: Path) -> None:
     assert xml_find(fill, f"{MAIN}patternFill/{MAIN}fgColor").get("rgb") == HEADER_FILL_COLOR
 
 
+@pytest.mark.unit
 def test_panes_are_frozen_below_the_header(out: Path) -> None:
     write_leads_workbook(out, [lead(1)])
 
@@ -175,6 +178,7 @@ def test_panes_are_frozen_below_the_header(out: Path) -> None:
     assert pane.get("ySplit") == "1"
 
 
+@pytest.mark.unit
 def test_autofilter_covers_the_header_and_every_row(out: Path) -> None:
     write_leads_workbook(out, [lead(n) for n in range(5)])
 
@@ -182,6 +186,7 @@ def test_autofilter_covers_the_header_and_every_row(out: Path) -> None:
     assert xml_find(xml_sheets(out)["Leads"], f"{MAIN}autoFilter").get("ref") == "A1:J6"
 
 
+@pytest.mark.unit
 def test_column_widths_fit_the_widest_value_up_to_a_cap(out: Path) -> None:
     write_leads_workbook(out, [lead(1, Hotel="H" * 200, City="Lisboa"), lead(2, City="Porto")])
 
@@ -197,6 +202,7 @@ def test_column_widths_fit_the_widest_value_up_to_a_cap(out: Path) -> None:
     assert cols["2"] == len("Lisboa") + 2
 
 
+@pytest.mark.unit
 def test_column_widths_come_from_the_lookahead_rows_only(
     out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -210,6 +216,7 @@ def test_column_widths_come_from_the_lookahead_rows_only(
 # --- values -----------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_rows_keep_their_order_and_values(out: Path) -> None:
     rows = [lead(n, Sources=["commoncrawl", "manual"]) for n in (3, 1, 2)]
     write_leads_workbook(out, rows)
@@ -230,6 +237,7 @@ def test_rows_keep_their_order_and_values(out: Path) -> None:
     ]
 
 
+@pytest.mark.unit
 def test_seen_dates_are_excel_date_numbers_in_utc(out: Path) -> None:
     write_leads_workbook(out, [lead(1)])
 
@@ -248,6 +256,7 @@ def test_seen_dates_are_excel_date_numbers_in_utc(out: Path) -> None:
     assert "mm:ss" in formats[number_format_id]
 
 
+@pytest.mark.unit
 def test_naive_seen_dates_are_taken_as_utc(out: Path) -> None:
     write_leads_workbook(out, [lead(1, First_Seen=datetime(2024, 5, 1, 12, 0))])
 
@@ -266,6 +275,7 @@ FORMULA_LOOKING = [
 ]
 
 
+@pytest.mark.unit
 def test_formula_looking_text_is_stored_as_text_never_as_a_formula(out: Path) -> None:
     rows = [lead(n, Hotel=text, City=text) for n, text in enumerate(FORMULA_LOOKING)]
     rows.append(lead(99, Sources=["=cmd|' /C calc'!A0"]))
@@ -285,6 +295,7 @@ def test_formula_looking_text_is_stored_as_text_never_as_a_formula(out: Path) ->
     assert sheet.cell(len(rows) + 1, column("Sources") + 1).value == "=cmd|' /C calc'!A0"
 
 
+@pytest.mark.unit
 def test_error_code_text_is_stored_as_text(out: Path) -> None:
     write_leads_workbook(out, [lead(1, Hotel="#N/A")])
 
@@ -293,6 +304,7 @@ def test_error_code_text_is_stored_as_text(out: Path) -> None:
     assert xml_cell(xml_sheets(out)["Leads"], "A2").get("t") == "inlineStr"
 
 
+@pytest.mark.unit
 def test_characters_xml_forbids_are_removed(out: Path) -> None:
     dirty = "Ho\x00t\x08e\x0bl\x1f \ud800Sea\ufffe\uffffside\tSpa\nInn"
     write_leads_workbook(out, [lead(1, Hotel=dirty, Sources=["common\x01crawl"])])
@@ -304,6 +316,7 @@ def test_characters_xml_forbids_are_removed(out: Path) -> None:
     assert xml_cell_text(xml_cell(xml_sheets(out)["Leads"], "A2")) == expected
 
 
+@pytest.mark.unit
 def test_line_breaks_are_stored_as_lf(out: Path) -> None:
     write_leads_workbook(out, [lead(1, Hotel="Sea\r\nside\rInn")])
 
@@ -311,6 +324,7 @@ def test_line_breaks_are_stored_as_lf(out: Path) -> None:
     assert xml_cell_text(xml_cell(xml_sheets(out)["Leads"], "A2")) == "Sea\nside\nInn"
 
 
+@pytest.mark.unit
 def test_a_row_of_the_wrong_length_is_rejected(out: Path) -> None:
     with pytest.raises(ValueError, match="expected 10"):
         write_leads_workbook(out, [lead(1)[:9]])
@@ -319,6 +333,7 @@ def test_a_row_of_the_wrong_length_is_rejected(out: Path) -> None:
 # --- sheets -----------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_rows_past_the_sheet_limit_continue_on_numbered_sheets(out: Path) -> None:
     stats = write_leads_workbook(out, [lead(n) for n in range(7)], rows_per_sheet=3)
 
@@ -349,6 +364,7 @@ def test_rows_past_the_sheet_limit_continue_on_numbered_sheets(out: Path) -> Non
     ]
 
 
+@pytest.mark.unit
 def test_a_full_last_sheet_adds_no_empty_sheet(out: Path) -> None:
     stats = write_leads_workbook(out, [lead(n) for n in range(6)], rows_per_sheet=3)
 
@@ -356,6 +372,7 @@ def test_a_full_last_sheet_adds_no_empty_sheet(out: Path) -> None:
     assert openpyxl.load_workbook(out).sheetnames == ["Leads", "Leads (2)"]
 
 
+@pytest.mark.unit
 def test_no_rows_give_a_header_only_workbook(out: Path) -> None:
     stats = write_leads_workbook(out, iter(()))
 
@@ -367,6 +384,7 @@ def test_no_rows_give_a_header_only_workbook(out: Path) -> None:
     assert xml_find(xml_sheets(out)["Leads"], f"{MAIN}autoFilter").get("ref") == "A1:J1"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("rows_per_sheet", [0, 1_048_576])
 def test_rows_per_sheet_outside_excels_limit_is_a_config_error(
     out: Path, rows_per_sheet: int
@@ -376,6 +394,7 @@ def test_rows_per_sheet_outside_excels_limit_is_a_config_error(
     assert not out.exists()
 
 
+@pytest.mark.unit
 def test_stats_count_rows_sheets_and_bytes(out: Path) -> None:
     stats = write_leads_workbook(out, (lead(n) for n in range(4)), rows_per_sheet=2)
 
@@ -385,6 +404,7 @@ def test_stats_count_rows_sheets_and_bytes(out: Path) -> None:
 # --- reproducible bytes -----------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_the_same_rows_give_byte_identical_files(tmp_path: Path) -> None:
     rows = [lead(n, Hotel="=1+1" if n == 2 else f"Hotel {n}") for n in range(50)]
     first, second = tmp_path / "first.xlsx", tmp_path / "second.xlsx"
@@ -394,6 +414,7 @@ def test_the_same_rows_give_byte_identical_files(tmp_path: Path) -> None:
     assert first.read_bytes() == second.read_bytes()
 
 
+@pytest.mark.unit
 def test_the_file_carries_fixed_timestamps_not_the_clock(out: Path) -> None:
     # Whatever the clock says when this runs, no entry may carry it: that is what makes two
     # exports seconds or years apart identical.
@@ -416,6 +437,7 @@ def rows_that_fail_after(count: int) -> Iterator[tuple]:
     raise ConnectionError("server closed the connection")
 
 
+@pytest.mark.unit
 def test_a_failed_write_leaves_the_previous_workbook_and_no_temp_file(
     out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -434,6 +456,7 @@ def test_a_failed_write_leaves_the_previous_workbook_and_no_temp_file(
     assert list(sheet_buffers.iterdir()) == []
 
 
+@pytest.mark.unit
 def test_an_unwritable_destination_is_a_pipeline_error_naming_the_file(tmp_path: Path) -> None:
     blocker = tmp_path / "exports"
     blocker.write_text("a file where the exports folder should be")
@@ -488,6 +511,7 @@ def test_libreoffice_reads_the_workbook_and_keeps_formula_looking_text_literal(
 # --- sheets after the leads -------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_the_leads_sheet_is_the_same_bytes_with_or_without_further_sheets(tmp_path: Path) -> None:
     from stages.workbook import Sheet
 
@@ -509,6 +533,7 @@ def test_the_leads_sheet_is_the_same_bytes_with_or_without_further_sheets(tmp_pa
     assert (stats.rows, stats.sheets, stats.extra_rows) == (2, 1, {"New": 1, "Summary": 1})
 
 
+@pytest.mark.unit
 def test_a_further_sheet_rolls_over_like_the_leads(out: Path) -> None:
     from stages.workbook import Sheet
 
