@@ -15,7 +15,7 @@ import yaml
 from stages.metrics import LOAD_COLUMNS, METRICS
 from tests.support.imports import import_closure, module_path
 from tests.support.pg import create_database, drop_database, forget_database
-from tests.support.pipeline import ENGINES, pipeline_copy, run_pipeline_once
+from tests.support.pipeline import ENGINES, pipeline_copy, ran_pipeline
 from tests.support.project import REPO, Project
 
 STAGES = ("download", "ingest", "export", "publish")
@@ -50,12 +50,10 @@ def test_config_which_normalises_hosts_is_a_dependency_of_every_stage():
 @pytest.fixture(scope="module")
 def ran(project_template, pg_server, tmp_path_factory):
     """The pipeline ran once on an empty database, and its record committed, as a user would."""
-    pipeline = run_pipeline_once(
-        project_template, pg_server, tmp_path_factory.mktemp("native"), committed=True
-    )
-    pipeline.project.commit("Reproduce the pipeline")
-    yield pipeline
-    drop_database(pg_server, pipeline.database)
+    folder = tmp_path_factory.mktemp("native")
+    with ran_pipeline(project_template, pg_server, folder, committed=True) as pipeline:
+        pipeline.project.commit("Reproduce the pipeline")
+        yield pipeline
 
 
 @pytest.fixture

@@ -15,16 +15,14 @@ import pytest
 
 from stages import history, status
 from tests.support.faultproxy import Fault
-from tests.support.pg import drop_database
-from tests.support.pipeline import ENGINES, pipeline_copy, run_pipeline_once
+from tests.support.pipeline import ENGINES, pipeline_copy, ran_pipeline
 from tests.support.views import read_views
 
 
 @pytest.fixture(scope="module")
 def ran(project_template, pg_server, tmp_path_factory):
-    pipeline = run_pipeline_once(project_template, pg_server, tmp_path_factory.mktemp("status"))
-    yield pipeline
-    drop_database(pg_server, pipeline.database)
+    with ran_pipeline(project_template, pg_server, tmp_path_factory.mktemp("status")) as pipeline:
+        yield pipeline
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,16 +23,18 @@ class RanPipeline:
     database: str
 
 
-def run_pipeline_once(
+@contextmanager
+def ran_pipeline(
     template: Project,
     pg_server: str,
     folder: Path,
     engines: tuple[str, ...] = ENGINES,
     *,
     committed: bool = False,
-) -> RanPipeline:
+) -> Iterator[RanPipeline]:
     """`dvc repro` of the whole pipeline for `engines` in a copy of `template`, on a new
-    database; `committed`: the copy is committed to git first, as a user's checkout is."""
+    database, dropped on exit; `committed`: the copy is committed to git first, as a user's
+    checkout is."""
     root = folder / "project"
     shutil.copytree(template.root, root, symlinks=True)
     project = Project(root)
@@ -39,11 +42,14 @@ def run_pipeline_once(
     if committed:
         project.commit("The project as checked out")
     name, url = create_database(pg_server, "ran")
-    with pytest.MonkeyPatch.context() as env:
-        forget_database(env)
-        env.setenv("DATABASE_URL", url)
-        project.dvc("repro")
-    return RanPipeline(project, name)
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            forget_database(env)
+            env.setenv("DATABASE_URL", url)
+            project.dvc("repro")
+        yield RanPipeline(project, name)
+    finally:
+        drop_database(pg_server, name)
 
 
 def pipeline_copy(
