@@ -154,7 +154,7 @@ def _dvc_remote(project: Path, name: str) -> S3Object:
     )
 
 
-def s3_client(obj: S3Object, timeout: float):
+def s3_client(obj: S3Object, timeout: float) -> Any:  # botocore builds its methods at run time
     """A botocore S3 client with the remote's own settings over the standard AWS chain; retries
     are ours (params.yaml), so botocore's own are turned off."""
     import botocore.session
