@@ -32,7 +32,7 @@ import pytest
 
 from stages import db
 from stages.config import DATABASE_VARIABLES
-from stages.errors import PipelineError
+from stages.errors import PipelineError, first_line
 from stages.secrets import redact
 
 SERVER = pytest.StashKey["SessionServer"]()
@@ -53,7 +53,7 @@ class SessionServer:
             with psycopg.connect(self.url, connect_timeout=5) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error as exc:
-            return str(exc).strip().splitlines()[0]
+            return first_line(exc)
         return None
 
     def ensure_running(self, item: pytest.Item) -> None:
