@@ -26,7 +26,8 @@ from typing import Any
 
 from stages.config import DATABASE_VARIABLES
 from tests.support.pg import create_database, drop_database, private_pg_server, url_for_database
-from tests.support.project import make_project
+from tests.support.project import copy_project, make_project
+from tests.support.s3 import fake_aws_variables, without_aws
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -337,19 +338,9 @@ class Databases:
 
 
 def stage_project(destination: Path, *, stages_from: Path | None = None) -> Path:
-    """The files a stage needs to run by hand (dvc.yaml, params.yaml, stages/), no git or DVC.
-
-    `stages_from` runs another copy of the package (a proposed change) instead of this one."""
-    destination.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy2(REPO / name, destination / name)
-    shutil.copytree(
-        stages_from or REPO / "stages",
-        destination / "stages",
-        ignore=shutil.ignore_patterns("__pycache__"),
-        dirs_exist_ok=True,
-    )
-    return destination
+    """The test kit's project copy (no git or DVC) for stages run by hand; `stages_from` runs
+    another copy of the package (a proposed change) instead of this one."""
+    return copy_project(destination, stages_from=stages_from).root
 
 
 def place_raw(root: Path, engine: str, source: Path, seen_at: str = SEEN_AT) -> None:
@@ -459,15 +450,7 @@ def seed_leads(url: str, engine_name: str, rows: int) -> dict[str, Any]:
 
 # --- S3 -------------------------------------------------------------------------------------
 
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "AKIAFAKEBENCHKEY0000",
-    "AWS_SECRET_ACCESS_KEY": "fake-secret-key-for-benchmarks",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-    "NO_PROXY": "127.0.0.1,localhost",
-}
+AWS_ENV = fake_aws_variables(Path("/nonexistent/aws"))  # the test kit's fake account
 
 _S3_SERVER = """
 import logging, sys
@@ -485,9 +468,7 @@ server.stop()
 def s3_server() -> Iterator[str]:
     """moto's S3-protocol server on 127.0.0.1 in a process of its own (so that it does not
     share a GIL with the client being measured); yields its endpoint URL."""
-    env = child_env(**AWS_ENV)
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "AWS_ENDPOINT_URL"):
-        env.pop(name, None)
+    env = {**without_aws(child_env()), **AWS_ENV}
     server = subprocess.Popen(
         [PYTHON, "-c", _S3_SERVER],
         stdin=subprocess.PIPE,
@@ -511,10 +492,7 @@ def s3_server() -> Iterator[str]:
 
 def s3_env(endpoint_url: str) -> dict[str, str]:
     """A child's environment for S3 on `endpoint_url` with fake credentials only."""
-    env = child_env(**AWS_ENV, AWS_ENDPOINT_URL=endpoint_url)
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "AWS_PROFILE"):
-        env.pop(name, None)
-    return env
+    return {**without_aws(child_env()), **AWS_ENV, "AWS_ENDPOINT_URL": endpoint_url}
 
 
 def s3_client(endpoint_url: str) -> Any:

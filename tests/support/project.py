@@ -118,18 +118,26 @@ class Project:
         config.write()
 
 
-def make_project(destination: Path) -> Project:
-    """Copy the pipeline's files into `destination` and make it a git + DVC repository."""
+def copy_project(destination: Path, *, stages_from: Path | None = None) -> Project:
+    """Copy the pipeline's files into `destination`: a project whose stages run by hand, with
+    no git or DVC. `stages_from` is another copy of the stages package to use (a proposed
+    change, for a benchmark) instead of this checkout's."""
     destination.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
-        source = REPO / name
+        source = stages_from if name == "stages" and stages_from else REPO / name
         target = destination / name
         if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+            ignore = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-    project = Project(destination)
+    return Project(destination)
+
+
+def make_project(destination: Path) -> Project:
+    """Copy the pipeline's files into `destination` and make it a git + DVC repository."""
+    project = copy_project(destination)
     project.run("git", "init", "--quiet")
     project.dvc("init", "--quiet")
     project.dvc("config", "core.analytics", "false")

@@ -15,7 +15,7 @@ import functools
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,11 +181,28 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     tokens, role settings), config and credentials files point at paths that do not exist, the
     instance metadata service is off, and HTTP proxies are cleared so loopback stays loopback.
     """
-    for name in list(os.environ):
-        if name.startswith("AWS_") or name.lower() in _PROXY_VARIABLES:
-            monkeypatch.delenv(name)
-    absent = tmp_path / "no-aws-config"
-    env = {
+    for name in set(os.environ) - set(without_aws(os.environ)):
+        monkeypatch.delenv(name)
+    env = fake_aws_variables(tmp_path / "no-aws-config")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def without_aws(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without any AWS_* variable (profiles, endpoint overrides, session tokens, role
+    settings) or HTTP proxy, so loopback stays loopback."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if not name.startswith("AWS_") and name.lower() not in _PROXY_VARIABLES
+    }
+
+
+def fake_aws_variables(absent: Path) -> dict[str, str]:
+    """Fake credentials and region; config and credentials files at paths under `absent` (a
+    folder that does not exist); the instance metadata service off; loopback not proxied."""
+    return {
         "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_ACCESS_KEY,
         "AWS_DEFAULT_REGION": REGION,
@@ -194,9 +211,6 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
         "AWS_EC2_METADATA_DISABLED": "true",
         "NO_PROXY": "127.0.0.1,localhost",
     }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
 
 
 @pytest.fixture
