@@ -19,11 +19,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from stages.config import DATABASE_VARIABLES
+from tests.support.pg import create_database, drop_database, private_pg_server, url_for_database
+from tests.support.project import copy_project, make_project
+from tests.support.s3 import fake_aws_variables, without_aws
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -236,7 +240,7 @@ def child_env(**overrides: str) -> dict[str, str]:
     """The environment for a stage or dvc child: the venv first on PATH, no inherited database
     or project root, quiet platformdirs, byte code cached."""
     env = dict(os.environ)
-    for name in ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE", "CRAWL_PIPELINE_ROOT"):
+    for name in (*DATABASE_VARIABLES, "CRAWL_PIPELINE_ROOT"):
         env.pop(name, None)
     # Byte code cached, as on a user's machine: this sandbox sets PYTHONDONTWRITEBYTECODE=1,
     # which makes every process compile every module it imports. The cache is a folder of its
@@ -271,53 +275,18 @@ def crawl_file(engine_name: str, lines: int, seed: int = 1) -> Path:
 @contextlib.contextmanager
 def postgres(base_url: str | None = None) -> Iterator[str]:
     """A PostgreSQL server to create benchmark databases on: `base_url` when given, else a
-    private embedded one (stages.db) in a temp folder, stopped and deleted afterwards."""
+    private embedded one, the test kit's (stopped and deleted afterwards)."""
     if base_url:
         yield base_url
         return
-    from stages.db import embedded_server_url, stop_embedded_server
-
-    folder = Path(tempfile.mkdtemp(prefix="crawl-bench-pg-"))
-    try:
-        yield embedded_server_url(folder)
-    finally:
-        stop_embedded_server(folder)
-        shutil.rmtree(folder, ignore_errors=True)
+    with private_pg_server("bench") as server:
+        yield server.url
 
 
-def database_url(base_url: str, name: str) -> str:
-    """`base_url` pointing at database `name`."""
-    from tests.support.pg import url_for_database
-
-    return url_for_database(base_url, name)
-
-
-def create_database(base_url: str, *, template: str | None = None) -> str:
-    """A new database (a copy of `template` when given); returns its name."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-    if template:
-        # FILE_COPY copies the files instead of WAL-logging every page: fast for big templates.
-        query = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-            sql.Identifier(name), sql.Identifier(template)
-        )
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(query)
-    return name
-
-
-def drop_database(base_url: str, name: str) -> None:
-    """Drop database `name`, closing its connections."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+def _create_database(base_url: str, template: str | None) -> str:
+    """A new database (a copy of `template` when given, its files copied: fast for the big
+    templates benchmarks make); returns its name."""
+    return create_database(base_url, "bench", template=template, copy_files=True)[0]
 
 
 def vacuum(url: str) -> None:
@@ -339,7 +308,7 @@ class Databases:
         self.current: str | None = None
 
     def url(self, name: str) -> str:
-        return database_url(self.base_url, name)
+        return url_for_database(self.base_url, name)
 
     def migrated(self) -> str:
         """A kept database holding the pipeline's schema and nothing else; returns its name."""
@@ -352,7 +321,7 @@ class Databases:
 
     def copy(self, template: str | None) -> str:
         """A kept copy of `template` (an empty database for None); returns its name."""
-        name = create_database(self.base_url, template=template)
+        name = _create_database(self.base_url, template)
         self.kept.append(name)
         return name
 
@@ -360,7 +329,7 @@ class Databases:
         """A new database's URL; the previous fresh one is dropped first (disk stays small)."""
         if self.current:
             drop_database(self.base_url, self.current)
-        self.current = create_database(self.base_url, template=template)
+        self.current = _create_database(self.base_url, template)
         return self.url(self.current)
 
     def drop_all(self) -> None:
@@ -374,36 +343,9 @@ class Databases:
 
 
 def stage_project(destination: Path, *, stages_from: Path | None = None) -> Path:
-    """The files a stage needs to run by hand (dvc.yaml, params.yaml, stages/), no git or DVC.
-
-    `stages_from` runs another copy of the package (a proposed change) instead of this one."""
-    destination.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy2(REPO / name, destination / name)
-    shutil.copytree(
-        stages_from or REPO / "stages",
-        destination / "stages",
-        ignore=shutil.ignore_patterns("__pycache__"),
-        dirs_exist_ok=True,
-    )
-    return destination
-
-
-def dvc_project(destination: Path) -> Any:
-    """A git + DVC repository holding the pipeline (tests.support.project.make_project)."""
-    from tests.support.project import make_project
-
-    return make_project(destination)
-
-
-def edit_params(root: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    """Apply `change` to the params.yaml of the project at `root`."""
-    import yaml
-
-    path = root / "params.yaml"
-    params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    change(params)
-    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    """The test kit's project copy (no git or DVC) for stages run by hand; `stages_from` runs
+    another copy of the package (a proposed change) instead of this one."""
+    return copy_project(destination, stages_from=stages_from).root
 
 
 def place_raw(root: Path, engine: str, source: Path, seen_at: str = SEEN_AT) -> None:
@@ -487,22 +429,24 @@ def seed_leads(url: str, engine_name: str, rows: int) -> dict[str, Any]:
 
     engine = load_params(REPO).engine(engine_name)
     with db.connect(url) as conn, conn.transaction():
-        engine_id = conn.execute(
+        engine_id = db.scalar(
+            conn,
             "INSERT INTO booking_engines (name, display_name) VALUES (%s, %s) RETURNING id",
             [engine.name, engine.display_name],
-        ).fetchone()[0]
+        )
         conn.execute(_SEED_SQL, {"rows": rows})
         conn.execute("SELECT setval(pg_get_serial_sequence('hotels', 'id'), %s)", [rows])
         conn.execute(
             _SEED_LEADS_SQL,
             {"engine_id": engine_id, "booking_url": engine.booking_url, "rows": rows},
         )
-        load_id = conn.execute(
+        load_id = db.scalar(
+            conn,
             "INSERT INTO ingest_loads (engine_id, source_tag, seen_at, valid, unique_ids,"
             " inserted, updated, unchanged, leads)"
             " VALUES (%s, 'commoncrawl', now(), %s, %s, %s, 0, 0, %s) RETURNING id::text",
             [engine_id, rows, rows, rows, rows],
-        ).fetchone()[0]
+        )
         identity = db.database_identity(conn)
     vacuum(url)
     fingerprint = {"load_id": load_id, "engine": engine.name, "leads": rows, **identity}
@@ -511,15 +455,7 @@ def seed_leads(url: str, engine_name: str, rows: int) -> dict[str, Any]:
 
 # --- S3 -------------------------------------------------------------------------------------
 
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "AKIAFAKEBENCHKEY0000",
-    "AWS_SECRET_ACCESS_KEY": "fake-secret-key-for-benchmarks",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-    "NO_PROXY": "127.0.0.1,localhost",
-}
+AWS_ENV = fake_aws_variables(Path("/nonexistent/aws"))  # the test kit's fake account
 
 _S3_SERVER = """
 import logging, sys
@@ -537,9 +473,7 @@ server.stop()
 def s3_server() -> Iterator[str]:
     """moto's S3-protocol server on 127.0.0.1 in a process of its own (so that it does not
     share a GIL with the client being measured); yields its endpoint URL."""
-    env = child_env(**AWS_ENV)
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "AWS_ENDPOINT_URL"):
-        env.pop(name, None)
+    env = {**without_aws(child_env()), **AWS_ENV}
     server = subprocess.Popen(
         [PYTHON, "-c", _S3_SERVER],
         stdin=subprocess.PIPE,
@@ -563,10 +497,7 @@ def s3_server() -> Iterator[str]:
 
 def s3_env(endpoint_url: str) -> dict[str, str]:
     """A child's environment for S3 on `endpoint_url` with fake credentials only."""
-    env = child_env(**AWS_ENV, AWS_ENDPOINT_URL=endpoint_url)
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "AWS_PROFILE"):
-        env.pop(name, None)
-    return env
+    return {**without_aws(child_env()), **AWS_ENV, "AWS_ENDPOINT_URL": endpoint_url}
 
 
 def s3_client(endpoint_url: str) -> Any:
@@ -592,7 +523,8 @@ def pipeline_project(destination: Path, engines: int, lines: int) -> Path:
     crawl file of `lines` lines in data/sources. Past the four in params.yaml, engines are
     copies of them under new names (`cloudbeds_02`, ...), whose files are the original's line
     shapes from another seed: one params entry each, as a user adds an engine."""
-    root = dvc_project(destination).root
+    project = make_project(destination)
+    root = project.root
     originals: dict[str, tuple[str, int]] = {}  # engine -> (engine copied, seed)
 
     def set_engines(params: dict[str, Any]) -> None:
@@ -608,7 +540,7 @@ def pipeline_project(destination: Path, engines: int, lines: int) -> Path:
             originals[name] = (original, copy + 1)
         params["engines"] = chosen
 
-    edit_params(root, set_engines)
+    project.edit_params(set_engines)
     sources = root / "data" / "sources"
     shutil.rmtree(sources, ignore_errors=True)
     sources.mkdir(parents=True)

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import common
+from tests.support.project import Project
 
 ENGINE = "cloudbeds"
 BYTES_PER_LINE = 57.4  # cloudbeds lines as stages.crawlgen writes them, line end included
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> list[common.Figure]:
             params["source"]["root"] = f"s3://{BUCKET}/crawls"
             params["engines"][ENGINE]["file"] = source.name
 
-        common.edit_params(project, point_at_bucket)
+        Project(project).edit_params(point_at_bucket)
         env = common.s3_env(endpoint)
 
         def ours() -> common.Measured:

@@ -93,7 +93,9 @@ def main(argv: list[str]) -> int:
         # At plan time the table may be empty; a nested loop over it would rescan every page
         # the same statement inserts. Hash joins are what a bulk merge wants.
         cur.execute("SET LOCAL enable_nestloop = off")
-        params["engine_id"] = cur.execute(ENGINE_ID, params).fetchone()[0]
+        row = cur.execute(ENGINE_ID, params).fetchone()
+        assert row is not None  # the engine's id, new or not
+        params["engine_id"] = row[0]
         if mode == "floor":
             cur.execute('CREATE TEMP TABLE staging (property_id text COLLATE "C" NOT NULL)')
             with (

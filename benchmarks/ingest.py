@@ -43,8 +43,10 @@ def parsed_ids(engine_name: str, crawl: Path, out: Path) -> int:
 def lead_count(url: str) -> int:
     import psycopg
 
+    from stages import db
+
     with psycopg.connect(url) as conn:
-        return conn.execute("SELECT count(*) FROM hotel_booking_engines").fetchone()[0]
+        return db.scalar(conn, "SELECT count(*) FROM hotel_booking_engines")
 
 
 def run(args: argparse.Namespace) -> list[common.Figure]:

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from stages.config import load_params
 
@@ -76,7 +77,7 @@ def build_flow(root: Path):
         started = time.perf_counter()  # the server is up and the flow run created by now
         ends = []
         for engine in engines:
-            previous = None
+            previous: Any = None  # a Prefect future once the first stage is submitted
             for stage in STAGE_ORDER:
                 wait_for = [previous] if previous is not None else None
                 previous = tasks[stage].submit(stage, engine, wait_for=wait_for)

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stages.retry import first_line
+from stages.errors import first_line
 from stages.secrets import redact
 
 log = logging.getLogger(__name__)

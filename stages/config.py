@@ -40,6 +40,16 @@ def project_root() -> Path:
     raise ConfigError(f"No dvc.yaml found in {start} or above; run the command from the project.")
 
 
+# The environment variables that name a database server: DATABASE_URL, or libpq's own. When
+# none is set the pipeline uses its embedded PostgreSQL (stages.db.database_url).
+DATABASE_VARIABLES = ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE")
+
+
+def database_configured() -> bool:
+    """True when the environment names a database server (not the embedded default)."""
+    return any(os.environ.get(name, "").strip() for name in DATABASE_VARIABLES)
+
+
 # --- declaring a setting ----------------------------------------------------------------------
 
 
@@ -446,7 +456,8 @@ _PRINTABLE = "".join(map(chr, range(0x21, 0x7F))) + " \t\n"
 def can_match_an_id(pattern: re.Pattern[str]) -> bool:
     """False only when `pattern` provably fully matches no non-empty string."""
     try:
-        from re import _parser  # private, stable since 3.11; any surprise below means "maybe"
+        # private, stable since 3.11; any surprise below means "maybe"
+        from re import _parser  # type: ignore[attr-defined]  # typeshed has no stub for it
 
         tree = _parser.parse(pattern.pattern, pattern.flags)
         candidates, exact = _candidates(tree, tree.state)
@@ -470,7 +481,7 @@ def _candidates(nodes: Any, state: Any) -> tuple[list[str], bool]:
 
 
 def _node_candidates(op: Any, av: Any, state: Any) -> tuple[list[str], bool]:
-    from re import _constants as sre
+    from re import _constants as sre  # type: ignore[attr-defined]  # private: no stub
 
     if op is sre.LITERAL:
         return [chr(av)], True
@@ -510,7 +521,7 @@ def _node_candidates(op: Any, av: Any, state: Any) -> tuple[list[str], bool]:
 
 def _class_member(op: Any, av: Any, state: Any) -> str | None:
     """A character the one-character node matches, preferring printable ASCII; None if none."""
-    from re import _compiler, _parser
+    from re import _compiler, _parser  # type: ignore[attr-defined]  # private: no stub
 
     node = _compiler.compile(_parser.SubPattern(state, [(op, av)]), state.flags)
     found = node.search(_PRINTABLE) or node.search(_all_characters())

@@ -122,7 +122,7 @@ def open_crawl(path: Path) -> Iterator[BinaryIO]:
 
     with path.open("rb") as handle:
         stream: BinaryIO = handle
-        head = handle.peek(_SNIFF)[:_SNIFF]  # type: ignore[attr-defined]
+        head = handle.peek(_SNIFF)[:_SNIFF]
         if head[:2] == b"\x1f\x8b":
             stream = gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[assignment]
             try:
@@ -176,7 +176,7 @@ class _Recoded(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         size = CHUNK_SIZE if size is None or size < 0 else size
         while len(self._pending) < size:
             chunk = self._stream.read(size)

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from stages import history, loads, logs_api, runs, status
-from stages.errors import ConfigError, PipelineError
+from stages.errors import ConfigError, PipelineError, first_line
 from stages.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,8 @@ class DashboardServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else host
+        assert isinstance(host, str)  # an AF_INET or AF_INET6 address, never a bytes path
+        shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
 
 
@@ -195,7 +196,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
                 body, code = self.server.snapshots.get(), HTTPStatus.OK
             except Exception as exc:
                 log.exception("dashboard: building the status snapshot failed")
-                message = redact(f"{type(exc).__name__}: {exc}".splitlines()[0])
+                message = redact(f"{type(exc).__name__}: {first_line(exc)}")
                 body, code = {"error": message}, HTTPStatus.INTERNAL_SERVER_ERROR
             data = json.dumps(body, sort_keys=True).encode("utf-8")
             self._send(code, data, "application/json", head)

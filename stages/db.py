@@ -21,16 +21,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
-from stages.config import RetryPolicy, project_root
-from stages.errors import ConfigError, PipelineError, TransientError, cli
+from stages.config import RetryPolicy, database_configured, project_root
+from stages.errors import ConfigError, PipelineError, TransientError, cli, first_line
 from stages.secrets import MASK, needs_percent_encoding, redact, scrub
 
 if TYPE_CHECKING:
     import psutil
+    from psycopg.abc import Params, QueryNoTemplate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,11 +56,6 @@ TRANSIENT_MESSAGE = re.compile(
 )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 # --- which server -------------------------------------------------------------------------
 
 
@@ -69,7 +65,7 @@ def database_url() -> str:
     if url:
         _check_conninfo(url)
         return url
-    if any(os.environ.get(name) for name in ("PGHOST", "PGHOSTADDR", "PGSERVICE")):
+    if database_configured():  # by the PG* variables, which libpq reads itself
         return ""
     return embedded_server_url()
 
@@ -97,7 +93,7 @@ def _check_conninfo(url: str) -> None:
     except psycopg.ProgrammingError as exc:
         raise ConfigError(
             f"DATABASE_URL ({redact(url)}) is not a valid libpq connection string: "
-            f"{scrub(_first_line(exc), url)}; write it as "
+            f"{scrub(first_line(exc), url)}; write it as "
             "postgresql://user:password@host:port/database (percent-encode special characters)."
         ) from None
 
@@ -138,7 +134,7 @@ def embedded_server_url(root: Path | None = None) -> str:
             return server.get_uri()
         except Exception as exc:
             raise PipelineError(
-                f"Could not start the embedded PostgreSQL in {pgdata} ({_first_line(exc)}); "
+                f"Could not start the embedded PostgreSQL in {pgdata} ({first_line(exc)}); "
                 f"see {pgdata / 'log'}, or set DATABASE_URL to use another server."
             ) from exc
 
@@ -358,13 +354,13 @@ def connect(url: str | None = None, *, migrate: bool = True) -> psycopg.Connecti
 
     url = database_url() if url is None else url
     _check_conninfo(url)
-    options: dict[str, object] = {"autocommit": True, "application_name": APPLICATION_NAME}
+    options: dict[str, Any] = {"autocommit": True, "application_name": APPLICATION_NAME}
     if "connect_timeout" not in conninfo_to_dict(url) and not os.environ.get("PGCONNECT_TIMEOUT"):
         options["connect_timeout"] = CONNECT_TIMEOUT
     try:
         conn = psycopg.connect(url, **options)
     except psycopg.Error as exc:
-        message = f"Cannot connect to {database_label(url)}: {scrub(_first_line(exc), url)}"
+        message = f"Cannot connect to {database_label(url)}: {scrub(first_line(exc), url)}"
         if is_transient(exc):
             raise TransientError(message) from None
         raise PipelineError(f"{message}; check DATABASE_URL (or the PG* variables).") from None
@@ -467,6 +463,18 @@ def advisory_key(*parts: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def scalar(
+    conn: psycopg.Connection | psycopg.Cursor, query: QueryNoTemplate, params: Params | None = None
+) -> Any:
+    """The first column of the first row `query` returns (`SELECT count(*) ...`, `SHOW ...`).
+
+    Raises LookupError when it returns no row."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise LookupError(f"no row from {query!r}")
+    return row[0]
+
+
 def database_identity(conn: psycopg.Connection) -> dict[str, str]:
     """Name and identity (a uuid made with the schema) of the database `conn` is attached to."""
     row = conn.execute("SELECT current_database(), id::text FROM database_identity").fetchone()
@@ -528,7 +536,7 @@ def retrying(
 
 
 def _error_text(exc: BaseException) -> str:
-    text = redact(_first_line(exc)).rstrip(".")
+    text = redact(first_line(exc)).rstrip(".")
     state = getattr(exc, "sqlstate", None)
     return f"{text} (SQLSTATE {state})" if state else text
 
@@ -573,7 +581,7 @@ def _status() -> int:
         return 1
     try:
         with connect(url, migrate=False) as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]
+            version = scalar(conn, "SHOW server_version")
     except TransientError as exc:
         print(f"{redact(str(exc))}; it is down or unreachable from here.", file=sys.stderr)
         return 1

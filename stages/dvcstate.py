@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.errors import PipelineError
+from stages.errors import PipelineError, sigterm_as_interrupt
 
 LOCKFILE = "dvc.lock"
 RWLOCK = ".dvc/tmp/rwlock"
@@ -478,11 +478,6 @@ class SafeStopper:
                 os.kill(child, signal.SIGKILL if self.hard else signal.SIGTERM)
 
 
-def interrupt_as_keyboard(signum: int, frame: object) -> None:
-    """A SIGTERM handler that raises KeyboardInterrupt, so SIGTERM stops like Ctrl-C."""
-    raise KeyboardInterrupt("terminated (SIGTERM)")
-
-
 def run_dvc(root: Path, args: Sequence[str]) -> int:
     """Run `dvc ARGS` in `root` the safe way; return its exit code (130 when interrupted).
 
@@ -493,8 +488,7 @@ def run_dvc(root: Path, args: Sequence[str]) -> int:
     for line in repair_if_idle(root):
         print(f"dvcstate: {line}", file=sys.stderr)
     save_good_copy(root)
-    previous = signal.signal(signal.SIGTERM, interrupt_as_keyboard)
-    try:
+    with sigterm_as_interrupt():
         process = subprocess.Popen(
             [sys.executable, "-m", "dvc", *args], cwd=root, start_new_session=True
         )
@@ -504,8 +498,6 @@ def run_dvc(root: Path, args: Sequence[str]) -> int:
             print("dvcstate: stopping dvc's stage; dvc then exits by itself", file=sys.stderr)
             SafeStopper([process]).stop()
             code = 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     save_good_copy(root)
     return code
 

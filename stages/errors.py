@@ -9,10 +9,13 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 
 class PipelineError(Exception):
@@ -51,6 +54,12 @@ _OS_ERRORS = {
 }
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type when the message is empty."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def explain_os_error(exc: BaseException, label: str) -> str | None:
     """One line for an OSError a person can fix ("export@rms: data/exports/rms.xlsx: no space
     left on the device (ENOSPC); free disk space ..."); None for anything else (a bug)."""
@@ -83,3 +92,26 @@ def cli(main: Callable[[], int]) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM raises KeyboardInterrupt as Ctrl-C does, so a terminated
+    command still cleans up (temp files, its run record, the dvc it started); the handler is
+    put back after. Only where SIGTERM has its default action, in the main thread (Python
+    handles signals there): a handler or an ignore set by someone else is left alone."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("terminated (SIGTERM)")

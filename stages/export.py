@@ -17,9 +17,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from stages.runner import engine_parser, run_stage
-from stages.workbook import COLUMNS
+from stages.workbook import COLUMNS, WorkbookStats
+
+if TYPE_CHECKING:
+    from stages.loads import LoadFigures  # loads imports psycopg: only when exporting
 
 STAGE = "export"
 PROGRESS_EVERY = 10_000  # rows between progress reports
@@ -61,7 +66,7 @@ def export(engine_name: str) -> None:
     workbook = params.path("exports", engine.name, ".xlsx")
     started = time.monotonic()
 
-    def export_once():
+    def export_once() -> WorkbookStats:
         with db.connect() as conn:
             # One snapshot for every sheet: a load committed meanwhile shows in none of them.
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -110,7 +115,7 @@ def export(engine_name: str) -> None:
     metrics.write_engine_metrics(params, engine.name, marker, rows=stats.rows, sheets=stats.sheets)
 
 
-def _summary_row(load) -> tuple:
+def _summary_row(load: LoadFigures) -> tuple[Any, ...]:
     """A Summary row; figures a load did not record (older loads) stay empty, not 0."""
     return (
         load.seen_at,
@@ -123,7 +128,7 @@ def _summary_row(load) -> tuple:
     )
 
 
-def _counted(rows, name: str):
+def _counted(rows: Iterable[Sequence[Any]], name: str) -> Iterator[Sequence[Any]]:
     """Pass `rows` through, reporting progress every PROGRESS_EVERY rows and the true count at
     the end; the rows stream from PostgreSQL straight into the workbook."""
     from stages.progress import Progress

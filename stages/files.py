@@ -33,7 +33,7 @@ def atomic_output(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     tmp = Path(tmp_name)
     os.chmod(fd, _CREATE_MODE)  # mkstemp makes 0600; outputs should look like any other file
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

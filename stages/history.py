@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     import psycopg
 
 from stages import runs
-from stages.errors import cli
+from stages.config import database_configured
+from stages.errors import cli, first_line
 from stages.files import pid_alive
 from stages.secrets import redact
 
@@ -58,8 +59,6 @@ MARKERS = {
     "export": ("exports", ".json"),
     "publish": ("published", ".json"),
 }
-# The variables that name an explicitly configured server (see stages.db.database_url).
-DATABASE_VARIABLES = ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE")
 
 
 def now_iso() -> str:
@@ -133,13 +132,6 @@ class Attempt:
             return None
 
 
-def logs_folder(root: Path | None = None) -> Path:
-    """`<project root>/logs`: stage logs, the history file and heartbeats (git-ignored)."""
-    from stages.config import project_root
-
-    return (root or project_root()) / LOGS_FOLDER
-
-
 def heartbeat_path(logs: Path, stage: str, engine: str) -> Path:
     return logs / RUNNING_FOLDER / f"{stage}@{engine}.json"
 
@@ -189,7 +181,7 @@ class StageRun:
 
     def retried(self, describe: str, attempt: int, exc: BaseException, delay: float) -> None:
         """A retry loop gave up on the current attempt and will try again (a retry listener)."""
-        self._end_attempt("retried", error=_error_line(exc))
+        self._end_attempt("retried", error=first_line(exc))
         self._start_attempt()
 
     def progress(self, label: str, done: float, total: float | None = None, unit: str = "") -> None:
@@ -334,12 +326,6 @@ def _int_counts(data: Mapping[str, Any]) -> dict[str, int]:
     }
 
 
-def _error_line(exc: BaseException) -> str:
-    from stages.retry import first_line
-
-    return first_line(exc)
-
-
 def _project_root() -> Path:
     from stages.config import project_root
 
@@ -390,11 +376,6 @@ SET outcome = EXCLUDED.outcome, ended_at = EXCLUDED.ended_at, seconds = EXCLUDED
     counts = EXCLUDED.counts, error = EXCLUDED.error
 WHERE stage_runs.outcome = 'running'
 """
-
-
-def database_configured() -> bool:
-    """True when the environment names a database server (not the embedded default)."""
-    return any(os.environ.get(name, "").strip() for name in DATABASE_VARIABLES)
 
 
 def available_database_url(root: Path, *, start_embedded: bool = False) -> str | None:
@@ -488,7 +469,7 @@ class _TableWriter:
             write_table(url, attempts)
         except Exception as exc:
             self.unreachable = True
-            log.debug("run history: stage_runs not written (%s)", _error_line(exc))
+            log.debug("run history: stage_runs not written (%s)", first_line(exc))
 
 
 # --- reading --------------------------------------------------------------------------------

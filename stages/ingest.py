@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, cast
 
 from stages.runner import engine_parser, run_stage
 
@@ -94,10 +94,11 @@ class LineTally:
                     elif outcome is BLANK:
                         self.blank += 1
                     else:
-                        self.rejected[outcome.value] += 1
+                        reason = cast("Reject", outcome).value  # the one kind left
+                        self.rejected[reason] += 1
                         if self.rejects:
                             text = "(longer than the line limit)" if raw is None else safe_text(raw)
-                            self.rejects.write(f"{number}\t{outcome.value}\t{text}\n")
+                            self.rejects.write(f"{number}\t{reason}\t{text}\n")
                         yield number, outcome, raw
         except (EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError subclass
             raise UnreadableFile(f"a damaged gzip file ({exc})") from None
@@ -114,7 +115,9 @@ class LineTally:
         seen: set[str] = set()
         booking_url = parser.booking_url
         for number, outcome, raw in self.outcomes(path, parser):
+            # Only an over-long line is not read, and it is always rejected.
             if type(outcome) is str:
+                assert raw is not None
                 if outcome in seen:
                     yield outcome, number, "", ""
                     continue
@@ -123,6 +126,7 @@ class LineTally:
                 seen.add(outcome)
                 yield outcome, number, booking_url(outcome), evidence_text(raw)
             elif type(outcome) is tuple:
+                assert raw is not None
                 evidence = evidence_text(raw)
                 for property_id in outcome:
                     yield property_id, number, booking_url(property_id), evidence
@@ -318,7 +322,8 @@ def dry_run(engine_name: str, file: Path | None, out: IO[str]) -> dict[str, obje
                     record = {"line": number, "id": property_id, "url": url}
                     out.write(json.dumps(record) + "\n")
             else:
-                out.write(json.dumps({"line": number, "reject": found.value}) + "\n")
+                reason = cast("Reject", found).value
+                out.write(json.dumps({"line": number, "reject": reason}) + "\n")
     except UnreadableFile as exc:
         raise PipelineError(_unreadable(engine.name, path, exc)) from None
     return tally.summary()

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 
@@ -246,10 +246,12 @@ def _copy_ids(copy: psycopg.Copy, ids: Iterable[str] | Iterable[Found]) -> int:
     written = 0
     remaining = iter(ids)
     while block := list(islice(remaining, COPY_BLOCK)):
+        rows: list[Found]
         if type(block[0]) is str:  # bare ids: the evidence is the id, the URL the template
-            rows = [(i, written + n, "", i) for n, i in enumerate(block, start=1)]
+            bare = cast(list[str], block)
+            rows = [(i, written + n, "", i) for n, i in enumerate(bare, start=1)]
         else:
-            rows = block
+            rows = cast(list[Found], block)
         text = "\n".join([f"{i}\t{n}\t{u}\t{e}" for i, n, u, e in rows])
         # One scan per special character over the whole block is far cheaper than per row.
         if (
@@ -458,7 +460,7 @@ def recheck(conn: psycopg.Connection, engine_id: int, engine: Engine) -> Recheck
     with conn.cursor() as cur:
         params = {"engine_id": engine_id}
         cur.execute("SELECT kind, count(*) FROM lead_changes GROUP BY kind")
-        kinds = dict(cur.fetchall())
+        kinds: dict[str, int] = dict(cur.fetchall())
         cur.execute(APPLY_URLS, params)
         cur.execute(APPLY_RETRACT, params)
         cur.execute(APPLY_UNRETRACT, params)
@@ -530,10 +532,10 @@ def check_drift(conn: psycopg.Connection, engine_name: str, marker: dict[str, An
     nested = (marker.get(key) for key in ("fingerprint", "database"))
     fingerprint = next((value for value in nested if isinstance(value, dict)), marker)
     repair = f"run `{REPAIR_COMMAND.format(engine=engine_name)}` to load them again"
-    load_id, expected = fingerprint.get("load_id"), fingerprint.get("leads")
     try:
-        load_id, expected = str(uuid.UUID(str(load_id))), int(expected)
-    except (TypeError, ValueError):
+        load_id = str(uuid.UUID(str(fingerprint.get("load_id"))))
+        expected = int(fingerprint["leads"])
+    except (KeyError, TypeError, ValueError):
         return f"Engine {engine_name}: the ingest marker records no database load; {repair}."
     row = conn.execute(
         "SELECT e.name FROM ingest_loads AS l JOIN booking_engines AS e ON e.id = l.engine_id"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -29,7 +28,7 @@ import yaml
 
 from stages import dvcstate
 from stages.config import Params, load_params
-from stages.errors import PipelineError
+from stages.errors import PipelineError, sigterm_as_interrupt
 from stages.runs import RUN_VARIABLE
 
 ENGINES_FOREACH = "${engines}"
@@ -114,21 +113,22 @@ def run_chains(
                     print(f"[{engine}] {line}", end="", flush=True)
         return ChainResult(engine, process.returncode, time.monotonic() - started)
 
-    previous = signal.signal(signal.SIGTERM, dvcstate.interrupt_as_keyboard)
     pool = ThreadPoolExecutor(max_workers=max(jobs, 1))
-    try:
-        return list(pool.map(run, engines))
-    except KeyboardInterrupt:
-        with starting:
-            stopping.set()
-            started = list(running.values())
-        print("parallel: stopping the running stages; dvc then exits by itself", file=sys.stderr)
-        dvcstate.SafeStopper(started).stop()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        signal.signal(signal.SIGTERM, previous)
-        dvcstate.save_good_copy(params.root)
+    with sigterm_as_interrupt():
+        try:
+            return list(pool.map(run, engines))
+        except KeyboardInterrupt:
+            with starting:
+                stopping.set()
+                started = list(running.values())
+            print(
+                "parallel: stopping the running stages; dvc then exits by itself", file=sys.stderr
+            )
+            dvcstate.SafeStopper(started).stop()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            dvcstate.save_good_copy(params.root)
 
 
 def main(argv: list[str] | None = None) -> int:

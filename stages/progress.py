@@ -167,8 +167,13 @@ def phase(label: str, *, every: float = PLAIN_EVERY) -> Iterator[None]:
 def _amount(value: float, unit: str) -> str:
     if unit != "B":
         return f"{value:,.0f}{' ' + unit if unit else ''}"
-    for suffix in ("B", "KB", "MB", "GB"):
-        if value < 1024 or suffix == "GB":
-            return f"{value:.1f} {suffix}" if suffix != "B" else f"{value:.0f} B"
+    return byte_size(value)
+
+
+def byte_size(value: float) -> str:
+    """A byte count for people, in steps of 1024: "512 B", "22.0 KB", "1.5 MB", "3.2 GB"."""
+    for suffix in ("B", "KB", "MB"):
+        if value < 1024:
+            return f"{value:.0f} B" if suffix == "B" else f"{value:.1f} {suffix}"
         value /= 1024
     return f"{value:.1f} GB"

@@ -36,6 +36,7 @@ def publish(engine_name: str) -> None:
         record.update(published=False, uri=None, reason="publish.to is empty in params.yaml")
     else:
         target = s3.resolve(settings.to, f"{engine.name}_leads.xlsx", params.root)
+        assert isinstance(target, s3.S3Object)  # config allows only s3:// or remote:// here
         uploaded = s3.upload(
             workbook,
             target,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from stages.config import RetryPolicy
+from stages.errors import first_line
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -81,9 +82,3 @@ def with_retries(
             notify_retry(describe, number, exc, delay)
             sleep(delay)
             number += 1
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, or its type when the message is empty."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -7,19 +7,16 @@ command when one is damaged."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from stages import alerts, dvcstate, history
-from stages.errors import PipelineError, explain_os_error
-from stages.retry import add_retry_listener, first_line
+from stages.errors import PipelineError, explain_os_error, first_line, sigterm_as_interrupt
+from stages.retry import add_retry_listener
 from stages.secrets import RedactingFormatter
 
 log = logging.getLogger("stages")
@@ -55,7 +52,7 @@ def run_stage(
     log.info("%s: started", label)
     outcome, error, counts, code = "failed", None, None, 2
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             result = work()
         outcome, code = "succeeded", 0
         counts = result if isinstance(result, Mapping) else None
@@ -104,27 +101,6 @@ def _look_after_dvc_state() -> None:
         log.warning("warning: %s", dvcstate.explain(found))
     elif not found:
         dvcstate.save_good_copy(root)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt while the work runs, so a terminated stage still
-    removes its temp files and records its end; only when nobody else handles SIGTERM."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt("terminated (SIGTERM)")
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _configure_logging(stage: str, engine: str, log_root: Path | None) -> None:

@@ -52,7 +52,7 @@ def run_context(stage_run_id: str, environ: Mapping[str, str] | None = None) -> 
     if explicit:
         run, trigger = _safe_id(explicit), ci_trigger or "wrapper"
     elif ci_key:
-        run, trigger = _safe_id(ci_key), ci_trigger
+        run, trigger = _safe_id(ci_key), ci_trigger or "ci"  # a CI key comes with its trigger
     else:
         found = _dvc_ancestor()
         if found:

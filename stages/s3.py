@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from stages.config import RetryPolicy
-from stages.errors import ConfigError, PipelineError, TransientError
-from stages.retry import first_line, with_retries
+from stages.errors import ConfigError, PipelineError, TransientError, first_line
+from stages.retry import with_retries
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def _dvc_remote(project: Path, name: str) -> S3Object:
     )
 
 
-def s3_client(obj: S3Object, timeout: float):
+def s3_client(obj: S3Object, timeout: float) -> Any:  # botocore builds its methods at run time
     """A botocore S3 client with the remote's own settings over the standard AWS chain; retries
     are ours (params.yaml), so botocore's own are turned off."""
     import botocore.session
@@ -267,10 +267,11 @@ def explain_dvc_failure(error: BaseException | str, remote: str | None = None) -
     `error` is DVC's message or exception (its causes are read too: DVC wraps botocore's error);
     `remote` names the DVC remote of `source.root` in the fix."""
     texts, seen = [], set()
-    while isinstance(error, BaseException) and id(error) not in seen:
-        seen.add(id(error))
-        texts.append(f"{type(error).__name__}: {error}")
-        error = error.__cause__ or error.__context__
+    cause: BaseException | str | None = error
+    while isinstance(cause, BaseException) and id(cause) not in seen:
+        seen.add(id(cause))
+        texts.append(f"{type(cause).__name__}: {cause}")
+        cause = cause.__cause__ or cause.__context__
     if isinstance(error, str):
         texts.append(error)
     message = " ".join(texts)

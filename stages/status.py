@@ -34,10 +34,9 @@ from typing import Any
 
 import yaml
 
-from stages import alerts, dvcstate, history, s3
-from stages.errors import cli
+from stages import alerts, dvcstate, history, progress, s3
+from stages.errors import cli, first_line
 from stages.history import Attempt, parse_time
-from stages.retry import first_line
 from stages.secrets import redact
 
 UP_TO_DATE, STALE, RUNNING, FAILED, UNKNOWN = "up to date", "stale", "running", "failed", "unknown"
@@ -272,7 +271,7 @@ def _summary(stage: str, marker: dict[str, Any] | None, counts: dict[str, int]) 
     if not data:
         return ""
     if stage == "download" and "bytes" in data:
-        return _size(int(data["bytes"]))
+        return progress.byte_size(int(data["bytes"]))
     if stage == "ingest" and "leads" in data:
         text = f"{int(data['leads']):,} leads"
         text += f", {int(data['retracted']):,} retracted" if data.get("retracted") else ""
@@ -282,14 +281,6 @@ def _summary(stage: str, marker: dict[str, Any] | None, counts: dict[str, int]) 
     if stage == "publish" and "published" in data:
         return str(data.get("uri")) if data.get("published") else "not published"
     return ", ".join(f"{v:,} {k}" for k, v in list(counts.items())[:2])
-
-
-def _size(value: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
 
 
 def _runs(attempts: Iterable[Attempt]) -> dict[tuple[str, str], list[Attempt]]:

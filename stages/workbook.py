@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain, islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from stages.errors import ConfigError, PipelineError
 from stages.files import atomic_output
@@ -48,7 +48,6 @@ DATETIME_DISPLAY_WIDTH = len("yyyy-mm-dd hh:mm:ss")
 # Every timestamp the file carries; 1980-01-01 is the earliest a zip entry can hold.
 FIXED_TIMESTAMP = datetime(1980, 1, 1)
 _ZIP_DATE_TIME = FIXED_TIMESTAMP.timetuple()[:6]
-_NO_ROW = object()  # end of the row iterator
 
 # A cell starting with one of these is a formula (or becomes one when edited) in Excel,
 # LibreOffice or Google Sheets, so it is written as text with a quote prefix. Line breaks are
@@ -163,13 +162,13 @@ def _write_sheets(
     sheet. Returns (rows, sheets)."""
     written = sheets = 0
     while True:
-        first = next(rows, _NO_ROW)
-        if first is _NO_ROW and sheets:
+        first = next(rows, None)  # a row is a sequence, so None is the end
+        if first is None and sheets:
             return written, sheets
         sheets += 1
         title = base_title if sheets == 1 else f"{base_title} ({sheets})"
         sheet = workbook.create_sheet(title)
-        sheet_rows = islice(chain((first,), rows), rows_per_sheet) if first is not _NO_ROW else ()
+        sheet_rows = islice(chain((first,), rows), rows_per_sheet) if first is not None else ()
         cells = (_row_cells(sheet, columns, row) for row in sheet_rows)
         lookahead = list(islice(cells, LOOKAHEAD_ROWS))
         # Column widths and the frozen pane precede the rows in the sheet XML.
@@ -254,7 +253,9 @@ def _size_columns(
     for index, title in enumerate(columns):
         widest = max([len(title), *(_display_width(row[index]) for row in lookahead)])
         letter = get_column_letter(index + 1)
-        sheet.column_dimensions[letter].width = min(widest + 2, MAX_COLUMN_WIDTH)
+        # Worksheet._setup gives a write-only sheet column_dimensions; types-openpyxl omits it.
+        dimensions = sheet.column_dimensions  # type: ignore[attr-defined]
+        dimensions[letter].width = min(widest + 2, MAX_COLUMN_WIDTH)
 
 
 def _display_width(value: Any) -> int:
@@ -285,7 +286,9 @@ class _FixedTimeZipFile(zipfile.ZipFile):
     the one place to set it; entry order and compression stay as openpyxl chose them.
     """
 
-    def open(self, name: Any, mode: str = "r", pwd: bytes | None = None, **kwargs: Any) -> Any:
+    def open(
+        self, name: Any, mode: Literal["r", "w"] = "r", pwd: bytes | None = None, **kwargs: Any
+    ) -> Any:
         if mode == "w" and isinstance(name, zipfile.ZipInfo):
             name.date_time = _ZIP_DATE_TIME
             name.external_attr = 0o644 << 16

@@ -11,7 +11,8 @@ import json
 import psycopg
 import pytest
 
-from stages import alerts, history, status
+from stages import alerts, status
+from tests.support.pg import forget_database
 from tests.support.webhook import SECRET_PATH, closed_port_url
 
 GITHUB_SCHEDULE = {
@@ -29,8 +30,7 @@ RUN_LINK = "https://github.com/acme/crawl-pipeline/actions/runs/7301234567"
 @pytest.fixture
 def database_down(project, monkeypatch):
     """mews downloaded; DATABASE_URL names a server that refuses connections."""
-    for variable in history.DATABASE_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
+    forget_database(monkeypatch)
     assert project.stage("download", "--engine", "mews").returncode == 0
     port = closed_port_url().split(":")[2].split("/")[0]
     monkeypatch.setenv("DATABASE_URL", f"postgresql://leads@127.0.0.1:{port}/leads")

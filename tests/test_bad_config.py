@@ -113,11 +113,13 @@ SATISFIABLE = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("pattern", SATISFIABLE)
 def test_the_never_match_check_accepts_every_pattern_that_can_match(pattern):
     assert can_match_an_id(re.compile(pattern))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("pattern", NEVER_MATCHING)
 def test_the_never_match_check_is_right_about_what_it_refuses(pattern):
     compiled = re.compile(pattern)
@@ -221,6 +223,7 @@ def test_a_bad_export_setting_stops_dvc_repro_at_the_download(project):
     assert outputs(project) == []
 
 
+@pytest.mark.unit
 def test_settings_left_out_take_their_defaults(tmp_path):
     (tmp_path / "params.yaml").write_text("source: {root: data/sources}\nengines: {}\n")
     params = load_params(tmp_path)

@@ -8,6 +8,7 @@ import io
 import random
 import tracemalloc
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import pytest
 
@@ -23,6 +24,8 @@ from stages.crawl import (
     open_crawl,
     safe_text,
 )
+
+pytestmark = pytest.mark.unit  # pure logic: no services, no other programs
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = load_params(ROOT).engines
@@ -424,7 +427,8 @@ class _HugeLine(io.RawIOBase):
 def test_huge_line_is_skipped_without_being_held_in_memory():
     tracemalloc.start()
     try:
-        lines = list(iter_lines(_HugeLine(64 << 20), chunk_size=1 << 20))
+        stream = cast(BinaryIO, _HugeLine(64 << 20))  # a raw stream: iter_lines only reads
+        lines = list(iter_lines(stream, chunk_size=1 << 20))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -708,6 +712,7 @@ def test_the_booking_url_keeps_host_region_group_and_agent_and_drops_tracking(en
 def test_each_of_several_mews_ids_gets_its_own_booking_url():
     parser = PARSERS["mews"]
     found = parser.parse(f"https://app.mews.com/distributor/{UUID};{SECOND}".encode())
+    assert type(found) is tuple
     assert [parser.booking_url(i) for i in found] == [
         f"https://app.mews.com/distributor/{UUID}",
         f"https://app.mews.com/distributor/{SECOND}",

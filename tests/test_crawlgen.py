@@ -14,6 +14,8 @@ from stages.crawl import BLANK, LineParser, Reject, iter_lines
 from stages.crawlgen import DEFAULT_SEED, generate_lines, main, write_crawl_file
 from stages.errors import ConfigError
 
+pytestmark = pytest.mark.unit  # pure logic: no services, no other programs
+
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = load_params(ROOT)
 ENGINES = sorted(PARAMS.engines)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit, urlunsplit
@@ -16,10 +15,11 @@ import pytest
 
 from stages import dashboard, history, status
 from stages.errors import ConfigError
-from tests.support.browser import Browser, chromium_path
-from tests.support.pg import drop_database, url_for_database
-from tests.support.pipeline import ENGINES, run_pipeline_once
+from tests.support.browser import dashboard_page
+from tests.support.pg import forget_database, url_for_database
+from tests.support.pipeline import ENGINES, ran_pipeline
 from tests.support.project import REPO
+from tests.support.views import dashboard_server
 
 # A crawl file name a careless crawler could produce: it ends up in an error message.
 HOSTILE_FILE = "<img src=x onerror=window.pwned=1>.txt"
@@ -41,12 +41,14 @@ def with_password(url: str) -> str:
 def shown(project_template, pg_server, tmp_path_factory):
     """A project the pipeline ran in, then: download@mews failed with HTML in its error,
     rms's leads deleted behind DVC's back, publish@rms running at 40%; and a dashboard on it."""
-    ran = run_pipeline_once(project_template, pg_server, tmp_path_factory.mktemp("dashboard"))
-    project = ran.project
-    url = with_password(url_for_database(pg_server, ran.database))
-    with pytest.MonkeyPatch.context() as env:
-        for variable in history.DATABASE_VARIABLES:
-            env.delenv(variable, raising=False)
+    folder = tmp_path_factory.mktemp("dashboard")
+    with (
+        ran_pipeline(project_template, pg_server, folder) as ran,
+        pytest.MonkeyPatch.context() as env,
+    ):
+        project = ran.project
+        url = with_password(url_for_database(pg_server, ran.database))
+        forget_database(env)
         env.setenv("DATABASE_URL", url)
         env.chdir(project.root)
         project.edit_params(lambda p: p["engines"]["mews"].update(file=HOSTILE_FILE))
@@ -57,27 +59,20 @@ def shown(project_template, pg_server, tmp_path_factory):
                 " WHERE engine_id = e.id AND e.name = 'rms'"
             )
         running = history.StageRun.begin("publish", "rms")
+        assert running is not None  # the project root is set
         running.progress("publish@rms: upload", 40, 100, "B")
-        server = dashboard.make_server(project.root, "127.0.0.1", 0, refresh=1)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
         try:
-            yield project, server
+            with dashboard_server(project.root) as server:
+                yield project, server
         finally:
-            server.shutdown()
-            server.server_close()
             running.finish("succeeded", counts={})
-            drop_database(pg_server, ran.database)
 
 
 @pytest.fixture(scope="module")
 def page(shown, tmp_path_factory):
-    if chromium_path() is None:
-        pytest.skip("no Chromium binary at /usr/bin/chromium; install it: apt-get install chromium")
-    project, server = shown
-    with Browser.launch(tmp_path_factory.mktemp("chromium")) as browser:
-        page = browser.open(server.url)
-        page.wait_for("document.body.dataset.ready === '1'")
+    _, server = shown
+    ready = "document.body.dataset.ready === '1'"
+    with dashboard_page(server.url, tmp_path_factory.mktemp("chromium"), ready) as page:
         yield page
 
 
@@ -233,12 +228,14 @@ def runs_shown(project_template, pg_server, tmp_path_factory):
     """Three `dvc repro` runs of one project and a dashboard on it: all of mews and rms; then,
     with a new line in the mews crawl and the database down, ingest@mews retried and failed;
     then, the database back, the same command finished mews's chain."""
-    ran = run_pipeline_once(project_template, pg_server, tmp_path_factory.mktemp("runs"))
-    project = ran.project
-    url = url_for_database(pg_server, ran.database)
-    with pytest.MonkeyPatch.context() as env:
-        for variable in history.DATABASE_VARIABLES:
-            env.delenv(variable, raising=False)
+    folder = tmp_path_factory.mktemp("runs")
+    with (
+        ran_pipeline(project_template, pg_server, folder) as ran,
+        pytest.MonkeyPatch.context() as env,
+    ):
+        project = ran.project
+        url = url_for_database(pg_server, ran.database)
+        forget_database(env)
         env.chdir(project.root)
         source = project.root / "data/sources/mews.txt"
         source.write_text(source.read_text() + NEW_MEWS_LINE)
@@ -246,25 +243,15 @@ def runs_shown(project_template, pg_server, tmp_path_factory):
         assert project.dvc("repro", check=False).returncode != 0
         env.setenv("DATABASE_URL", url)
         project.dvc("repro")
-        server = dashboard.make_server(project.root, "127.0.0.1", 0, refresh=1)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with dashboard_server(project.root) as server:
             yield project, server
-        finally:
-            server.shutdown()
-            server.server_close()
-            drop_database(pg_server, ran.database)
 
 
 @pytest.fixture(scope="module")
 def runs_page(runs_shown, tmp_path_factory):
-    if chromium_path() is None:
-        pytest.skip("no Chromium binary at /usr/bin/chromium; install it: apt-get install chromium")
     _, server = runs_shown
-    with Browser.launch(tmp_path_factory.mktemp("chromium-runs")) as browser:
-        page = browser.open(server.url)
-        page.wait_for("document.body.dataset.runsReady === '1'")
+    ready = "document.body.dataset.runsReady === '1'"
+    with dashboard_page(server.url, tmp_path_factory.mktemp("chromium-runs"), ready) as page:
         yield page
 
 

@@ -91,6 +91,7 @@ def test_a_password_with_reserved_characters_is_never_echoed(project, monkeypatc
         assert "127.0.0.1:1" in console[0], console[0]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("character", SPECIAL.values(), ids=SPECIAL.keys())
 def test_redaction_hides_every_piece_of_the_configured_password(monkeypatch, character):
     password = password_with(character)
@@ -106,12 +107,14 @@ def test_redaction_hides_every_piece_of_the_configured_password(monkeypatch, cha
         assert leaks(redact(message), password) == [], redact(message)
 
 
+@pytest.mark.unit
 def test_the_secrets_of_a_url_include_the_pieces_an_unencoded_at_leaves():
     secrets = connection_secrets("postgresql://leads:p@ssw0rd-Qz7@127.0.0.1:1/leads")
     assert "ssw0rd-Qz7" in secrets and "p@ssw0rd-Qz7" in secrets
     assert "127.0.0.1" not in secrets and "leads" not in secrets
 
 
+@pytest.mark.unit
 def test_a_percent_encoded_password_is_accepted_and_hidden_decoded_too(monkeypatch):
     password = password_with("@")
     url = f"postgresql://leads:{quote(password, safe='')}@db.example.com/leads"

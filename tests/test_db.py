@@ -16,7 +16,13 @@ import pytest
 from stages import db
 from stages.config import RetryPolicy
 from stages.errors import ConfigError, PipelineError, TransientError
-from tests.support.pg import create_database, drop_database, private_pg_server, server_folder
+from tests.support.pg import (
+    create_database,
+    drop_database,
+    forget_database,
+    private_pg_server,
+    server_folder,
+)
 
 NO_WAIT = RetryPolicy(retries=2, first_delay=0.0)
 UNREACHABLE = "postgresql://loader:s3cret-pw@127.0.0.1:1/leads"
@@ -29,18 +35,21 @@ def no_sleep(_seconds: float) -> None:
 # --- secrets -------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_redact_hides_the_password_of_a_url():
     assert db.redact("postgresql://loader:s3cret@db.example:5432/leads") == (
         "postgresql://loader:***@db.example:5432/leads"
     )
 
 
+@pytest.mark.unit
 def test_redact_hides_a_password_holding_url_delimiters():
     redacted = db.redact("postgres://loader:p@ss/w:rd@db:5432/leads")
     assert "p@ss" not in redacted and "w:rd" not in redacted
     assert redacted.startswith("postgres://loader:***@")
 
 
+@pytest.mark.unit
 def test_redact_hides_passwords_in_query_strings_and_key_value_dsns():
     assert db.redact("postgresql://db/leads?user=x&password=s3cret&sslmode=require") == (
         "postgresql://db/leads?user=x&password=***&sslmode=require"
@@ -50,11 +59,13 @@ def test_redact_hides_passwords_in_query_strings_and_key_value_dsns():
     )
 
 
+@pytest.mark.unit
 def test_redact_leaves_a_dsn_without_password_unchanged():
     url = "postgresql://postgres:@/postgres?host=/work/.pgdata"
     assert db.redact(url) == url
 
 
+@pytest.mark.unit
 def test_malformed_database_url_is_a_config_error_without_the_password(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://loader:s3cret pw@db/leads")
     with pytest.raises(ConfigError) as raised:
@@ -64,6 +75,7 @@ def test_malformed_database_url_is_a_config_error_without_the_password(monkeypat
     assert "s3cret" not in message
 
 
+@pytest.mark.unit
 def test_unreachable_database_is_transient_and_its_message_hides_the_password(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
     with pytest.raises(TransientError) as raised:
@@ -72,6 +84,7 @@ def test_unreachable_database_is_transient_and_its_message_hides_the_password(mo
     assert "s3cret-pw" not in str(raised.value)
 
 
+@pytest.mark.unit
 def test_unreachable_database_fails_after_the_retries_with_a_pipeline_error(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
     attempts = []
@@ -255,12 +268,12 @@ def test_constraint_violations_and_bad_sql_are_not_transient(two_connections):
 def test_retrying_runs_the_work_again_after_a_lost_connection(two_connections):
     victim, killer = two_connections
     killer.execute("SELECT pg_terminate_backend(%s)", [victim.info.backend_pid])
-    attempts = []
+    attempts: list[psycopg.Connection] = []
 
     def count_rows():
         conn = victim if not attempts else killer
         attempts.append(conn)
-        return conn.execute("SELECT count(*) FROM counters").fetchone()[0]
+        return db.scalar(conn, "SELECT count(*) FROM counters")
 
     slept: list[float] = []
     assert db.retrying(NO_WAIT, count_rows, describe="Counting", sleep=slept.append) == 2
@@ -268,6 +281,7 @@ def test_retrying_runs_the_work_again_after_a_lost_connection(two_connections):
     assert len(slept) == 1
 
 
+@pytest.mark.unit
 def test_retrying_backs_off_exponentially_with_jitter_up_to_the_cap():
     policy = RetryPolicy(retries=4, first_delay=1.0, max_delay=3.0)
     slept: list[float] = []
@@ -297,6 +311,7 @@ def test_retrying_fails_at_once_on_a_permanent_database_error(database_url):
     assert "no_such_table" in str(raised.value)
 
 
+@pytest.mark.unit
 def test_retrying_lets_other_errors_through_unchanged():
     def broken():
         raise KeyError("bug")
@@ -316,8 +331,7 @@ def project_without_database(monkeypatch):
     with server_folder("project") as root:
         (root / "dvc.yaml").write_text("stages: {}\n")
         monkeypatch.setenv("CRAWL_PIPELINE_ROOT", str(root))
-        for name in ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE"):
-            monkeypatch.delenv(name, raising=False)
+        forget_database(monkeypatch)
         yield root
 
 
@@ -334,9 +348,9 @@ print(db.embedded_server_url())
 """
 
 
-def run_python(code: str, root: Path, *args: str, wait: bool = True) -> subprocess.Popen[str]:
+def start_python(code: str, root: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "CRAWL_PIPELINE_ROOT": str(root)}
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", code, *args],
         cwd=Path(__file__).resolve().parents[1],
         env=env,
@@ -344,9 +358,15 @@ def run_python(code: str, root: Path, *args: str, wait: bool = True) -> subproce
         stderr=subprocess.PIPE,
         text=True,
     )
-    if wait:
-        process.wait(timeout=120)
-    return process
+
+
+def finish(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_python(code: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return finish(start_python(code, root, *args))
 
 
 def test_without_database_url_an_embedded_server_runs_under_pgdata(project_without_database):
@@ -354,16 +374,16 @@ def test_without_database_url_an_embedded_server_runs_under_pgdata(project_witho
     url = db.database_url()
     assert (root / ".pgdata" / "PG_VERSION").is_file()
     with db.connect() as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] >= 1
-        assert Path(conn.execute("SHOW data_directory").fetchone()[0]) == root / ".pgdata"
+        assert db.scalar(conn, "SELECT count(*) FROM schema_migrations") >= 1
+        assert Path(db.scalar(conn, "SHOW data_directory")) == root / ".pgdata"
     assert db.redact(url) == url  # trust authentication on a private socket: no password
 
 
 def test_the_embedded_server_outlives_the_process_that_started_it(project_without_database):
     root = project_without_database
     started = run_python(START_EMBEDDED, root)
-    assert started.returncode == 0, started.stderr.read()
-    url = started.stdout.read().strip()
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.strip()
     pid = (root / ".pgdata" / "postmaster.pid").read_text().split()[0]
     # The process has exited; the server still answers, and the next process reuses it.
     with psycopg.connect(url) as conn:
@@ -376,10 +396,10 @@ def test_concurrent_first_starts_share_one_embedded_server(project_without_datab
     root = project_without_database
     # Unguarded, the package's own lock covers initdb and start but not creating the folder.
     start_at = str(time.time() + 2)
-    processes = [run_python(START_EMBEDDED, root, start_at, wait=False) for _ in range(4)]
-    outcomes = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in processes]
-    assert [code for code, _, _ in outcomes] == [0] * 4, [err for _, _, err in outcomes]
-    urls = {out.strip() for _, out, _ in outcomes}
+    processes = [start_python(START_EMBEDDED, root, start_at) for _ in range(4)]
+    outcomes = [finish(p) for p in processes]
+    assert [done.returncode for done in outcomes] == [0] * 4, [done.stderr for done in outcomes]
+    urls = {done.stdout.strip() for done in outcomes}
     assert len(urls) == 1
     with psycopg.connect(urls.pop()) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
@@ -524,7 +544,7 @@ db.stop_embedded_server(root)
 
 def make_postgres_16_folder(root: Path) -> None:
     made = run_python(MAKE_POSTGRES_16_FOLDER, root, str(root))
-    assert made.returncode == 0, made.stderr.read()
+    assert made.returncode == 0, made.stderr
     assert (root / ".pgdata" / "PG_VERSION").read_text().strip() == "16"
 
 
@@ -532,7 +552,7 @@ def test_an_embedded_folder_of_postgres_16_keeps_running_on_16(project_without_d
     root = project_without_database
     make_postgres_16_folder(root)
     with psycopg.connect(db.embedded_server_url(root)) as conn:
-        assert conn.execute("SHOW server_version").fetchone()[0].startswith("16.")
+        assert db.scalar(conn, "SHOW server_version").startswith("16.")
         assert conn.execute("SELECT property_id FROM kept").fetchall() == [("c7k2pq",)]
 
 
@@ -554,14 +574,14 @@ def test_upgrading_a_postgres_16_folder_moves_its_data_to_18_and_keeps_the_old_o
     assert (root / ".pgdata.old" / "PG_VERSION").read_text().strip() == "16"
     assert not (root / ".pgdata-upgrade").exists()
     with psycopg.connect(db.embedded_server_url(root)) as conn:
-        assert conn.execute("SHOW server_version").fetchone()[0].startswith("18.")
+        assert db.scalar(conn, "SHOW server_version").startswith("18.")
         assert conn.execute("SELECT property_id FROM kept").fetchall() == [("c7k2pq",)]
     assert db.upgrade_embedded_server(root) == (18, 18)  # nothing left to do
 
 
 def test_a_new_embedded_server_runs_the_newest_postgres(project_without_database):
     with psycopg.connect(db.embedded_server_url(project_without_database)) as conn:
-        major = conn.execute("SHOW server_version_num").fetchone()[0][:2]
+        major = db.scalar(conn, "SHOW server_version_num")[:2]
     assert int(major) == db.EMBEDDED_MAJOR == 18
 
 

@@ -8,6 +8,7 @@ import sys
 import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.markers import Marker
@@ -45,7 +46,7 @@ PURE_SDISTS = {"antlr4-python3-runtime"}
 
 def imported_packages(folder: str) -> set[str]:
     """Top-level names of the third-party modules imported anywhere under `folder`."""
-    names = set()
+    names: set[str] = set()
     for path in (ROOT / folder).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
@@ -122,7 +123,7 @@ def locked_packages(python: str, sys_platform: str, machine: str) -> dict[str, d
         "implementation_name": "cpython",
         "platform_python_implementation": "CPython",
     }
-    packages = {}
+    packages: dict[str, Any] = {}
     for package in LOCK["package"]:
         markers = package.get("resolution-markers")
         if markers and not any(Marker(m).evaluate(environment) for m in markers):
@@ -165,3 +166,20 @@ def test_the_lock_installs_from_wheels_for_each_supported_python_and_platform(py
         if not tags & supported and name not in PURE_SDISTS:
             missing.append(f"{name} {package['version']}")
     assert missing == [], f"no wheel for CPython {python} on {platform}"
+
+
+def test_test_modules_share_helpers_only_through_the_test_kit():
+    """No test module or benchmark imports a test module; shared helpers live in tests/support."""
+    offenders = []
+    for folder in ("tests", "benchmarks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [f"{node.module}.{alias.name}" for alias in node.names]
+                else:
+                    continue
+                rel = path.relative_to(ROOT)
+                offenders += [f"{rel}: {name}" for name in names if name.startswith("tests.test_")]
+    assert offenders == []

@@ -16,28 +16,9 @@ import yaml
 
 from stages import download
 from tests.support.faultproxy import Fault, ProxiedRequest
-from tests.support.s3 import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY
+from tests.support.s3 import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, use_s3_source
 
 ENGINES = ("cloudbeds", "mews", "rms", "siteminder")
-
-
-def use_s3_source(project, bucket, endpoint_url, prefix="crawls"):
-    """Point `source.root` at a DVC remote on the test server and upload the sample files."""
-    for spec in project.params["engines"].values():
-        bucket.put(
-            f"{prefix}/{spec['file']}", (project.root / "data/sources" / spec["file"]).read_bytes()
-        )
-    project.add_s3_remote("crawls", f"s3://{bucket.name}/{prefix}", endpoint_url)
-    project.edit_params(lambda p: p["source"].update(root="remote://crawls"))
-
-
-def raw(project, engine):
-    return (project.root / "data/raw" / f"{engine}.txt").read_bytes()
-
-
-def meta(project, engine):
-    """The source's identity download recorded (what ingest depends on)."""
-    return json.loads((project.root / "data/raw" / f"{engine}.meta.json").read_text())
 
 
 def run_facts(project, engine):
@@ -59,8 +40,8 @@ def crawl_lines(first_id: int, count: int) -> bytes:
 def test_local_download_copies_the_file_and_records_its_hash(project):
     assert download.main(["--engine", "mews"]) == 0
     source = (project.root / "data/sources/mews.txt").read_bytes()
-    assert raw(project, "mews") == source
-    recorded = meta(project, "mews")
+    assert project.raw("mews") == source
+    recorded = project.source_meta("mews")
     assert recorded["source"] == "data/sources/mews.txt"
     assert recorded["bytes"] == len(source)
     assert run_facts(project, "mews")["attempts"] == 1
@@ -77,11 +58,11 @@ def test_the_identity_file_holds_only_facts_that_change_the_ingest(project):
 
 def test_s3_and_local_downloads_are_identical(project, s3_bucket):
     assert download.main(["--engine", "rms"]) == 0
-    local = raw(project, "rms")
+    local = project.raw("rms")
     use_s3_source(project, s3_bucket, s3_bucket.endpoint_url)
     assert download.main(["--engine", "rms"]) == 0
-    assert raw(project, "rms") == local
-    recorded = meta(project, "rms")
+    assert project.raw("rms") == local
+    recorded = project.source_meta("rms")
     assert recorded["source"] == f"s3://{s3_bucket.name}/crawls/rms.txt"
     assert recorded["etag"].strip('"') == recorded["md5"]
 
@@ -97,7 +78,7 @@ def test_transient_failures_within_the_retry_budget_are_survived(
     use_s3_source(project, s3_bucket, fault_proxy.endpoint_url)
     fault_proxy.plan(fault, fault)  # params: 2 retries
     assert download.main(["--engine", "mews"]) == 0
-    assert raw(project, "mews") == (project.root / "data/sources/mews.txt").read_bytes()
+    assert project.raw("mews") == (project.root / "data/sources/mews.txt").read_bytes()
     assert run_facts(project, "mews")["attempts"] == 3
 
 
@@ -120,7 +101,7 @@ def test_a_body_cut_short_is_resumed_with_a_ranged_read(project, s3_bucket, faul
     s3_bucket.put("crawls/cloudbeds_deduped.txt", big)
     fault_proxy.plan(Fault.truncate(500_000, method="GET"))
     assert download.main(["--engine", "cloudbeds"]) == 0
-    assert raw(project, "cloudbeds") == big
+    assert project.raw("cloudbeds") == big
     gets = [r for r in fault_proxy.requests if r.method == "GET"]
     assert gets[-1].range == "bytes=500000-"
     assert gets[-1].if_match
@@ -131,7 +112,7 @@ def test_a_stalled_response_times_out_and_is_retried(project, s3_bucket, fault_p
     project.edit_params(lambda p: p["source"].update(timeout=0.5))
     fault_proxy.plan(Fault.stall(2, method="GET"))
     assert download.main(["--engine", "siteminder"]) == 0
-    assert raw(project, "siteminder") == (project.root / "data/sources/siteminder.txt").read_bytes()
+    assert project.raw("siteminder") == (project.root / "data/sources/siteminder.txt").read_bytes()
 
 
 def test_a_missing_key_fails_at_once_naming_engine_and_key(project, s3_bucket, capsys):
@@ -179,7 +160,7 @@ def test_changing_one_s3_object_makes_only_that_download_stale(project, s3_bucke
     assert [e for e in ENGINES if f"download@{e}" in status] == ["rms"]
     rerun = project.dvc("repro", "--single-item", *targets).stdout
     assert project.ran_stages(rerun) == ["download@rms"]
-    assert raw(project, "rms") == b"rmscloud.com/Search/Index/1234/90\n"
+    assert project.raw("rms") == b"rmscloud.com/Search/Index/1234/90\n"
 
 
 def test_a_fifth_engine_needs_only_a_params_entry(project):
@@ -193,7 +174,7 @@ def test_a_fifth_engine_needs_only_a_params_entry(project):
     project.edit_params(add_engine)
     rerun = project.dvc("repro", "--single-item", *targets, "download@newengine").stdout
     assert project.ran_stages(rerun) == ["download@newengine"]
-    assert raw(project, "newengine") == b"ibe12.rmscloud.com/4242\n"
+    assert project.raw("newengine") == b"ibe12.rmscloud.com/4242\n"
 
 
 # --- what was fetched is what DVC recorded ------------------------------------------------------
@@ -220,9 +201,9 @@ def test_an_object_replaced_during_the_download_is_fetched_again_and_dvc_records
     fault_proxy.on_request(replace_once_the_stage_has_read_it)
     project.dvc("repro", "--single-item", "download@rms")
     new_etag = s3_bucket.head("crawls/rms.txt")["ETag"]
-    assert raw(project, "rms") == new
+    assert project.raw("rms") == new
     assert locked(project, "download@rms")["deps"][0]["etag"] == new_etag.strip('"')
-    assert meta(project, "rms")["etag"] == new_etag
+    assert project.source_meta("rms")["etag"] == new_etag
     assert run_facts(project, "rms")["attempts"] == 2
     assert "download@rms" not in project.dvc("status", "download@rms").stdout
 
@@ -273,8 +254,8 @@ def test_a_local_crawl_file_rewritten_during_the_copy_is_copied_again(project):
             break
     else:
         pytest.fail("the copy always finished before it could be frozen")
-    assert raw(project, "mews") == new
-    assert meta(project, "mews")["bytes"] == len(new)
+    assert project.raw("mews") == new
+    assert project.source_meta("mews")["bytes"] == len(new)
     assert run_facts(project, "mews")["attempts"] == 2
 
 
@@ -289,7 +270,7 @@ def test_a_resumed_read_answered_with_the_whole_object_starts_again_from_byte_0(
         Fault.strip("range", "if-match", method="GET"),  # a store that ignores both: 200
     )
     assert download.main(["--engine", "rms"]) == 0
-    assert raw(project, "rms") == body
+    assert project.raw("rms") == body
     gets = [r for r in fault_proxy.requests if r.method == "GET"]
     assert [g.range for g in gets] == [None, "bytes=3000000-"]
     assert run_facts(project, "rms")["verified"] == "multipart-etag"
@@ -307,10 +288,10 @@ def test_a_resumed_read_on_a_versioned_bucket_asks_for_the_version_it_started_wi
     version = s3_bucket.head("crawls/rms.txt")["VersionId"]
     fault_proxy.plan(Fault.truncate(300_000, method="GET"))
     assert download.main(["--engine", "rms"]) == 0
-    assert raw(project, "rms") == body
+    assert project.raw("rms") == body
     resumed = [r for r in fault_proxy.requests if r.method == "GET"][-1]
     assert resumed.range == "bytes=300000-" and f"versionId={version}" in resumed.query
-    assert meta(project, "rms")["version_id"] == version
+    assert project.source_meta("rms")["version_id"] == version
 
 
 def test_credentials_kept_with_the_dvc_remote_in_config_local_reach_the_download(
@@ -325,7 +306,7 @@ def test_credentials_kept_with_the_dvc_remote_in_config_local_reach_the_download
     ):
         project.dvc("remote", "modify", "--local", "crawls", option, value)
     project.dvc("repro", "--single-item", "download@mews")
-    assert raw(project, "mews") == (project.root / "data/sources/mews.txt").read_bytes()
+    assert project.raw("mews") == (project.root / "data/sources/mews.txt").read_bytes()
     for written in ("data/raw/mews.meta.json", "data/raw/mews.download.json", "dvc.lock"):
         assert FAKE_SECRET_ACCESS_KEY not in (project.root / written).read_text()
     assert FAKE_SECRET_ACCESS_KEY not in (project.root / "logs/download/mews.log").read_text()
@@ -348,7 +329,7 @@ def test_a_download_that_fails_under_dvc_repro_keeps_the_last_good_files(
     assert "download@mews" in project.dvc("status", "download@mews").stdout  # still stale
     fault_proxy.clear()
     project.dvc("repro", "--single-item", "download@mews")
-    assert raw(project, "mews") == new
+    assert project.raw("mews") == new
 
 
 def test_going_back_to_an_earlier_crawl_file_downloads_it_again(project):
@@ -360,8 +341,8 @@ def test_going_back_to_an_earlier_crawl_file_downloads_it_again(project):
     source.write_bytes(first)
     again = project.dvc("repro", "--single-item", "download@rms")
     assert project.ran_stages(again.stdout) == ["download@rms"]
-    assert raw(project, "rms") == first
-    assert meta(project, "rms")["bytes"] == len(first)
+    assert project.raw("rms") == first
+    assert project.source_meta("rms")["bytes"] == len(first)
 
 
 def test_a_comment_in_storage_py_reruns_download_only_and_leaves_ingest_up_to_date(

@@ -18,8 +18,7 @@ import pytest
 
 from stages import dvcstate
 from tests.support import dvckill
-from tests.support.pg import drop_database
-from tests.support.pipeline import pipeline_copy, run_pipeline_once
+from tests.support.pipeline import pipeline_copy, ran_pipeline
 
 STAGE = "publish@rms"
 # Delays after the stage starts: during the stage, as it ends, while DVC hashes and writes.
@@ -28,11 +27,9 @@ DELAYS = (0.0, 0.4, 0.8, 1.4)
 
 @pytest.fixture(scope="module")
 def ran(project_template, pg_server, tmp_path_factory):
-    pipeline = run_pipeline_once(
-        project_template, pg_server, tmp_path_factory.mktemp("kills"), engines=("rms",)
-    )
-    yield pipeline
-    drop_database(pg_server, pipeline.database)
+    folder = tmp_path_factory.mktemp("kills")
+    with ran_pipeline(project_template, pg_server, folder, engines=("rms",)) as pipeline:
+        yield pipeline
 
 
 @pytest.fixture

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import history
 from stages.metrics import LOAD_COLUMNS, METRICS
 from tests.support.imports import import_closure, module_path
-from tests.support.pg import drop_database, unique_database_name
-from tests.support.pipeline import ENGINES, create_database_from, pipeline_copy, run_pipeline_once
+from tests.support.pg import create_database, drop_database, forget_database
+from tests.support.pipeline import ENGINES, pipeline_copy, ran_pipeline
 from tests.support.project import REPO, Project
 
 STAGES = ("download", "ingest", "export", "publish")
@@ -51,12 +50,10 @@ def test_config_which_normalises_hosts_is_a_dependency_of_every_stage():
 @pytest.fixture(scope="module")
 def ran(project_template, pg_server, tmp_path_factory):
     """The pipeline ran once on an empty database, and its record committed, as a user would."""
-    pipeline = run_pipeline_once(
-        project_template, pg_server, tmp_path_factory.mktemp("native"), committed=True
-    )
-    pipeline.project.commit("Reproduce the pipeline")
-    yield pipeline
-    drop_database(pg_server, pipeline.database)
+    folder = tmp_path_factory.mktemp("native")
+    with ran_pipeline(project_template, pg_server, folder, committed=True) as pipeline:
+        pipeline.project.commit("Reproduce the pipeline")
+        yield pipeline
 
 
 @pytest.fixture
@@ -193,10 +190,9 @@ def test_a_fresh_clone_reproduces_the_committed_run_without_changing_a_tracked_f
 ):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ran.project.root), str(clone)], check=True)
-    name = unique_database_name("clone")
-    for variable in history.DATABASE_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("DATABASE_URL", create_database_from(pg_server, name))
+    name, url = create_database(pg_server, "clone")
+    forget_database(monkeypatch)
+    monkeypatch.setenv("DATABASE_URL", url)
     try:
         project = Project(clone)
         project.dvc("repro")

@@ -300,12 +300,15 @@ def test_aws_env_hides_the_developers_own_aws_setup(developer_aws_setup, aws_env
     session = boto3.session.Session()
     client = session.client("s3")
 
-    assert session.get_credentials().access_key == FAKE_ACCESS_KEY_ID
+    credentials = session.get_credentials()
+    assert credentials is not None
+    assert credentials.access_key == FAKE_ACCESS_KEY_ID
     assert session.region_name == "us-east-1"
     assert "example.invalid" not in client.meta.endpoint_url
     assert "HTTP_PROXY" not in os.environ
 
 
+@pytest.mark.unit
 def test_proxy_refuses_a_non_loopback_upstream():
     with pytest.raises(ValueError, match="127.0.0.1"):
         FaultProxy("http://192.0.2.1:9000")

@@ -32,13 +32,12 @@ import psycopg
 import pytest
 import yaml
 
-from stages import download, export, ingest, publish
+from stages import db, download, export, ingest, publish
 from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.pg import create_database, drop_database, private_pg_server
 from tests.support.pg import lead_rows as pg_lead_rows
 from tests.support.project import Project
-from tests.support.s3 import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, s3_client
-from tests.test_download import meta, raw, use_s3_source
+from tests.support.s3 import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, s3_client, use_s3_source
 
 ENGINE = "rms"
 PIPELINE = f"publish@{ENGINE}"
@@ -155,8 +154,7 @@ def waiting_backends(database_url: str) -> list[int]:
 
 def backend_gone(database_url: str, pid: int) -> bool:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
-        return row.fetchone()[0] == 0
+        return db.scalar(conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]) == 0
 
 
 def lead_rows(database_url: str, engine: str = ENGINE) -> list[tuple]:
@@ -176,7 +174,7 @@ def loads(database_url: str, engine: str = ENGINE) -> list[tuple]:
 
 def hotel_count(database_url: str) -> int:
     with psycopg.connect(database_url) as conn:
-        return conn.execute("SELECT count(*) FROM hotels").fetchone()[0]
+        return db.scalar(conn, "SELECT count(*) FROM hotels")
 
 
 def marker(project: Project, engine: str = ENGINE) -> dict:
@@ -235,7 +233,7 @@ def test_a_read_timeout_mid_body_is_resumed_from_the_bytes_already_read(
     s3_bucket.put("crawls/rms.txt", body)
     fault_proxy.plan(Fault.truncate(1_048_576, stall=30, method="GET"))
     assert download.main(["--engine", "rms"]) == 0
-    assert raw(project, "rms") == body
+    assert project.raw("rms") == body
     gets = [r for r in fault_proxy.requests if r.method == "GET"]
     assert [g.range for g in gets] == [None, "bytes=1048576-"]
 
@@ -276,8 +274,8 @@ def test_an_object_replaced_between_attempts_is_never_spliced(
         s3_bucket.put("crawls/rms.txt", old)
         proxy.plan(Fault.truncate(300_000, method="GET"))
         assert download.main(["--engine", "rms"]) == 0
-    assert raw(project, "rms") == new
-    assert meta(project, "rms")["etag"] == s3_bucket.head("crawls/rms.txt")["ETag"]
+    assert project.raw("rms") == new
+    assert project.source_meta("rms")["etag"] == s3_bucket.head("crawls/rms.txt")["ETag"]
 
 
 # --- publish: faults within and beyond the retry budget -------------------------------------
@@ -576,7 +574,8 @@ class LeadCountWatcher:
     """Reads the lead count over and over from its own connection while a load runs."""
 
     def __init__(self, database_url: str):
-        self.url, self.seen, self._stop = database_url, set(), threading.Event()
+        self.url, self._stop = database_url, threading.Event()
+        self.seen: set[int] = set()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def __enter__(self) -> LeadCountWatcher:
@@ -592,8 +591,7 @@ class LeadCountWatcher:
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=2) as conn:
                     while not self._stop.is_set():
-                        count = conn.execute("SELECT count(*) FROM hotel_booking_engines")
-                        self.seen.add(count.fetchone()[0])
+                        self.seen.add(db.scalar(conn, "SELECT count(*) FROM hotel_booking_engines"))
                         time.sleep(0.01)
             except psycopg.Error:
                 time.sleep(0.05)  # the server is restarting

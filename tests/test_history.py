@@ -14,13 +14,13 @@ import pytest
 
 from stages import download, history, ingest, status
 from tests.support.faultproxy import Fault
+from tests.support.pg import forget_database
 
 
 @pytest.fixture(autouse=True)
 def no_database_unless_asked(monkeypatch):
     """History must not depend on a developer's PG* settings; tests that want one ask for it."""
-    for name in history.DATABASE_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    forget_database(monkeypatch)
 
 
 def attempts(project, stage=None):
@@ -173,6 +173,7 @@ def test_a_database_password_never_reaches_the_history(project, monkeypatch):
     assert "hunter2" not in (project.root / "logs/history.jsonl").read_text()
 
 
+@pytest.mark.unit
 def test_a_later_start_line_never_hides_the_end_of_an_attempt():
     start = history.Attempt("r", 1, "ingest", "mews", "running", "2026-01-01T00:00:00+00:00")
     end = history.Attempt(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from stages import ingest
+from stages import db, ingest
 from stages.crawlgen import write_crawl_file
 from tests.support.project import Project
 
@@ -155,10 +155,11 @@ def test_a_dry_run_of_a_missing_file_fails_with_one_line(project, tmp_path, caps
 def _copy_started(database_url: str) -> bool:
     with psycopg.connect(database_url) as conn:
         return bool(
-            conn.execute(
+            db.scalar(
+                conn,
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'crawl-pipeline'"
-                " AND query LIKE 'COPY%%' AND state = 'active'"
-            ).fetchone()[0]
+                " AND query LIKE 'COPY%%' AND state = 'active'",
+            )
         )
 
 

@@ -301,6 +301,7 @@ def test_two_loads_of_one_engine_take_turns(conn):
     second = LoadThread(CLOUDBEDS, overlapping, seen_at=FEBRUARY)
     second.start()
     assert second.connected.wait(WAIT)
+    assert second.backend_pid is not None
     wait_until_blocked_on_advisory_lock(conn, second.backend_pid)
     first_ids.release.set()
     a, b = first.finish(), second.finish()
@@ -370,7 +371,7 @@ def test_truncated_leads_are_drift_naming_the_engine_and_the_repair(conn):
 def test_deleted_leads_are_drift(conn):
     marker = load(conn, ["a1", "b2", "c3"]).fingerprint
     conn.execute("DELETE FROM hotel_booking_engines WHERE property_id = 'b2'")
-    assert "holds 2 leads but ingest left 3" in leads.check_drift(conn, "cloudbeds", marker)
+    assert "holds 2 leads but ingest left 3" in str(leads.check_drift(conn, "cloudbeds", marker))
 
 
 def test_a_fresh_empty_database_is_drift(conn, pg_server):
@@ -389,7 +390,7 @@ def test_a_fresh_empty_database_is_drift(conn, pg_server):
 def test_a_reset_load_history_is_drift(conn):
     marker = load(conn, ["a1"]).fingerprint
     conn.execute("DELETE FROM ingest_loads")
-    assert "no longer records ingest load" in leads.check_drift(conn, "cloudbeds", marker)
+    assert "no longer records ingest load" in str(leads.check_drift(conn, "cloudbeds", marker))
 
 
 def test_a_marker_without_a_load_is_drift(conn):

@@ -18,10 +18,9 @@ from psycopg import sql
 
 from stages import download, ingest, publish, status
 from tests.support.disk import can_mount, on_full_disk, on_read_only_folder
-from tests.support.pg import url_for_database
+from tests.support.pg import forget_database, url_for_database
 
 SEEN = datetime(2026, 9, 21, tzinfo=UTC)
-DATABASE_VARIABLES = ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE")
 
 
 def one_line_failure(result: subprocess.CompletedProcess) -> str:
@@ -79,8 +78,7 @@ def test_an_output_folder_under_a_file_is_named_with_the_fix(project, capsys):
 
 
 def test_db_status_with_the_embedded_server_stopped_starts_nothing(project, monkeypatch):
-    for name in DATABASE_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    forget_database(monkeypatch)
     try:
         result = project.stage("db", "status")
         assert result.returncode == 1, result.stdout + result.stderr
@@ -111,6 +109,7 @@ def test_status_into_a_pipe_closed_early_exits_quietly(project):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    assert process.stdout is not None
     process.stdout.close()  # `| head` that has read enough, or never read at all
     _, stderr = process.communicate(timeout=120)
     assert stderr.decode() == ""

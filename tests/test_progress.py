@@ -45,6 +45,7 @@ def test_reading_a_150000_line_file_ends_on_150000_lines(tmp_path, progress_log)
     assert messages(progress_log)[-1].startswith("read rms.txt: 150,000 lines in ")
 
 
+@pytest.mark.unit
 def test_reading_a_sample_file_ends_on_its_line_count_not_zero(progress_log):
     sample = REPO / "data" / "sources" / "rms.txt"
     tally = LineTally()
@@ -55,6 +56,7 @@ def test_reading_a_sample_file_ends_on_its_line_count_not_zero(progress_log):
     assert tally.lines > 0 and line.startswith(f"read rms.txt: {tally.lines:,} lines in ")
 
 
+@pytest.mark.unit
 def test_off_a_terminal_a_line_gives_the_count_share_rate_and_eta(progress_log):
     progress = Progress("read mews.txt", unit="lines", every=0, tty=False)
     progress.update(200_000, fraction=0.25)
@@ -64,6 +66,7 @@ def test_off_a_terminal_a_line_gives_the_count_share_rate_and_eta(progress_log):
     assert "lines/s" in line and "ETA " in line
 
 
+@pytest.mark.unit
 def test_off_a_terminal_a_known_total_is_shown_beside_the_count(progress_log):
     progress = Progress("read siteminder.txt", total=4 << 20, unit="B", every=0, tty=False)
     progress.update(1 << 20)
@@ -74,6 +77,7 @@ def test_off_a_terminal_a_known_total_is_shown_beside_the_count(progress_log):
     assert last.startswith("read siteminder.txt: 4.0 MB in ")
 
 
+@pytest.mark.unit
 def test_on_a_terminal_a_tqdm_bar_ends_at_the_total(progress_log):
     terminal = io.StringIO()
     progress = Progress("read cloudbeds.txt", total=1_500, unit="lines", stream=terminal, tty=True)
@@ -85,6 +89,7 @@ def test_on_a_terminal_a_tqdm_bar_ends_at_the_total(progress_log):
     assert messages(progress_log) == []  # the bar, not log lines
 
 
+@pytest.mark.unit
 def test_a_step_with_nothing_to_count_reports_its_elapsed_time_while_it_runs(progress_log):
     with phase("merge mews leads into PostgreSQL", every=0.05):
         time.sleep(0.3)
@@ -95,6 +100,7 @@ def test_a_step_with_nothing_to_count_reports_its_elapsed_time_while_it_runs(pro
     assert lines[-1].startswith("merge mews leads into PostgreSQL: done in ")
 
 
+@pytest.mark.unit
 def test_a_step_that_fails_says_it_stopped_not_that_it_is_done(progress_log):
     with pytest.raises(RuntimeError), phase("merge rms leads into PostgreSQL"):
         raise RuntimeError("connection lost")

@@ -15,8 +15,7 @@ import pytest
 import yaml
 
 from stages import dvcstate
-from tests.support.pg import drop_database
-from tests.support.pipeline import pipeline_copy, run_pipeline_once
+from tests.support.pipeline import pipeline_copy, ran_pipeline
 
 KEPT, REMOVED = "mews", "rms"
 REMOVED_STAGES = [f"{kind}@{REMOVED}" for kind in ("download", "ingest", "export", "publish")]
@@ -24,11 +23,9 @@ REMOVED_STAGES = [f"{kind}@{REMOVED}" for kind in ("download", "ingest", "export
 
 @pytest.fixture(scope="module")
 def ran(project_template, pg_server, tmp_path_factory):
-    pipeline = run_pipeline_once(
-        project_template, pg_server, tmp_path_factory.mktemp("prune"), engines=(KEPT, REMOVED)
-    )
-    yield pipeline
-    drop_database(pg_server, pipeline.database)
+    folder = tmp_path_factory.mktemp("prune")
+    with ran_pipeline(project_template, pg_server, folder, engines=(KEPT, REMOVED)) as pipeline:
+        yield pipeline
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from stages import db, history, runs
 from stages.history import Attempt
 
@@ -32,6 +34,7 @@ def attempt(stage_run, number, outcome, start, end, *, stage="ingest", engine="r
     )
 
 
+@pytest.mark.unit
 def test_a_ci_job_is_one_run_linked_to_its_ci_run():
     context = runs.run_context("stage-run-1", GITHUB)
     assert context["pipeline_run"] == "gh-7301234567-2-reproduce-rms-"
@@ -42,6 +45,7 @@ def test_a_ci_job_is_one_run_linked_to_its_ci_run():
     assert context["trigger"] == "ci:workflow_dispatch"
 
 
+@pytest.mark.unit
 def test_a_wrapper_groups_its_dvc_processes_by_environment_variable():
     context = runs.run_context("stage-run-1", {runs.RUN_VARIABLE: "parallel-2026-06-01T04:17"})
     assert context == {
@@ -51,18 +55,21 @@ def test_a_wrapper_groups_its_dvc_processes_by_environment_variable():
     }
 
 
+@pytest.mark.unit
 def test_a_run_id_unfit_for_a_url_is_replaced_by_a_stable_uuid():
     first = runs.run_context("a", {runs.RUN_VARIABLE: "../../etc/passwd"})["pipeline_run"]
     again = runs.run_context("b", {runs.RUN_VARIABLE: "../../etc/passwd"})["pipeline_run"]
     assert first == again and runs.SAFE_ID.match(first) and "/" not in first
 
 
+@pytest.mark.unit
 def test_a_stage_run_by_hand_is_a_run_of_its_own():
     context = runs.run_context("0d6c1f7e-1b8a-4c55-9a43-5f2d8c1e0a77", {})
     assert context["pipeline_run"] == "0d6c1f7e-1b8a-4c55-9a43-5f2d8c1e0a77"
     assert context["trigger"] == "by hand"
 
 
+@pytest.mark.unit
 def test_a_run_whose_retry_succeeded_succeeded_with_one_retry():
     found = runs.run_list(
         [
@@ -76,6 +83,7 @@ def test_a_run_whose_retry_succeeded_succeeded_with_one_retry():
     ]
 
 
+@pytest.mark.unit
 def test_a_stage_that_stopped_without_an_end_fails_its_run_unless_it_is_still_alive():
     stopped = [attempt("i1", 1, "running", "17:10.000", None)]
     assert runs.run_list(stopped)[0]["outcome"] == "failed"
@@ -84,6 +92,7 @@ def test_a_stage_that_stopped_without_an_end_fails_its_run_unless_it_is_still_al
     assert (alive["outcome"], alive["ended_at"], alive["error"]) == ("running", None, None)
 
 
+@pytest.mark.unit
 def test_attempts_recorded_before_runs_existed_are_each_their_own_run():
     old = [attempt("i1", 1, "succeeded", "17:10.000", "17:20.000", run=None)]
     old[0].pipeline_run = None

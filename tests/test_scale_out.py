@@ -274,7 +274,7 @@ def test_a_fresh_clone_pulls_the_cached_outputs_of_the_other_machine(machine_a, 
 
 
 def test_after_the_pull_only_the_uncached_markers_are_missing(machine_b):
-    changes = {}
+    changes: dict[str, Any] = {}
     for stage_changes in machine_b.outputs["status after pull"].values():
         for change in stage_changes:
             for kind in ("changed deps", "changed outs"):

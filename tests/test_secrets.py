@@ -18,11 +18,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from stages import export, ingest
+from stages import db, export, ingest
 from tests.support.faultproxy import Fault
 from tests.support.pg import create_database, drop_database, url_for_database
 from tests.support.pg import lead_rows as leads
-from tests.test_download import use_s3_source
+from tests.support.s3 import use_s3_source
 
 SEEN = datetime(2026, 10, 1, tzinfo=UTC)
 LEAD_TABLES = ("booking_engines", "hotels", "hotel_booking_engines", "ingest_loads")
@@ -265,6 +265,7 @@ def test_no_secret_reaches_any_file_the_console_or_the_database(
     assert leaks_in_database(secret_database) == {}
 
 
+@pytest.mark.unit
 def test_the_leak_search_finds_a_secret_inside_a_workbook(tmp_path):
     with zipfile.ZipFile(tmp_path / "book.xlsx", "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("xl/sharedStrings.xml", f"<t>{DB_PASSWORD}</t>" * 50)
@@ -279,4 +280,4 @@ def test_the_leak_search_finds_a_secret_inside_a_workbook(tmp_path):
 def test_the_probe_database_url_carries_the_password_and_works(secret_database):
     assert f":{DB_PASSWORD}@" in secret_database
     with psycopg.connect(secret_database) as conn:
-        assert conn.execute("SELECT current_user").fetchone()[0].startswith("probe_")
+        assert db.scalar(conn, "SELECT current_user").startswith("probe_")

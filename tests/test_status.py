@@ -15,16 +15,14 @@ import pytest
 
 from stages import history, status
 from tests.support.faultproxy import Fault
-from tests.support.pg import drop_database
-from tests.support.pipeline import ENGINES, pipeline_copy, run_pipeline_once
+from tests.support.pipeline import ENGINES, pipeline_copy, ran_pipeline
 from tests.support.views import read_views
 
 
 @pytest.fixture(scope="module")
 def ran(project_template, pg_server, tmp_path_factory):
-    pipeline = run_pipeline_once(project_template, pg_server, tmp_path_factory.mktemp("status"))
-    yield pipeline
-    drop_database(pg_server, pipeline.database)
+    with ran_pipeline(project_template, pg_server, tmp_path_factory.mktemp("status")) as pipeline:
+        yield pipeline
 
 
 @pytest.fixture
@@ -137,6 +135,7 @@ def test_emptying_the_database_shows_drift_for_each_engine(pipeline, capsys):
 
 def test_a_running_stage_shows_its_progress(pipeline, capsys):
     run = history.StageRun.begin("export", "mews")
+    assert run is not None  # the project root is set
     try:
         run.progress("export@mews: rows", 40, 100, "rows")
         cell = cells(status.collect())["export@mews"]

@@ -68,13 +68,34 @@ def xml_sheets(path: Path) -> dict[str, ElementTree.Element]:
     with zipfile.ZipFile(path) as archive:
         book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
         rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
-        targets = {rel.get("Id"): rel.get("Target") for rel in rels.iter(f"{PKG_REL}Relationship")}
+        targets = {
+            xml_attr(rel, "Id"): xml_attr(rel, "Target")
+            for rel in rels.iter(f"{PKG_REL}Relationship")
+        }
         sheets = {}
         for sheet in book.iter(f"{MAIN}sheet"):
-            target = targets[sheet.get(f"{REL}id")]
+            target = targets[xml_attr(sheet, f"{REL}id")]
             member = target.lstrip("/") if target.startswith("/") else posixpath.join("xl", target)
-            sheets[sheet.get("name")] = ElementTree.fromstring(archive.read(member))
+            sheets[xml_attr(sheet, "name")] = ElementTree.fromstring(archive.read(member))
         return sheets
+
+
+def xml_find(element: ElementTree.Element, path: str) -> ElementTree.Element:
+    found = element.find(path)
+    assert found is not None, f"no {path}"
+    return found
+
+
+def xml_attr(element: ElementTree.Element, name: str) -> str:
+    value = element.get(name)
+    assert value is not None, f"no attribute {name} on {element.tag}"
+    return value
+
+
+def xml_text(element: ElementTree.Element, path: str) -> str:
+    text = xml_find(element, path).text
+    assert text is not None, f"no text in {path}"
+    return text
 
 
 def xml_cell_text(cell: ElementTree.Element) -> str | None:
@@ -102,7 +123,7 @@ def xml_styles(path: Path) -> ElementTree.Element:
 
 def xml_cell_format(path: Path, cell: ElementTree.Element) -> ElementTree.Element:
     """The <xf> of cellXfs that a cell's s attribute points at."""
-    formats = xml_styles(path).find(f"{MAIN}cellXfs").findall(f"{MAIN}xf")
+    formats = xml_find(xml_styles(path), f"{MAIN}cellXfs").findall(f"{MAIN}xf")
     return formats[int(cell.get("s", "0"))]
 
 
@@ -119,6 +140,7 @@ def out(tmp_path: Path) -> Path:
 # --- layout -----------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_header_row_names_the_columns(out: Path) -> None:
     write_leads_workbook(out, [lead(1)])
 
@@ -126,6 +148,7 @@ def test_header_row_names_the_columns(out: Path) -> None:
     assert xml_rows(xml_sheets(out)["Leads"])[0] == list(COLUMNS)
 
 
+@pytest.mark.unit
 def test_header_is_bold_white_on_blue(out: Path) -> None:
     write_leads_workbook(out, [lead(1)])
 
@@ -136,31 +159,34 @@ def test_header_is_bold_white_on_blue(out: Path) -> None:
         assert cell.fill.fgColor.rgb == HEADER_FILL_COLOR
     styles = xml_styles(out)
     xf = xml_cell_format(out, xml_cell(xml_sheets(out)["Leads"], "A1"))
-    font = styles.find(f"{MAIN}fonts")[int(xf.get("fontId"))]
-    fill = styles.find(f"{MAIN}fills")[int(xf.get("fillId"))]
+    font = xml_find(styles, f"{MAIN}fonts")[int(xml_attr(xf, "fontId"))]
+    fill = xml_find(styles, f"{MAIN}fills")[int(xml_attr(xf, "fillId"))]
     assert font.find(f"{MAIN}b") is not None
-    assert font.find(f"{MAIN}color").get("rgb") == HEADER_FONT_COLOR
-    assert fill.find(f"{MAIN}patternFill").get("patternType") == "solid"
-    assert fill.find(f"{MAIN}patternFill/{MAIN}fgColor").get("rgb") == HEADER_FILL_COLOR
+    assert xml_find(font, f"{MAIN}color").get("rgb") == HEADER_FONT_COLOR
+    assert xml_find(fill, f"{MAIN}patternFill").get("patternType") == "solid"
+    assert xml_find(fill, f"{MAIN}patternFill/{MAIN}fgColor").get("rgb") == HEADER_FILL_COLOR
 
 
+@pytest.mark.unit
 def test_panes_are_frozen_below_the_header(out: Path) -> None:
     write_leads_workbook(out, [lead(1)])
 
     assert openpyxl.load_workbook(out)["Leads"].freeze_panes == "A2"
-    pane = xml_sheets(out)["Leads"].find(f".//{MAIN}sheetView/{MAIN}pane")
+    pane = xml_find(xml_sheets(out)["Leads"], f".//{MAIN}sheetView/{MAIN}pane")
     assert pane.get("topLeftCell") == "A2"
     assert pane.get("state") == "frozen"
     assert pane.get("ySplit") == "1"
 
 
+@pytest.mark.unit
 def test_autofilter_covers_the_header_and_every_row(out: Path) -> None:
     write_leads_workbook(out, [lead(n) for n in range(5)])
 
     assert openpyxl.load_workbook(out)["Leads"].auto_filter.ref == "A1:J6"
-    assert xml_sheets(out)["Leads"].find(f"{MAIN}autoFilter").get("ref") == "A1:J6"
+    assert xml_find(xml_sheets(out)["Leads"], f"{MAIN}autoFilter").get("ref") == "A1:J6"
 
 
+@pytest.mark.unit
 def test_column_widths_fit_the_widest_value_up_to_a_cap(out: Path) -> None:
     write_leads_workbook(out, [lead(1, Hotel="H" * 200, City="Lisboa"), lead(2, City="Porto")])
 
@@ -169,12 +195,14 @@ def test_column_widths_fit_the_widest_value_up_to_a_cap(out: Path) -> None:
     assert widths["B"].width == len("Lisboa") + 2
     assert widths["F"].width == len("Booking Engine") + 2  # the header is the widest
     cols = {
-        c.get("min"): float(c.get("width")) for c in xml_sheets(out)["Leads"].iter(f"{MAIN}col")
+        c.get("min"): float(xml_attr(c, "width"))
+        for c in xml_sheets(out)["Leads"].iter(f"{MAIN}col")
     }
     assert cols["1"] == MAX_COLUMN_WIDTH
     assert cols["2"] == len("Lisboa") + 2
 
 
+@pytest.mark.unit
 def test_column_widths_come_from_the_lookahead_rows_only(
     out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -188,6 +216,7 @@ def test_column_widths_come_from_the_lookahead_rows_only(
 # --- values -----------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_rows_keep_their_order_and_values(out: Path) -> None:
     rows = [lead(n, Sources=["commoncrawl", "manual"]) for n in (3, 1, 2)]
     write_leads_workbook(out, rows)
@@ -208,6 +237,7 @@ def test_rows_keep_their_order_and_values(out: Path) -> None:
     ]
 
 
+@pytest.mark.unit
 def test_seen_dates_are_excel_date_numbers_in_utc(out: Path) -> None:
     write_leads_workbook(out, [lead(1)])
 
@@ -217,15 +247,16 @@ def test_seen_dates_are_excel_date_numbers_in_utc(out: Path) -> None:
     cell = xml_cell(xml_sheets(out)["Leads"], "I2")
     assert cell.get("t") == "n"
     expected_serial = (datetime(2024, 5, 1, 10, 0) - EXCEL_EPOCH) / timedelta(days=1)
-    assert float(cell.find(f"{MAIN}v").text) == pytest.approx(expected_serial, abs=1e-9)
+    assert float(xml_text(cell, f"{MAIN}v")) == pytest.approx(expected_serial, abs=1e-9)
     number_format_id = xml_cell_format(out, cell).get("numFmtId")
     formats = {
-        f.get("numFmtId"): f.get("formatCode") for f in xml_styles(out).iter(f"{MAIN}numFmt")
+        f.get("numFmtId"): xml_attr(f, "formatCode") for f in xml_styles(out).iter(f"{MAIN}numFmt")
     }
     assert "yyyy" in formats[number_format_id]
     assert "mm:ss" in formats[number_format_id]
 
 
+@pytest.mark.unit
 def test_naive_seen_dates_are_taken_as_utc(out: Path) -> None:
     write_leads_workbook(out, [lead(1, First_Seen=datetime(2024, 5, 1, 12, 0))])
 
@@ -244,6 +275,7 @@ FORMULA_LOOKING = [
 ]
 
 
+@pytest.mark.unit
 def test_formula_looking_text_is_stored_as_text_never_as_a_formula(out: Path) -> None:
     rows = [lead(n, Hotel=text, City=text) for n, text in enumerate(FORMULA_LOOKING)]
     rows.append(lead(99, Sources=["=cmd|' /C calc'!A0"]))
@@ -263,6 +295,7 @@ def test_formula_looking_text_is_stored_as_text_never_as_a_formula(out: Path) ->
     assert sheet.cell(len(rows) + 1, column("Sources") + 1).value == "=cmd|' /C calc'!A0"
 
 
+@pytest.mark.unit
 def test_error_code_text_is_stored_as_text(out: Path) -> None:
     write_leads_workbook(out, [lead(1, Hotel="#N/A")])
 
@@ -271,6 +304,7 @@ def test_error_code_text_is_stored_as_text(out: Path) -> None:
     assert xml_cell(xml_sheets(out)["Leads"], "A2").get("t") == "inlineStr"
 
 
+@pytest.mark.unit
 def test_characters_xml_forbids_are_removed(out: Path) -> None:
     dirty = "Ho\x00t\x08e\x0bl\x1f \ud800Sea\ufffe\uffffside\tSpa\nInn"
     write_leads_workbook(out, [lead(1, Hotel=dirty, Sources=["common\x01crawl"])])
@@ -282,6 +316,7 @@ def test_characters_xml_forbids_are_removed(out: Path) -> None:
     assert xml_cell_text(xml_cell(xml_sheets(out)["Leads"], "A2")) == expected
 
 
+@pytest.mark.unit
 def test_line_breaks_are_stored_as_lf(out: Path) -> None:
     write_leads_workbook(out, [lead(1, Hotel="Sea\r\nside\rInn")])
 
@@ -289,6 +324,7 @@ def test_line_breaks_are_stored_as_lf(out: Path) -> None:
     assert xml_cell_text(xml_cell(xml_sheets(out)["Leads"], "A2")) == "Sea\nside\nInn"
 
 
+@pytest.mark.unit
 def test_a_row_of_the_wrong_length_is_rejected(out: Path) -> None:
     with pytest.raises(ValueError, match="expected 10"):
         write_leads_workbook(out, [lead(1)[:9]])
@@ -297,6 +333,7 @@ def test_a_row_of_the_wrong_length_is_rejected(out: Path) -> None:
 # --- sheets -----------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_rows_past_the_sheet_limit_continue_on_numbered_sheets(out: Path) -> None:
     stats = write_leads_workbook(out, [lead(n) for n in range(7)], rows_per_sheet=3)
 
@@ -320,13 +357,14 @@ def test_rows_past_the_sheet_limit_continue_on_numbered_sheets(out: Path) -> Non
     xml = xml_sheets(out)
     assert list(xml) == ["Leads", "Leads (2)", "Leads (3)"]
     assert [xml_rows(s)[0] for s in xml.values()] == [list(COLUMNS)] * 3
-    assert [s.find(f"{MAIN}autoFilter").get("ref") for s in xml.values()] == [
+    assert [xml_find(s, f"{MAIN}autoFilter").get("ref") for s in xml.values()] == [
         "A1:J4",
         "A1:J4",
         "A1:J2",
     ]
 
 
+@pytest.mark.unit
 def test_a_full_last_sheet_adds_no_empty_sheet(out: Path) -> None:
     stats = write_leads_workbook(out, [lead(n) for n in range(6)], rows_per_sheet=3)
 
@@ -334,6 +372,7 @@ def test_a_full_last_sheet_adds_no_empty_sheet(out: Path) -> None:
     assert openpyxl.load_workbook(out).sheetnames == ["Leads", "Leads (2)"]
 
 
+@pytest.mark.unit
 def test_no_rows_give_a_header_only_workbook(out: Path) -> None:
     stats = write_leads_workbook(out, iter(()))
 
@@ -342,9 +381,10 @@ def test_no_rows_give_a_header_only_workbook(out: Path) -> None:
     assert book.sheetnames == ["Leads"]
     assert list(book["Leads"].iter_rows(values_only=True)) == [COLUMNS]
     assert xml_rows(xml_sheets(out)["Leads"]) == [list(COLUMNS)]
-    assert xml_sheets(out)["Leads"].find(f"{MAIN}autoFilter").get("ref") == "A1:J1"
+    assert xml_find(xml_sheets(out)["Leads"], f"{MAIN}autoFilter").get("ref") == "A1:J1"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("rows_per_sheet", [0, 1_048_576])
 def test_rows_per_sheet_outside_excels_limit_is_a_config_error(
     out: Path, rows_per_sheet: int
@@ -354,6 +394,7 @@ def test_rows_per_sheet_outside_excels_limit_is_a_config_error(
     assert not out.exists()
 
 
+@pytest.mark.unit
 def test_stats_count_rows_sheets_and_bytes(out: Path) -> None:
     stats = write_leads_workbook(out, (lead(n) for n in range(4)), rows_per_sheet=2)
 
@@ -363,6 +404,7 @@ def test_stats_count_rows_sheets_and_bytes(out: Path) -> None:
 # --- reproducible bytes -----------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_the_same_rows_give_byte_identical_files(tmp_path: Path) -> None:
     rows = [lead(n, Hotel="=1+1" if n == 2 else f"Hotel {n}") for n in range(50)]
     first, second = tmp_path / "first.xlsx", tmp_path / "second.xlsx"
@@ -372,6 +414,7 @@ def test_the_same_rows_give_byte_identical_files(tmp_path: Path) -> None:
     assert first.read_bytes() == second.read_bytes()
 
 
+@pytest.mark.unit
 def test_the_file_carries_fixed_timestamps_not_the_clock(out: Path) -> None:
     # Whatever the clock says when this runs, no entry may carry it: that is what makes two
     # exports seconds or years apart identical.
@@ -382,8 +425,8 @@ def test_the_file_carries_fixed_timestamps_not_the_clock(out: Path) -> None:
         core = ElementTree.fromstring(archive.read("docProps/core.xml"))
     assert {entry.date_time for entry in entries} == {FIXED_TIMESTAMP.timetuple()[:6]}
     stamp = FIXED_TIMESTAMP.isoformat() + "Z"
-    assert core.find(f"{DCTERMS}created").text == stamp
-    assert core.find(f"{DCTERMS}modified").text == stamp
+    assert xml_text(core, f"{DCTERMS}created") == stamp
+    assert xml_text(core, f"{DCTERMS}modified") == stamp
 
 
 # --- atomic writes ----------------------------------------------------------------------------
@@ -394,6 +437,7 @@ def rows_that_fail_after(count: int) -> Iterator[tuple]:
     raise ConnectionError("server closed the connection")
 
 
+@pytest.mark.unit
 def test_a_failed_write_leaves_the_previous_workbook_and_no_temp_file(
     out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -412,6 +456,7 @@ def test_a_failed_write_leaves_the_previous_workbook_and_no_temp_file(
     assert list(sheet_buffers.iterdir()) == []
 
 
+@pytest.mark.unit
 def test_an_unwritable_destination_is_a_pipeline_error_naming_the_file(tmp_path: Path) -> None:
     blocker = tmp_path / "exports"
     blocker.write_text("a file where the exports folder should be")
@@ -434,6 +479,7 @@ def test_libreoffice_reads_the_workbook_and_keeps_formula_looking_text_literal(
         lead(2, Sources=["commoncrawl", "manual"]),
     ]
     write_leads_workbook(out, rows)
+    assert SOFFICE is not None  # the skipif above
 
     csv_folder = tmp_path / "csv"
     subprocess.run(
@@ -465,6 +511,7 @@ def test_libreoffice_reads_the_workbook_and_keeps_formula_looking_text_literal(
 # --- sheets after the leads -------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_the_leads_sheet_is_the_same_bytes_with_or_without_further_sheets(tmp_path: Path) -> None:
     from stages.workbook import Sheet
 
@@ -486,6 +533,7 @@ def test_the_leads_sheet_is_the_same_bytes_with_or_without_further_sheets(tmp_pa
     assert (stats.rows, stats.sheets, stats.extra_rows) == (2, 1, {"New": 1, "Summary": 1})
 
 
+@pytest.mark.unit
 def test_a_further_sheet_rolls_over_like_the_leads(out: Path) -> None:
     from stages.workbook import Sheet
 

@@ -30,8 +30,8 @@ def workflow() -> dict[str, Any]:
     return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
 
 
-def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
-    return workflow.get("on", workflow.get(True))  # YAML 1.1 reads the bare key `on` as True
+def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
+    return workflow["on"] if "on" in workflow else workflow[True]  # YAML 1.1: bare `on` is True
 
 
 def step_using(job: dict[str, Any], action: str) -> dict[str, Any]:
@@ -46,6 +46,7 @@ def step_running(job: dict[str, Any], text: str) -> dict[str, Any]:
     return found[0]
 
 
+@pytest.mark.unit
 def test_it_runs_daily_and_on_demand_with_an_optional_engine(workflow):
     on = triggers(workflow)
     (schedule,) = on["schedule"]
@@ -69,6 +70,7 @@ def test_the_first_job_lists_the_engines_of_params_yaml(workflow):
     assert json.loads(listed.stdout) == list(params["engines"])
 
 
+@pytest.mark.unit
 def test_the_matrix_has_one_job_per_listed_engine_and_no_fail_fast(workflow):
     job = workflow["jobs"]["reproduce"]
     assert "engines" in _needs(job)
@@ -76,6 +78,7 @@ def test_the_matrix_has_one_job_per_listed_engine_and_no_fail_fast(workflow):
     assert job["strategy"]["fail-fast"] is False
 
 
+@pytest.mark.unit
 def test_each_engine_job_has_a_postgresql_service_and_uses_it_unless_a_secret_names_another(
     workflow,
 ):
@@ -91,6 +94,7 @@ def test_each_engine_job_has_a_postgresql_service_and_uses_it_unless_a_secret_na
     )
 
 
+@pytest.mark.unit
 def test_credentials_come_from_the_secret_store_only(workflow):
     env = step_running(workflow["jobs"]["reproduce"], ".ci/reproduce")["env"]
     assert env["AWS_ACCESS_KEY_ID"] == "${{ secrets.AWS_ACCESS_KEY_ID }}"
@@ -98,6 +102,7 @@ def test_credentials_come_from_the_secret_store_only(workflow):
     assert env["DVC_REMOTE_URL"].startswith("${{ ")  # a repository variable, never a literal
 
 
+@pytest.mark.unit
 def test_each_engine_job_sets_up_uv_runs_the_shared_script_and_uploads_the_workbook(workflow):
     job = workflow["jobs"]["reproduce"]
     setup = step_using(job, "astral-sh/setup-uv")
@@ -117,6 +122,7 @@ def test_each_engine_job_sets_up_uv_runs_the_shared_script_and_uploads_the_workb
     assert upload["if"] == "always()"  # the logs matter most when the run failed
 
 
+@pytest.mark.unit
 def test_inputs_reach_shell_commands_only_through_the_environment(workflow):
     """`${{ inputs.* }}` inside a run script would let a crafted input run commands."""
     for job in workflow["jobs"].values():
@@ -124,6 +130,7 @@ def test_inputs_reach_shell_commands_only_through_the_environment(workflow):
             assert not re.search(r"\$\{\{\s*(inputs|matrix|github\.event)", step.get("run", ""))
 
 
+@pytest.mark.unit
 def test_the_gate_waits_for_every_engine_and_runs_even_when_one_failed(workflow):
     gate = workflow["jobs"]["gate"]
     assert {"engines", "reproduce"} <= set(_needs(gate))
@@ -193,6 +200,7 @@ def every_workflow() -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+@pytest.mark.unit
 def test_ci_runs_the_lint_and_tests_of_the_local_ci_on_every_push_and_pull_request():
     ci = yaml.safe_load(CI_WORKFLOW.read_text(encoding="utf-8"))
     assert {"push", "pull_request"} <= set(triggers(ci))
@@ -202,6 +210,7 @@ def test_ci_runs_the_lint_and_tests_of_the_local_ci_on_every_push_and_pull_reque
     assert "secrets." not in CI_WORKFLOW.read_text(encoding="utf-8")
 
 
+@pytest.mark.unit
 def test_every_third_party_action_is_pinned_to_a_commit_sha():
     for name, workflow in every_workflow():
         for job in workflow["jobs"].values():
@@ -210,6 +219,7 @@ def test_every_third_party_action_is_pinned_to_a_commit_sha():
                     assert SHA_PINNED.match(step["uses"]), f"{name}: {step['uses']}"
 
 
+@pytest.mark.unit
 def test_every_checkout_keeps_no_credentials_in_the_clone():
     for name, workflow in every_workflow():
         for job in workflow["jobs"].values():
@@ -218,6 +228,7 @@ def test_every_checkout_keeps_no_credentials_in_the_clone():
                     assert step.get("with", {}).get("persist-credentials") is False, name
 
 
+@pytest.mark.unit
 def test_secrets_reach_only_the_steps_that_use_them():
     for name, workflow in every_workflow():
         assert "secrets." not in json.dumps(workflow.get("env", {})), name
@@ -233,6 +244,7 @@ def test_secrets_reach_only_the_steps_that_use_them():
     assert steps_with_secrets == ["Reproduce ${{ matrix.engine }}"]
 
 
+@pytest.mark.unit
 def test_only_the_proposing_job_may_write_and_only_after_the_gate(workflow):
     assert workflow["permissions"] == {"contents": "read"}
     writers = {
@@ -259,8 +271,8 @@ def test_collect_merges_each_engines_lock_entries_metrics_and_load_history(tmp_p
     shutil.copytree(REPO / ".ci", checkout / ".ci")
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy2(REPO / name, checkout / name)
-    entry = {"cmd": "python -m stages.ingest --engine {}", "outs": []}
-    committed = {
+    entry: dict[str, Any] = {"cmd": "python -m stages.ingest --engine {}", "outs": []}
+    committed: dict[str, Any] = {
         "schema": "2.0",
         "stages": {
             f"ingest@{e}": {**entry, "cmd": entry["cmd"].format(e)} for e in ("mews", "rms")

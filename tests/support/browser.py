@@ -21,9 +21,13 @@ import struct
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import pytest
 
 LAUNCH_FLAGS = (
     "--headless",
@@ -46,6 +50,18 @@ def chromium_path() -> str | None:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+@contextmanager
+def dashboard_page(url: str, workdir: Path, ready: str) -> Iterator[Page]:
+    """The page at `url` in a headless Chromium (profile under `workdir`), once the JavaScript
+    expression `ready` holds; skips the test when Chromium is not installed."""
+    if chromium_path() is None:
+        pytest.skip("no Chromium binary at /usr/bin/chromium; install it: apt-get install chromium")
+    with Browser.launch(workdir) as browser:
+        page = browser.open(url)
+        page.wait_for(ready)
+        yield page
 
 
 class DevToolsError(RuntimeError):

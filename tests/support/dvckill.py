@@ -32,7 +32,7 @@ def start(project: Project, *command: str, output: Path | None = None) -> subpro
             start_new_session=True,
         )
     finally:
-        if output:
+        if not isinstance(sink, int):  # our file, not subprocess.DEVNULL
             sink.close()
 
 

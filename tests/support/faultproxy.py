@@ -165,6 +165,7 @@ class FaultProxy:
         """Bind a free port on 127.0.0.1 and start serving in a daemon thread."""
         self._server = _Server(("127.0.0.1", 0), _Handler, proxy=self)
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET address
         self.endpoint_url = f"http://{host}:{port}"
         self._serve_thread = threading.Thread(
             target=self._server.serve_forever,

@@ -61,7 +61,10 @@ def _lines(lines: Iterable[str | bytes], end: bytes = b"\n") -> Callable[[Path],
 
 
 def _raw(data: bytes) -> Callable[[Path], None]:
-    return lambda path: path.write_bytes(data)
+    def write(path: Path) -> None:
+        path.write_bytes(data)
+
+    return write
 
 
 def _random_bytes(size: int, seed: int) -> Callable[[Path], None]:

@@ -35,13 +35,20 @@ def import_closure(module: str, package_root: Path, stop: frozenset[str] = froze
         seen.add(name)
         if name in stop:
             continue
-        pending.extend(imported_modules(_module_file(name, package_root), package_root))
+        pending.extend(imported_modules(_project_file(name, package_root), package_root))
     return seen
 
 
 def module_path(module: str, package_root: Path) -> str:
     """The repository-relative file of a project module, as dvc.yaml names it."""
-    return _module_file(module, package_root).relative_to(package_root).as_posix()
+    return _project_file(module, package_root).relative_to(package_root).as_posix()
+
+
+def _project_file(module: str, package_root: Path) -> Path:
+    found = _module_file(module, package_root)
+    if found is None:
+        raise LookupError(f"{module} is not a module of the {PACKAGE} package")
+    return found
 
 
 def _module_file(module: str, package_root: Path) -> Path | None:

@@ -25,12 +25,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from stages import db
-from stages.errors import PipelineError
+from stages.config import DATABASE_VARIABLES
+from stages.errors import PipelineError, first_line
 from stages.secrets import redact
 
 SERVER = pytest.StashKey["SessionServer"]()
@@ -51,7 +53,7 @@ class SessionServer:
             with psycopg.connect(self.url, connect_timeout=5) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error as exc:
-            return str(exc).strip().splitlines()[0]
+            return first_line(exc)
         return None
 
     def ensure_running(self, item: pytest.Item) -> None:
@@ -88,7 +90,7 @@ class SessionServer:
         )
 
 
-def stop_run(item: pytest.Item, message: str) -> None:
+def stop_run(item: pytest.Item, message: str) -> NoReturn:
     """Fail `item` with `message` and let no later test run (they would all fail the same way)."""
     item.session.shouldstop = message
     pytest.fail(message, pytrace=False)
@@ -151,6 +153,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         server.ensure_running(item)
 
 
+def forget_database(env: pytest.MonkeyPatch) -> None:
+    """Unset every variable that names a database server (a developer's PG* settings too), so
+    the test alone decides which server the code under test sees."""
+    for variable in DATABASE_VARIABLES:
+        env.delenv(variable, raising=False)
+
+
 def url_for_database(base_url: str, name: str) -> str:
     """`base_url` pointing at database `name` instead (URL or key=value form)."""
     if "://" in base_url:
@@ -167,14 +176,24 @@ def unique_database_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
-def create_database(base_url: str) -> tuple[str, str]:
-    """Create an empty, uniquely named database; return (name, URL)."""
+def create_database(
+    base_url: str, prefix: str = "test", *, template: str | None = None, copy_files: bool = False
+) -> tuple[str, str]:
+    """Create a uniquely named database `<prefix>_<hex>`, empty or a copy of database
+    `template`; return (name, URL). `copy_files` copies the template's files instead of
+    WAL-logging every page (STRATEGY FILE_COPY): faster for a large template, slower for a
+    small one (it forces a checkpoint)."""
     import psycopg
     from psycopg import sql
 
-    name = unique_database_name("test")
+    name = unique_database_name(prefix)
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        if copy_files:
+            query += sql.SQL(" STRATEGY FILE_COPY")
     with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(query)
     return name, url_for_database(base_url, name)
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
-from stages import history
-from tests.support.pg import drop_database, unique_database_name, url_for_database
+from tests.support.pg import create_database, drop_database, forget_database
 from tests.support.project import Project
 
 ENGINES = ("mews", "rms")  # two engines show per-engine differences at half the run time
@@ -25,39 +23,33 @@ class RanPipeline:
     database: str
 
 
-def create_database_from(base_url: str, name: str, template: str | None = None) -> str:
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        conn.execute(query)
-    return url_for_database(base_url, name)
-
-
-def run_pipeline_once(
+@contextmanager
+def ran_pipeline(
     template: Project,
     pg_server: str,
     folder: Path,
     engines: tuple[str, ...] = ENGINES,
     *,
     committed: bool = False,
-) -> RanPipeline:
+) -> Iterator[RanPipeline]:
     """`dvc repro` of the whole pipeline for `engines` in a copy of `template`, on a new
-    database; `committed`: the copy is committed to git first, as a user's checkout is."""
+    database, dropped on exit; `committed`: the copy is committed to git first, as a user's
+    checkout is."""
     root = folder / "project"
     shutil.copytree(template.root, root, symlinks=True)
     project = Project(root)
     project.edit_params(lambda p: p.update(engines={e: p["engines"][e] for e in engines}))
     if committed:
         project.commit("The project as checked out")
-    name = unique_database_name("ran")
-    url = create_database_from(pg_server, name)
-    with pytest.MonkeyPatch.context() as env:
-        for variable in history.DATABASE_VARIABLES:
-            env.delenv(variable, raising=False)
-        env.setenv("DATABASE_URL", url)
-        project.dvc("repro")
-    return RanPipeline(project, name)
+    name, url = create_database(pg_server, "ran")
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            forget_database(env)
+            env.setenv("DATABASE_URL", url)
+            project.dvc("repro")
+        yield RanPipeline(project, name)
+    finally:
+        drop_database(pg_server, name)
 
 
 def pipeline_copy(
@@ -68,10 +60,9 @@ def pipeline_copy(
     after the test."""
     root = folder / "project"
     shutil.copytree(ran.project.root, root, symlinks=True)
-    name = unique_database_name("copy")
-    for variable in history.DATABASE_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("DATABASE_URL", create_database_from(pg_server, name, ran.database))
+    name, url = create_database(pg_server, "copy", template=ran.database)
+    forget_database(monkeypatch)
+    monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.chdir(root)
     yield Project(root)
     drop_database(pg_server, name)

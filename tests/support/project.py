@@ -36,7 +36,7 @@ class Project:
 
     @property
     def params(self) -> dict[str, Any]:
-        return yaml.safe_load((self.root / "params.yaml").read_text())
+        return yaml.safe_load((self.root / "params.yaml").read_text(encoding="utf-8"))
 
     def params_engine(self, name: str):
         """The validated Engine `name` of this project's params.yaml."""
@@ -47,7 +47,8 @@ class Project:
     def edit_params(self, change: Callable[[dict[str, Any]], None]) -> None:
         params = self.params
         change(params)
-        (self.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        text = yaml.safe_dump(params, sort_keys=False)
+        (self.root / "params.yaml").write_text(text, encoding="utf-8")
 
     def run(
         self, *args: str, check: bool = True, timeout: float = 300
@@ -73,6 +74,14 @@ class Project:
 
     def stage(self, module: str, *args: str, check: bool = False) -> subprocess.CompletedProcess:
         return self.run(sys.executable, "-m", f"stages.{module}", *args, check=check)
+
+    def raw(self, engine: str) -> bytes:
+        """The crawl file download@engine left in data/raw."""
+        return (self.root / "data/raw" / f"{engine}.txt").read_bytes()
+
+    def source_meta(self, engine: str) -> dict[str, Any]:
+        """The source's identity download@engine recorded (what ingest depends on)."""
+        return json.loads((self.root / "data/raw" / f"{engine}.meta.json").read_text())
 
     def write_raw(self, engine: str, text: str, modified: datetime) -> None:
         """What download@engine leaves: the file and the meta saying when the source changed."""
@@ -109,18 +118,26 @@ class Project:
         config.write()
 
 
-def make_project(destination: Path) -> Project:
-    """Copy the pipeline's files into `destination` and make it a git + DVC repository."""
+def copy_project(destination: Path, *, stages_from: Path | None = None) -> Project:
+    """Copy the pipeline's files into `destination`: a project whose stages run by hand, with
+    no git or DVC. `stages_from` is another copy of the stages package to use (a proposed
+    change, for a benchmark) instead of this checkout's."""
     destination.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
-        source = REPO / name
+        source = stages_from if name == "stages" and stages_from else REPO / name
         target = destination / name
         if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+            ignore = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-    project = Project(destination)
+    return Project(destination)
+
+
+def make_project(destination: Path) -> Project:
+    """Copy the pipeline's files into `destination` and make it a git + DVC repository."""
+    project = copy_project(destination)
     project.run("git", "init", "--quiet")
     project.dvc("init", "--quiet")
     project.dvc("config", "core.analytics", "false")

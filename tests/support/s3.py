@@ -15,7 +15,7 @@ import functools
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.support.faultproxy import Fault, FaultProxy, ProxiedRequest
+from tests.support.project import Project
 
 __all__ = [
     "FAKE_ACCESS_KEY_ID",
@@ -37,6 +38,7 @@ __all__ = [
     "s3_bucket",
     "s3_client",
     "s3_server",
+    "use_s3_source",
 ]
 
 FAKE_ACCESS_KEY_ID = "AKIAFAKETESTKEY00000"
@@ -104,6 +106,18 @@ class S3Bucket:
         return f"/{self.name}/{key}"
 
 
+def use_s3_source(
+    project: Project, bucket: S3Bucket, endpoint_url: str, prefix: str = "crawls"
+) -> None:
+    """Point `project`'s `source.root` at a DVC remote `crawls` on the test server (at
+    `endpoint_url`, the server or a fault proxy) and upload the sample crawl files there."""
+    for spec in project.params["engines"].values():
+        source = project.root / "data/sources" / spec["file"]
+        bucket.put(f"{prefix}/{spec['file']}", source.read_bytes())
+    project.add_s3_remote("crawls", f"s3://{bucket.name}/{prefix}", endpoint_url)
+    project.edit_params(lambda p: p["source"].update(root="remote://crawls"))
+
+
 def s3_client(
     endpoint_url: str,
     *,
@@ -167,11 +181,28 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     tokens, role settings), config and credentials files point at paths that do not exist, the
     instance metadata service is off, and HTTP proxies are cleared so loopback stays loopback.
     """
-    for name in list(os.environ):
-        if name.startswith("AWS_") or name.lower() in _PROXY_VARIABLES:
-            monkeypatch.delenv(name)
-    absent = tmp_path / "no-aws-config"
-    env = {
+    for name in set(os.environ) - set(without_aws(os.environ)):
+        monkeypatch.delenv(name)
+    env = fake_aws_variables(tmp_path / "no-aws-config")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def without_aws(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without any AWS_* variable (profiles, endpoint overrides, session tokens, role
+    settings) or HTTP proxy, so loopback stays loopback."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if not name.startswith("AWS_") and name.lower() not in _PROXY_VARIABLES
+    }
+
+
+def fake_aws_variables(absent: Path) -> dict[str, str]:
+    """Fake credentials and region; config and credentials files at paths under `absent` (a
+    folder that does not exist); the instance metadata service off; loopback not proxied."""
+    return {
         "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_ACCESS_KEY,
         "AWS_DEFAULT_REGION": REGION,
@@ -180,9 +211,6 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
         "AWS_EC2_METADATA_DISABLED": "true",
         "NO_PROXY": "127.0.0.1,localhost",
     }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
 
 
 @pytest.fixture

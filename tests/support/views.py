@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import threading
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stages import dashboard, status
@@ -36,19 +39,28 @@ class Views:
         return self.dvc_stale <= not_up_to_date
 
 
+@contextmanager
+def dashboard_server(root: Path) -> Iterator[dashboard.DashboardServer]:
+    """The dashboard of the project at `root`, serving from a thread on a free loopback port
+    (its address in `.url`); shut down and closed on exit."""
+    server = dashboard.make_server(root, "127.0.0.1", 0, refresh=1)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def read_views(project: Project) -> Views:
     """Run the three views and `dvc status --json` in `project` (the working directory)."""
     snapshot = json.loads(json.dumps(status.collect()))  # what `--json` prints
     text = status.render_text(snapshot)  # what `python -m stages.status` prints
-    server = dashboard.make_server(project.root, "127.0.0.1", 0, refresh=1)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with urllib.request.urlopen(server.url + "api/status", timeout=60) as response:
-            api = json.loads(response.read())
-    finally:
-        server.shutdown()
-        server.server_close()
+    with (
+        dashboard_server(project.root) as server,
+        urllib.request.urlopen(server.url + "api/status", timeout=60) as response,
+    ):
+        api = json.loads(response.read())
     dvc = json.loads(project.dvc("status", "--json").stdout or "{}")
     return Views(
         json=_states(snapshot),

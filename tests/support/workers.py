@@ -16,7 +16,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test whose fixture closure holds a module-scoped fixture of its module."""
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
-        if info is None:
+        if info is None or not isinstance(item, pytest.Function):  # only functions have modules
             continue
         for definitions in info.name2fixturedefs.values():
             if definitions and definitions[-1].scope == "module":
