@@ -273,8 +273,8 @@ def ingest(
 
 def _unreadable(engine: str, path: Path, exc: UnreadableFile) -> str:
     return (
-        f"{STAGE}@{engine}: {path} is {exc.format}, not a crawl file (text, gzip, or UTF-16/32 "
-        "with a byte-order mark); replace the source file with the crawl's text and run again."
+        f"{STAGE}@{engine}: {path} is {exc.format}, not a crawl file (text, gzip, or UTF-16/32); "
+        "replace the source file with the crawl's text and run again."
     )
 
 
