@@ -85,7 +85,7 @@ class Blank(Enum):
 BLANK = Blank.BLANK
 ParseResult = str | tuple[str, ...] | Reject | Blank
 # Bumped when this module reads lines differently, so stored evidence is checked again.
-RULES_VERSION = 2
+RULES_VERSION = 3
 
 
 class UnreadableFile(Exception):
@@ -466,13 +466,18 @@ class LineParser:
         # No URL: one word in quotes or brackets is a bare id; several stay as they are.
         if len(words) == 1:
             text = _cleaned(words[0]) or text
-        if "/" not in text and ":" not in text and "." not in text:
-            return self._bare(text)
-        return self._parse_url(text)
+        return self._one(text)
 
     def _one(self, url: str) -> ParseResult:
-        """One URL of a messy line: a query glued on with `&` is read as the query; when it
-        gives no id, the URL's field may have ended at a `,` `;` or `|` (`<url>,200`)."""
+        """One URL (or bare id) of a messy line: a query glued on with `&` is read as the
+        query; when it gives no id, punctuation after it (running text) is dropped, then the
+        URL's field may have ended at a `,` `;` or `|` (`<url>,200`)."""
+        if "/" not in url and ":" not in url and "." not in url:
+            outcome = self._bare(url)
+            if type(outcome) is Reject and url[-1] in _TRAILING and url.rstrip(_TRAILING):
+                retry = self._bare(url.rstrip(_TRAILING))
+                return outcome if type(retry) is Reject else retry
+            return outcome
         if "&" in url:
             head = _used_part(url)
             after_host = head.find("//") + 2 if "//" in head else 0
@@ -482,11 +487,11 @@ class LineParser:
                 url = f"{url[: glued.start()]}?{url[glued.end() :]}"
         outcome = self._parse_url(url)
         if type(outcome) is Reject:
-            field_end = _FIELD_END.search(_used_part(url))
-            if field_end:
-                shorter = self._parse_url(url[: field_end.start()])
-                if type(shorter) is not Reject:
-                    return shorter
+            for shorter in (url.rstrip(_TRAILING), url[: _field_end(url)]):
+                if shorter and shorter != url:
+                    retry = self._parse_url(shorter)
+                    if type(retry) is not Reject:
+                        return retry
         return outcome
 
     def _several(self, urls: list[str]) -> ParseResult:
@@ -686,6 +691,12 @@ def _rescuable(text: str, outcome: Reject) -> bool:
     return outcome is _WRONG_HOST and slashes > 0 and slashes != text.find(":") + 1
 
 
+def _field_end(url: str) -> int:
+    """Where a URL's field of a CSV-like row ends: its first `,` `;` `|` before the query."""
+    field_end = _FIELD_END.search(_used_part(url))
+    return field_end.start() if field_end else len(url)
+
+
 def _json_char(match: re.Match[str]) -> str:
     """The character of one JSON escape; `\\u` of a control or non-ASCII one stays as written."""
     if match[2]:
@@ -696,8 +707,7 @@ def _json_char(match: re.Match[str]) -> str:
 
 def _cleaned(word: str) -> str:
     """`word` without the debris of extraction around it: what comes before a URL's scheme
-    (`href=`, `$booking=`), encoded quotes (`%22...%22`), opening brackets and quotes,
-    trailing punctuation.
+    (`href=`, `$booking=`), encoded quotes (`%22...%22`), opening brackets and quotes.
 
     A closing %22 is debris after an opening one, or at the end of a path; inside a query or
     fragment it is the value's own (`?q=%22hi%22`). A closing %27 only after an opening one
@@ -714,7 +724,7 @@ def _cleaned(word: str) -> str:
             (closing == "%22" and ((opened == "%22" and openings) or end == _used_part(end)))
             or (closing == "%27" and opened == "%27" and openings)
         ):
-            return end
+            return word  # trailing punctuation stays: `_one` drops it only if the URL fails
         word, openings = end[:-3], openings - 1  # one closing quote per opening one
 
 
