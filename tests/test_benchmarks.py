@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import common, download, export, ingest, pipeline, repro, startup
+from benchmarks import common, download, export, ingest, parse, pipeline, repro, startup
 
 TINY = ["--repeat", "1", "--no-warmup"]
 
@@ -94,3 +94,14 @@ def test_the_whole_pipeline_runs_from_clean_and_peak_memory_is_reported(pg_serve
         "peak RSS of export, 20 rows vs 10",
     ]
     assert all("target <= 250 MB" in line for line in lines[1:])
+
+
+def test_the_parse_hot_loop_is_timed_against_a_baseline_tree(capsys):
+    # This tree as its own baseline: a shallow clone holds no first-release commit.
+    assert parse.main(["--lines", "200", "--old", str(common.REPO), *TINY]) == 0
+
+    lines = figure_lines(capsys.readouterr().out)
+    assert [what(line) for line in lines] == [
+        f"parse, {engine}, 200 lines, best of 1" for engine in parse.ENGINES
+    ]
+    assert all("target <= 1.30x" in line and "ratio of medians" in line for line in lines)
