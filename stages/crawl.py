@@ -463,9 +463,11 @@ class LineParser:
             return self._one(urls[0])
         if urls:
             return self._several(urls)
-        # No URL: one word in quotes or brackets is a bare id; several stay as they are.
-        if len(words) == 1:
-            text = _cleaned(words[0]) or text
+        # No URL: one word in quotes or brackets is a bare id (`$booking="<id>";` holds one
+        # once the attribute and the punctuation are dropped); several stay as they are.
+        bare = [w for w in (_cleaned(w).rstrip(_TRAILING) for w in words) if w]
+        if len(bare) == 1:
+            text = bare[0]
         return self._one(text)
 
     def _one(self, url: str) -> ParseResult:

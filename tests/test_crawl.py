@@ -960,3 +960,15 @@ def test_utf16_or_utf32_without_a_bom_reads_like_its_utf8_original(tmp_path, enc
     original.write_bytes(SAMPLE.encode())
     other.write_bytes(SAMPLE.encode(encoding))
     assert lines_of_file(other) == lines_of_file(original)
+
+
+@pytest.mark.parametrize(
+    ("engine", "line", "expected"),
+    [
+        ("mews", f'$booking="{UUID}";', UUID),
+        ("mews", f"href='{UUID.upper()}'", UUID),
+        ("siteminder", 'src="heritagehouselodge"', "heritagehouselodge"),
+    ],
+)
+def test_a_bare_id_inside_an_attribute_is_read(engine, line, expected):
+    assert parse(engine, line) == expected
