@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from enum import Enum
 from itertools import islice
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import unquote
 
 from stages.config import Engine
@@ -60,6 +60,19 @@ class Reject(Enum):
         return self.value
 
 
+# Reading an enum member off its class runs Python code in 3.11 (about 0.2 µs, as much as the
+# rest of a rejected line's check); the parser returns these module-level names instead.
+(
+    _TOO_LONG,
+    _INVALID_UTF8,
+    _CONTROL_CHARS,
+    _UNSUPPORTED_SCHEME,
+    _WRONG_HOST,
+    _NO_ID,
+    _MALFORMED_ID,
+) = Reject
+
+
 class Blank(Enum):
     """The one outcome of a whitespace-only line: neither an id nor a rejection."""
 
@@ -72,7 +85,7 @@ class Blank(Enum):
 BLANK = Blank.BLANK
 ParseResult = str | tuple[str, ...] | Reject | Blank
 # Bumped when this module reads lines differently, so stored evidence is checked again.
-RULES_VERSION = 2
+RULES_VERSION = 3
 
 
 class UnreadableFile(Exception):
@@ -114,9 +127,11 @@ def open_crawl(path: Path) -> Iterator[BinaryIO]:
     streaming (memory stays flat); anything else is read as it is, unless it is an archive or
     document (zip, 7z, bzip2, xz, zstd, PDF, Office, ELF) or binary (over BINARY_SHARE of its
     first 4 KiB invalid UTF-8 or control bytes other than NUL and whitespace): then
-    UnreadableFile names the format. A gzip member holding UTF-16 is read the same way.
-    UTF-16 without a BOM is read as UTF-8: its NUL-ridden lines are rejected, and the ingest's
-    rejected-share guard fails the load.
+    UnreadableFile names the format (a tar archive too, by its `ustar` magic at byte 257).
+    UTF-16/32 without a BOM is told by its NUL bytes (every other byte in the first KiB, or
+    three of four) and decoded the same way: no UTF-8 text holds NULs like that, and
+    decoding loads the very leads of the UTF-8 original, where failing would only ask the
+    user to re-save the file. A gzip member holding UTF-16 is read the same way.
     """
     import gzip
 
@@ -136,14 +151,41 @@ def _decoded(stream: BinaryIO, head: bytes) -> BinaryIO:
     for magic, name in _FOREIGN:
         if head.startswith(magic):
             raise UnreadableFile(name)
+    if head[257:262] == b"ustar":  # POSIX and GNU tar: the magic sits in the first header
+        raise UnreadableFile("a tar archive")
     for bom, encoding in _TEXT_BOMS:
         # UTF-16/32 of URLs is mostly ASCII, so NUL bytes follow the BOM; a UTF-8 file whose
         # first line merely starts with the bytes FF FE is read as UTF-8 (and that line rejected).
         if head.startswith(bom) and (b"\x00" in head[len(bom) :] or len(head) == len(bom)):
             return _Recoded(stream, encoding, len(bom))  # type: ignore[return-value]
+    encoding = _bomless_encoding(head)
+    if encoding:
+        return _Recoded(stream, encoding, 0)  # type: ignore[return-value]
     if _looks_binary(head):
         raise UnreadableFile("binary data (mostly bytes that are neither UTF-8 nor text)")
     return stream
+
+
+def _bomless_encoding(head: bytes) -> str | None:
+    """UTF-16/32 without a BOM (a file split or written by .NET without one), told by where
+    the NUL bytes sit in the first KiB: text of URLs is ASCII, so each character's other
+    bytes are NUL. UTF-8 and Latin-1 text holds no NUL at all, so the pattern is safe."""
+    sample = head[:1024]
+    size = len(sample) - len(sample) % 4
+    if size < 4:
+        return None
+    share = [sample[i:size:4].count(0) / (size // 4) for i in range(4)]
+    nul = [value >= 0.9 for value in share]
+    text = [value <= 0.1 for value in share]
+    if text[0] and nul[1] and nul[2] and nul[3]:
+        return "utf-32-le"
+    if nul[0] and nul[1] and nul[2] and text[3]:
+        return "utf-32-be"
+    if text[0] and text[2] and nul[1] and nul[3]:
+        return "utf-16-le"
+    if nul[0] and nul[2] and text[1] and text[3]:
+        return "utf-16-be"
+    return None
 
 
 # Control bytes no text file holds; NUL is left out so a text file with a NUL-ridden line is
@@ -263,15 +305,16 @@ _WEB_SCHEMES = frozenset({"http", "https"})
 _HOST_CACHE_SIZE = 4096
 
 
-# Characters that betray HTML/text extraction debris around a URL. A line holding none of them
-# (nearly every line of a real crawl file) skips the clean-up, which keeps the hot loop lean.
-# Debris shows at a line's edges or as quotes and spaces inside it; each test below is a
-# memchr-fast `in`, far cheaper than one regex scan of the line (measured: 1.1 µs vs 0.3 µs).
-_ODD_START = "\"'<([{`&%$"
-_ODD_END = "\"'>)]}`"
-_ENTITY = re.compile(r"&(?:quot|amp|apos|lt|gt|#)", re.I)  # looked for only after an '&'
-_EDGE_QUOTE = re.compile(r"^%2[27]|%2[27]\W*$")  # looked for only after a '%2'
-_ATTRIBUTE_START = re.compile(r"[\w$.-]+=(?:https?:|/|[\w-]+\.)", re.I)  # href=https://...
+# A plain line, the common case, takes the fast path of `parse`: ASCII without these bytes and
+# not ending in punctuation. The bytes are controls (a tab separates the fields of a crawler
+# export), space, quotes, brackets, backtick, backslash (JSON's `\/`), and `;` `,` `|` (HTML
+# entities, CSV fields, URLs glued together). Any other line takes `_messy`. One bytes.translate
+# tells them apart: far cheaper than a regex scan of the line.
+_NOT_PLAIN = _CONTROL_BYTES + b" \"'<>()[]{}`\\;,|"
+_TRAILING = ".,;:!?)]}>'\""  # punctuation after a URL in running text or code
+_TRAILING_BYTES = _TRAILING.encode()
+_LEADING = "([{<'\""
+_ENCODED_QUOTES = ("%22", "%27")
 _ENTITIES = (
     ("&quot;", '"'),
     ("&#34;", '"'),
@@ -283,13 +326,18 @@ _ENTITIES = (
     ("&gt;", ">"),
     ("&amp;", "&"),
 )
-_ENCODED_QUOTES = ("%22", "%27")
-_EMBEDDED_URL = re.compile(r"(?:https?:)?//[^\s\"'<>()\[\]{}`]+", re.I)
+# JSON escapes of scraped inline JSON: `https:\/\/host\/path`, `\u0026` for &, `\"`.
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|([/\"']))")
+# Where a line breaks into words: whitespace, quotes, brackets.
 _TOKEN_SPLIT = re.compile(r"[\s\"'<>()\[\]{}`]+")
+# A comma, semicolon or bar where the next URL begins (`<url>,<url>` of an export row).
+_NEXT_URL = re.compile(r"[,;|](?=(?:https?:)?//|[\w-]+(?:\.[\w-]+)+/)", re.I)
+_EMBEDDED_URL = re.compile(r"(?:https?:)?//", re.I)  # where a URL starts inside a word
 _ATTRIBUTE = re.compile(r"^[\w$.-]+=")  # href=, src=, $booking=, data-url=
-_TRAILING = ".,;:!?)]}>'\""  # punctuation after a URL in running text or code
-_LEADING = "([{<'\""
 _OTHER_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:(?!\d)")
+# "&utm_source=" glued on a path without its "?": where the query begins.
+_GLUED_QUERY = re.compile(r"&(?=[\w.\[\]-]+=)")
+_FIELD_END = re.compile(r"[,;|]")  # the end of a URL's field in a CSV-like export row
 # Tracking parameters dropped from a booking URL: they name the campaign, not the page.
 _TRACKING = ("utm_", "_ga=", "_gl=", "gclid=", "fbclid=")
 
@@ -344,20 +392,40 @@ class LineParser:
         hosts = "|".join(re.escape(host) for host in engine.hosts)
         self._host_fullmatch = re.compile(rf"(?:[a-z0-9_-]+\.)*(?:{hosts})").fullmatch
         self._hosts: dict[str, str] = {}  # authority -> normalised host, "" if not ours
-        self._found: tuple[re.Match[str], str] | None = None  # what the last accepted line named
+        # What the last accepted line named: (match, query) of its URL, None for a bare id or
+        # an unanchored pattern, or a dict of those by id when the line held several URLs.
+        self._found: Any = None
+        # URLs of the engine's hosts that gave no id on a line whose other URLs gave ids:
+        # how many so far, and (reason, URL) of the last such line (see `_several`).
+        self.misses = 0
+        self.missed: list[tuple[Reject, str]] = []
 
     def parse(self, raw: bytes | None) -> ParseResult:
         """The property id(s) in `raw` (one line from `iter_lines`), BLANK, or a Reject."""
         if raw is None or len(raw) > self.max_length:
-            return Reject.TOO_LONG
+            return _TOO_LONG
         line = raw.strip()
         if not line:
             return BLANK
+        # The plain line (nearly every line of a real crawl file): one URL or id, nothing else.
+        if (
+            line.isascii()
+            and line[-1] not in _TRAILING_BYTES
+            and len(line.translate(None, _NOT_PLAIN)) == len(line)
+        ):
+            text = line.decode("ascii")
+            if "/" not in text and ":" not in text and "." not in text:
+                outcome = self._bare(text)
+            else:
+                outcome = self._parse_url(text)
+            if type(outcome) is not Reject or not _rescuable(text, outcome):
+                return outcome
+        return self._messy(line)
+
+    def _messy(self, line: bytes) -> ParseResult:
+        """Any line but the plain one: not ASCII, or holding extraction debris, escapes, fields
+        of an export row or several URLs. Every URL on the line is read (`_several`)."""
         if line.isascii():
-            if len(line.translate(None, _CONTROL_BYTES)) != len(line):
-                if _CONTROL.search(_used_part(line.decode("ascii"))):
-                    return Reject.CONTROL_CHARS
-                line = line.translate(_TAIL_CONTROLS)  # in the query: a separator, not data
             text = line.decode("ascii")
         else:
             try:
@@ -368,52 +436,101 @@ class LineParser:
                 try:
                     text = line[: len(head)].decode("utf-8")
                 except UnicodeDecodeError:
-                    return Reject.INVALID_UTF8
+                    return _INVALID_UTF8
                 text += line[len(head) :].decode("utf-8", "replace")
             text = text.strip(_UNICODE_SPACE)
             if not text:
                 return BLANK
-            if _CONTROL.search(text):
-                if _CONTROL.search(_used_part(text)):
-                    return Reject.CONTROL_CHARS
-                text = _CONTROL.sub(" ", text)
-        # Cheap tests first: nearly every line holds no debris and skips the clean-up.
-        if (
-            text[0] in _ODD_START
-            or text[-1] in _ODD_END
-            or " " in text
-            or '"' in text
-            or "'" in text
-            or ("&" in text and ";" in text and _ENTITY.search(text))
-            or ("%2" in text and _EDGE_QUOTE.search(text))
-            or ("=" in text[:24] and _ATTRIBUTE_START.match(text))
-        ):
-            text = _unwrap(text)
-        if "/" not in text and ":" not in text and "." not in text:
-            outcome = self._bare(text)
-        else:
-            outcome = self._parse_url(text)
-        if type(outcome) is Reject and text[-1] in _TRAILING:
-            return self._without_trailing(text, outcome)
+        if "\t" in text:
+            text = text.replace("\t", " ")  # the fields of an export row: `<url>\t200`
+        if _CONTROL.search(text):
+            if _CONTROL.search(_used_part(text)):
+                return _CONTROL_CHARS
+            text = _CONTROL.sub(" ", text)  # in the query: a separator, not data
+        if "\\" in text:
+            text = _JSON_ESCAPE.sub(_json_char, text)  # scraped inline JSON
+            text = text.replace("\\", "/")  # browsers read any other backslash as a slash
+        if "&" in text:
+            for entity, char in _ENTITIES:
+                if entity in text:
+                    text = text.replace(entity, char)
+        scheme = _OTHER_SCHEME.match(text)
+        if scheme and scheme.group().lower() not in ("http:", "https:"):
+            return self._parse_url(text)  # javascript:..., data:...: never mined for a URL
+        words = [word for word in _TOKEN_SPLIT.split(text) if word]
+        urls = [url for word in words for url in _urls_in(word)]
+        if len(urls) == 1:
+            return self._one(urls[0])
+        if urls:
+            return self._several(urls)
+        # No URL: one word in quotes or brackets is a bare id (`$booking="<id>";` holds one
+        # once the attribute and the punctuation are dropped); several stay as they are.
+        bare = [w for w in (_cleaned(w).rstrip(_TRAILING) for w in words) if w]
+        if len(bare) == 1:
+            text = bare[0]
+        return self._one(text)
+
+    def _one(self, url: str) -> ParseResult:
+        """One URL (or bare id) of a messy line: a query glued on with `&` is read as the
+        query; when it gives no id, punctuation after it (running text) is dropped, then the
+        URL's field may have ended at a `,` `;` or `|` (`<url>,200`)."""
+        if "/" not in url and ":" not in url and "." not in url:
+            outcome = self._bare(url)
+            if type(outcome) is Reject and url[-1] in _TRAILING and url.rstrip(_TRAILING):
+                retry = self._bare(url.rstrip(_TRAILING))
+                return outcome if type(retry) is Reject else retry
+            return outcome
+        if "&" in url:
+            head = _used_part(url)
+            after_host = head.find("//") + 2 if "//" in head else 0
+            path = head.find("/", after_host)
+            glued = _GLUED_QUERY.search(head, path) if path >= 0 else None
+            if glued:
+                url = f"{url[: glued.start()]}?{url[glued.end() :]}"
+        outcome = self._parse_url(url)
+        if type(outcome) is Reject:
+            for shorter in (url.rstrip(_TRAILING), url[: _field_end(url)]):
+                if shorter and shorter != url:
+                    retry = self._parse_url(shorter)
+                    if type(retry) is not Reject:
+                        return retry
         return outcome
+
+    def _several(self, urls: list[str]) -> ParseResult:
+        """Every id of several URLs on one line, in line order without repeats, each with its
+        own booking URL. A URL of the engine's hosts that gives no id while others do is
+        counted in `misses` and listed in `missed`; the line is rejected only when none gives
+        an id, with the reason of the first URL of the engine's hosts (else of the first)."""
+        found: dict[str, tuple[re.Match[str], str] | None] = {}
+        first: Reject | None = None
+        own: Reject | None = None
+        missed: list[tuple[Reject, str]] = []
+        for url in urls:
+            outcome = self._one(url)
+            if type(outcome) is Reject:
+                first = first or outcome
+                if outcome is not _WRONG_HOST and outcome is not _UNSUPPORTED_SCHEME:
+                    own = own or outcome
+                    missed.append((outcome, url))
+                continue
+            where = self._found
+            for property_id in (outcome,) if type(outcome) is str else outcome:
+                found.setdefault(property_id, where)
+        if not found:
+            return own or first or _NO_ID
+        if missed:
+            self.misses += len(missed)
+            self.missed = missed
+        self._found = found
+        ids = tuple(found)
+        return ids[0] if len(ids) == 1 else ids
 
     def _bare(self, text: str) -> ParseResult:
         self._found = None
         accepted = self._accept(text)
         if not accepted and "%" in text:  # `%20Qw3rTy%20`: a bare id is decoded once
             accepted = self._accept(unquote(text, errors="replace"))
-        return accepted or Reject.MALFORMED_ID
-
-    def _without_trailing(self, text: str, outcome: Reject) -> ParseResult:
-        """Punctuation after a URL in running text: tried only when the line fails with it."""
-        text = text.rstrip(_TRAILING)
-        if not text:
-            return outcome
-        if "/" not in text and ":" not in text and "." not in text:
-            retry = self._bare(text)
-        else:
-            retry = self._parse_url(text)
-        return outcome if type(retry) is Reject else retry
+        return accepted or _MALFORMED_ID
 
     def booking_url(self, property_id: str) -> str:
         """The booking page of `property_id` as the last accepted line named it.
@@ -424,6 +541,8 @@ class LineParser:
         the host, gives the engine's `booking_url` template. Call it right after `parse`.
         """
         found = self._found
+        if type(found) is dict:  # several URLs on the line: each id has its own
+            found = found.get(property_id)
         if found is None:
             return self.engine.canonical_url(property_id)
         match, query = found
@@ -473,16 +592,15 @@ class LineParser:
         return ids[0] if len(ids) == 1 else ids
 
     def _parse_url(self, text: str) -> ParseResult:
-        # Split by hand: measurably faster than urllib.parse or one big regex.
-        if "\\" in text:
-            text = text.replace("\\", "/")  # browsers read a backslash as a slash
+        # Split by hand: measurably faster than urllib.parse or one big regex. A backslash
+        # never gets here: `_messy` reads it as a slash first.
         colon = text.find(":")
         scheme = text[:colon] if colon > 0 else ""
         if scheme == "https" or scheme == "http":
             rest = text[colon + 1 :].lstrip("/")  # any run of slashes, as browsers accept
         elif scheme and _SCHEME.fullmatch(scheme) and not _PORT.match(text, colon + 1):
             if scheme.lower() not in _WEB_SCHEMES:
-                return Reject.UNSUPPORTED_SCHEME
+                return _UNSUPPORTED_SCHEME
             rest = text[colon + 1 :].lstrip("/")
         elif text.startswith("//"):
             rest = text[2:]  # scheme-relative
@@ -497,14 +615,14 @@ class LineParser:
             if len(self._hosts) < _HOST_CACHE_SIZE and len(authority) <= 255:
                 self._hosts[authority] = host
         if not host:
-            return Reject.WRONG_HOST
+            return _WRONG_HOST
         if "%" in path:
             try:
                 path = unquote(path, errors="strict")
             except UnicodeDecodeError:
-                return Reject.INVALID_UTF8
+                return _INVALID_UTF8
             if _CONTROL.search(path):
-                return Reject.CONTROL_CHARS
+                return _CONTROL_CHARS
         if path.endswith("/"):
             path = path[:-1]
         target = host + path
@@ -513,7 +631,12 @@ class LineParser:
             match = pattern.search(target)
             if match:
                 found = True
-                accepted = self._accept(match["id"])
+                candidate = match["id"]
+                if self._id_fullmatch(candidate):  # `_accept` inlined: the hot loop
+                    self._found = (match, query) if page else None
+                    return self._case(candidate) if self._case else candidate
+                # Letters and digits alone hold no space or separator to look past.
+                accepted = None if candidate.isalnum() else self._accept_slowly(candidate)
                 if accepted:
                     self._found = (match, query) if page else None
                     return accepted
@@ -529,7 +652,7 @@ class LineParser:
                     if accepted:
                         self._found = (match, "") if page else None
                         return accepted
-        return Reject.MALFORMED_ID if found else Reject.NO_ID
+        return _MALFORMED_ID if found else _NO_ID
 
     def _host(self, authority: str) -> str:
         """The lower-cased host of `authority` if it is one of the engine's, else ""."""
@@ -546,9 +669,6 @@ class LineParser:
         return host if self._host_fullmatch(host) else ""
 
 
-_TAIL_CONTROLS = bytes.maketrans(_CONTROL_BYTES, b" " * len(_CONTROL_BYTES))
-
-
 def _used_part(text: str) -> str:
     """`text` up to its query or fragment: the part whose bytes must be clean."""
     cut = len(text)
@@ -559,41 +679,72 @@ def _used_part(text: str) -> str:
     return text[:cut]
 
 
-def _unwrap(text: str) -> str:
-    """The URL (or id) inside a line of extracted HTML or text, see the module docstring."""
-    if "&" in text:
-        for entity, char in _ENTITIES:
-            if entity in text:
-                text = text.replace(entity, char)
-    # An encoded quote is debris only at the edges; inside a path it may belong to an id.
-    opened_with_27 = text.startswith("%27")
-    while text[:3] in _ENCODED_QUOTES:
-        text = text[3:].lstrip(_LEADING)
-    # A closing %22 ends a quoted URL; a closing %27 only when one opened it (it may be an id's).
-    while len(text) > 3 and (
-        text.rstrip(_TRAILING).endswith("%22")
-        or (opened_with_27 and text.rstrip(_TRAILING).endswith("%27"))
-    ):
-        text = text.rstrip(_TRAILING)[:-3]
-    scheme = _OTHER_SCHEME.match(text)
-    if scheme and scheme.group().lower() not in ("http:", "https:"):
-        return text  # javascript:..., data:...: rejected as such, never mined for a URL
-    embedded = _EMBEDDED_URL.search(text)
-    if embedded:
-        return embedded.group().rstrip(_TRAILING)
-    tokens = [
-        token
-        for token in (
-            _ATTRIBUTE.sub("", piece).strip(_LEADING).rstrip(_TRAILING)
-            for piece in _TOKEN_SPLIT.split(text)
-        )
-        if token
-    ]
-    with_slash = [token for token in tokens if "/" in token]
-    if with_slash:
-        return with_slash[0]
-    # One word in quotes or brackets is a bare id; several words stay as they were (rejected).
-    return tokens[0] if len(tokens) == 1 else text
+def _rescuable(text: str, outcome: Reject) -> bool:
+    """Whether `_messy` may find an id in a plain line the fast path rejected: a query glued
+    on with `&`, an attribute (`href=`), encoded quotes around it, or a URL after a prefix."""
+    if "&" in text or "=" in text:
+        head = text.partition("?")[0]  # a fragment in it only costs a needless second look
+        if "&" in head or "=" in head:
+            return True
+    if "%2" in text and (text[:3] in _ENCODED_QUOTES or text[-3:] in _ENCODED_QUOTES):
+        return True
+    # `booking_link:https://...`: the URL starts after the first colon's own slashes.
+    slashes = text.find("//")
+    return outcome is _WRONG_HOST and slashes > 0 and slashes != text.find(":") + 1
+
+
+def _field_end(url: str) -> int:
+    """Where a URL's field of a CSV-like row ends: its first `,` `;` `|` before the query."""
+    field_end = _FIELD_END.search(_used_part(url))
+    return field_end.start() if field_end else len(url)
+
+
+def _json_char(match: re.Match[str]) -> str:
+    """The character of one JSON escape; `\\u` of a control or non-ASCII one stays as written."""
+    if match[2]:
+        return match[2]
+    char = chr(int(match[1], 16))
+    return char if " " <= char <= "~" else match[0]
+
+
+def _cleaned(word: str) -> str:
+    """`word` without the debris of extraction around it: what comes before a URL's scheme
+    (`href=`, `$booking=`), encoded quotes (`%22...%22`), opening brackets and quotes.
+
+    A closing %22 is debris after an opening one, or at the end of a path; inside a query or
+    fragment it is the value's own (`?q=%22hi%22`). A closing %27 only after an opening one
+    (it may end an id)."""
+    opened, openings = word[:3], 0
+    while word[:3] in _ENCODED_QUOTES:
+        word, openings = word[3:].lstrip(_LEADING), openings + 1
+    start = _EMBEDDED_URL.search(word)  # `$booking=https://...`, `url:https://...`
+    word = word[start.start() :] if start else _ATTRIBUTE.sub("", word).lstrip(_LEADING)
+    while True:
+        end = word.rstrip(_TRAILING)
+        closing = end[-3:]
+        if not (
+            (closing == "%22" and ((opened == "%22" and openings) or end == _used_part(end)))
+            or (closing == "%27" and opened == "%27" and openings)
+        ):
+            return word  # trailing punctuation stays: `_one` drops it only if the URL fails
+        word, openings = end[:-3], openings - 1  # one closing quote per opening one
+
+
+def _urls_in(word: str) -> list[str]:
+    """The URLs one word of a line holds (none, one, or several glued with `,` `;` `|`),
+    each from its scheme (or its host) on, without debris; a URL has a '/'. A word of
+    another scheme (ftp:, mailto:) is kept whole, to be rejected as such."""
+    urls = []
+    for piece in _NEXT_URL.split(word) if ("," in word or ";" in word or "|" in word) else (word,):
+        scheme = _OTHER_SCHEME.match(piece)
+        if scheme and scheme.group().lower() not in ("http:", "https:"):
+            if "/" in piece:
+                urls.append(piece)
+            continue
+        url = _cleaned(piece)
+        if "/" in url:
+            urls.append(url)
+    return urls
 
 
 _ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}

@@ -36,7 +36,9 @@ PROGRESS_EVERY = 100_000  # lines between progress reports: cheap next to parsin
 SEEN_CACHE = 1 << 16
 COUNTING = (
     "lines = blank + rejected + accepted_lines; valid = ids on accepted lines (a line may"
-    " name several) = unique + duplicates; unique = inserted + updated + unchanged"
+    " name several) = unique + duplicates; unique = inserted + updated + unchanged;"
+    " urls_without_id = URLs of the engine's hosts that gave no id on accepted lines (listed"
+    " in the rejects file as url:<reason>)"
 )
 
 if TYPE_CHECKING:
@@ -52,7 +54,7 @@ class LineTally:
         self.reset()
 
     def reset(self) -> None:
-        self.lines = self.blank = self.accepted = self.valid = 0
+        self.lines = self.blank = self.accepted = self.valid = self.urls_without_id = 0
         self.rejected: Counter[str] = Counter()
         if self.rejects:
             self.rejects.seek(0)
@@ -73,6 +75,7 @@ class LineTally:
         from stages.progress import Progress
 
         self.reset()
+        misses = parser.misses
         progress = Progress(f"read {path.name}", unit="lines")
         size = max(path.stat().st_size, 1)
         try:
@@ -83,13 +86,12 @@ class LineTally:
                     if not number % PROGRESS_EVERY:
                         progress.update(number, fraction=position() / size)
                     outcome = parser.parse(raw)
-                    if type(outcome) is str:
+                    if type(outcome) is str or type(outcome) is tuple:
                         self.accepted += 1
-                        self.valid += 1
-                        yield number, outcome, raw
-                    elif type(outcome) is tuple:
-                        self.accepted += 1
-                        self.valid += len(outcome)
+                        self.valid += 1 if type(outcome) is str else len(outcome)
+                        if parser.misses != misses:  # a URL beside others gave no id
+                            misses = parser.misses
+                            self._missed(number, parser.missed)
                         yield number, outcome, raw
                     elif outcome is BLANK:
                         self.blank += 1
@@ -107,6 +109,16 @@ class LineTally:
                 raise
             raise UnreadableFile(f"a damaged gzip file ({exc})") from None
         progress.finish(self.lines)
+
+    def _missed(self, number: int, missed: list[tuple[Reject, str]]) -> None:
+        """Count the URLs of an accepted line that gave no id, and list them as rejects."""
+        from stages.crawl import safe_text
+
+        self.urls_without_id += len(missed)
+        if self.rejects:
+            for reason, url in missed:
+                text = safe_text(url.encode("utf-8", "surrogatepass"))
+                self.rejects.write(f"{number}\turl:{reason.value}\t{text}\n")
 
     def found(self, path: Path, parser: LineParser) -> Iterator[Found]:
         """A staged row per id: (id, line number, booking URL, evidence), "" for a repeat."""
@@ -139,6 +151,7 @@ class LineTally:
             "rejected_by_reason": dict(sorted(self.rejected.items())),
             "accepted_lines": self.accepted,
             "valid": self.valid,
+            "urls_without_id": self.urls_without_id,
             "counting": COUNTING,
         }
 
@@ -277,8 +290,8 @@ def ingest(
 
 def _unreadable(engine: str, path: Path, exc: UnreadableFile) -> str:
     return (
-        f"{STAGE}@{engine}: {path} is {exc.format}, not a crawl file (text, gzip, or UTF-16/32 "
-        "with a byte-order mark); replace the source file with the crawl's text and run again."
+        f"{STAGE}@{engine}: {path} is {exc.format}, not a crawl file (text, gzip, or UTF-16/32); "
+        "replace the source file with the crawl's text and run again."
     )
 
 

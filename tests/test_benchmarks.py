@@ -15,6 +15,7 @@ from benchmarks import (
     download,
     export,
     ingest,
+    parse,
     pipeline,
     repro,
     scale,
@@ -134,3 +135,14 @@ def test_the_scale_curve_prints_a_table_row_per_engine_count_and_the_cost_per_st
     ]
     (line,) = figure_lines(output)
     assert what(line) == "DVC's cost per stage, 5 vs 1 engines" and "target <= 1.30x" in line
+
+
+def test_the_parse_hot_loop_is_timed_against_a_baseline_tree(capsys):
+    # This tree as its own baseline: a shallow clone holds no first-release commit.
+    assert parse.main(["--lines", "200", "--old", str(common.REPO), *TINY]) == 0
+
+    lines = figure_lines(capsys.readouterr().out)
+    assert [what(line) for line in lines] == [
+        f"parse, {engine}, 200 lines, best of 1" for engine in parse.ENGINES
+    ]
+    assert all("target <= 1.30x" in line and "ratio of medians" in line for line in lines)

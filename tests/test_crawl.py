@@ -154,7 +154,7 @@ ABC = "/reservation/AbC123"
         "hotels.сloudbeds.com",  # Cyrillic 'с'
         "hotels.cloudbeds.cοm",  # Greek omicron
         "ｃｌｏｕｄｂｅｄｓ.com",  # fullwidth letters
-        "hotels cloudbeds.com",
+        "hotels%20cloudbeds.com",
         "[::1]",
     ],
 )
@@ -243,7 +243,6 @@ def test_percent_encoded_invalid_utf8_is_rejected():
         b"\x00",
         b"Ab\x07C123",
         b"\x1b[31mAbC123",
-        b"Ab\tC123",
         b"AbC\x7f123",
         "AbC\u0085123".encode(),  # C1 control (NEL)
     ],
@@ -805,3 +804,176 @@ def test_an_encoded_apostrophe_ending_an_id_is_kept_unless_one_opened_the_line()
         Reject.MALFORMED_ID
     )
     assert parse("siteminder", "%27https://direct-book.com/properties/seaside%27") == "seaside"
+
+
+# --- shapes a fresh tester found after issue 11 ------------------------------------------------
+
+SECOND_CODE = "Zx9Wv8"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "https://hotels.cloudbeds.com/reservation/Qw3rTy\t200",
+        "https://hotels.cloudbeds.com/reservation/Qw3rTy\t200\ttext/html\t2025-03-01",
+        "200\thttps://hotels.cloudbeds.com/reservation/Qw3rTy",
+        "https://hotels.cloudbeds.com/reservation/Qw3rTy,200",
+        "https://hotels.cloudbeds.com/reservation/Qw3rTy;200;OK",
+        '"https://hotels.cloudbeds.com/reservation/Qw3rTy",200,"OK"',
+        "https://hotels.cloudbeds.com/reservation/Qw3rTy|200",
+    ],
+)
+def test_a_crawler_export_row_gives_the_url_in_its_fields(line):
+    assert parse("cloudbeds", line) == "Qw3rTy"
+
+
+def test_a_row_of_fields_without_a_url_is_no_bare_id():
+    # A header row (`url<TAB>status`) must never become a lead.
+    assert parse("siteminder", "url\tstatus") == Reject.MALFORMED_ID
+    assert parse("cloudbeds", "Ab\tC123") == Reject.MALFORMED_ID
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"https://hotels.cloudbeds.com/reservation/Qw3rTy https://hotels.cloudbeds.com/reservation/{SECOND_CODE}",
+        f"https://hotels.cloudbeds.com/reservation/Qw3rTy,https://us2.cloudbeds.com/reservas/{SECOND_CODE}",
+        "Book https://hotels.cloudbeds.com/reservation/Qw3rTy"
+        f" or cloudbeds.com/reservas/{SECOND_CODE}.",
+        f"https://www.booking.com/hotel/x.html https://hotels.cloudbeds.com/reservation/Qw3rTy https://hotels.cloudbeds.com/reservation/{SECOND_CODE}",
+    ],
+)
+def test_every_url_on_a_line_gives_its_own_lead(line):
+    assert parse("cloudbeds", line) == ("Qw3rTy", SECOND_CODE)
+
+
+def test_each_url_of_a_line_keeps_its_own_booking_url():
+    parser = PARSERS["cloudbeds"]
+    line = f"https://us2.cloudbeds.com/reservas/Qw3rTy https://hotels.cloudbeds.com/reservation/{SECOND_CODE}"
+    found = parser.parse(line.encode())
+    assert [parser.booking_url(i) for i in found] == [
+        "https://us2.cloudbeds.com/reservas/Qw3rTy",
+        f"https://hotels.cloudbeds.com/reservation/{SECOND_CODE}",
+    ]
+
+
+def test_a_url_of_the_engine_that_gives_no_id_beside_one_that_does_is_counted():
+    parser = LineParser(ENGINES["cloudbeds"])
+    line = (
+        "https://hotels.cloudbeds.com/reservation/Qw3rTy https://hotels.cloudbeds.com/booking/rooms"
+    )
+    assert parser.parse(line.encode()) == "Qw3rTy"
+    assert parser.misses == 1
+    assert parser.missed == [(Reject.NO_ID, "https://hotels.cloudbeds.com/booking/rooms")]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "https:\\/\\/hotels.cloudbeds.com\\/reservation\\/AbC123",
+        '{"bookingUrl":"https:\\/\\/hotels.cloudbeds.com\\/reservation\\/AbC123?lang=es\\u0026adults=2"}',
+    ],
+)
+def test_json_escaped_urls_of_scraped_inline_json_are_read(line):
+    assert parse("cloudbeds", line) == "AbC123"
+
+
+@pytest.mark.parametrize(
+    ("engine", "line", "expected"),
+    [
+        (
+            "cloudbeds",
+            "https://hotels.cloudbeds.com/reservation/AbC123&utm_source=fb&utm_medium=social",
+            "AbC123",
+        ),
+        (
+            "siteminder",
+            "https://direct-book.com/properties/seasidedirect&utm_source=google",
+            "seasidedirect",
+        ),
+        ("rms", "https://bookings.rmscloud.com/Search/Index/4321/1&gclid=Cj0KCQiA", "4321"),
+        ("mews", f"https://app.mews.com/distributor/{UUID}&utm_campaign=spring", UUID),
+    ],
+)
+def test_tracking_parameters_glued_on_with_an_ampersand_do_not_break_the_id(engine, line, expected):
+    assert parse(engine, line) == expected
+
+
+def test_a_glued_query_is_read_as_the_query_of_the_booking_url():
+    line = "https://us2.cloudbeds.com/reservation/AbC123&utm_source=fb&currency=eur"
+    assert (
+        booking_url("cloudbeds", line)
+        == "https://us2.cloudbeds.com/reservation/AbC123?currency=eur"
+    )
+
+
+@pytest.mark.parametrize("tag", ["es-419", "zh-hant", "pt-BR", "zh-Hant-TW", "fil", "pt_BR", "en"])
+def test_regional_language_tags_before_a_cloudbeds_page(tag):
+    assert parse("cloudbeds", f"https://hotels.cloudbeds.com/{tag}/reservas/AbC123") == "AbC123"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"https://app.mews.com/Distributor/{UUID}",
+        f"https://app.mews.com/distributor/{UUID}/rates",
+        f"https://app.mews.com/DISTRIBUTOR/{UUID}/rooms/availability?language=en-US",
+        f"https://app.mews.com/Distributor?ids={UUID}",
+    ],
+)
+def test_mews_distributor_in_any_case_and_with_a_sub_page_names_the_property(line):
+    assert parse("mews", line) == UUID
+
+
+@pytest.mark.parametrize(
+    ("line", "url"),
+    [
+        (
+            "https://hotels.cloudbeds.com/reservation/AbC123?q=%22hi%22",
+            "https://hotels.cloudbeds.com/reservation/AbC123?q=%22hi%22",
+        ),
+        (
+            "%22https://hotels.cloudbeds.com/reservation/AbC123?q=%22hi%22%22",
+            "https://hotels.cloudbeds.com/reservation/AbC123?q=%22hi%22",
+        ),
+        (
+            "<a href='https://hotels.cloudbeds.com/reservation/AbC123?q=%22hi%22'>",
+            "https://hotels.cloudbeds.com/reservation/AbC123?q=%22hi%22",
+        ),
+    ],
+)
+def test_debris_is_stripped_around_the_url_never_inside_its_query(line, url):
+    assert booking_url("cloudbeds", line) == url
+
+
+def test_a_tar_archive_is_unreadable_and_named(tmp_path):
+    import tarfile
+
+    inner = tmp_path / "cloudbeds.txt"
+    inner.write_text("https://hotels.cloudbeds.com/reservation/AbC123\n")
+    path = tmp_path / "crawl.txt"
+    with tarfile.open(path, "w") as archive:
+        archive.add(inner, arcname="cloudbeds.txt")
+    with pytest.raises(UnreadableFile) as caught:
+        lines_of_file(path)
+    assert caught.value.format == "a tar archive"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_utf16_or_utf32_without_a_bom_reads_like_its_utf8_original(tmp_path, encoding):
+    original, other = tmp_path / "original.txt", tmp_path / "other.txt"
+    original.write_bytes(SAMPLE.encode())
+    other.write_bytes(SAMPLE.encode(encoding))
+    assert lines_of_file(other) == lines_of_file(original)
+
+
+@pytest.mark.parametrize(
+    ("engine", "line", "expected"),
+    [
+        ("mews", f'$booking="{UUID}";', UUID),
+        ("mews", f"href='{UUID.upper()}'", UUID),
+        ("siteminder", 'src="heritagehouselodge"', "heritagehouselodge"),
+    ],
+)
+def test_a_bare_id_inside_an_attribute_is_read(engine, line, expected):
+    assert parse(engine, line) == expected

@@ -244,6 +244,19 @@ REAL_LINES = (
 )
 
 
+def tar_of(text: bytes) -> bytes:
+    """A tar archive (ustar) holding one crawl file of `text`."""
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        member = tarfile.TarInfo("rms.txt")
+        member.size = len(text)
+        archive.addfile(member, io.BytesIO(text))
+    return out.getvalue()
+
+
 def loaded_leads(project, database_url, engine, data: bytes) -> dict[str, tuple]:
     raw = project.root / "data/raw" / f"{engine}.txt"
     raw.parent.mkdir(parents=True, exist_ok=True)
@@ -252,7 +265,7 @@ def loaded_leads(project, database_url, engine, data: bytes) -> dict[str, tuple]
     return {key: value[:2] for key, value in leads(database_url, engine).items()}
 
 
-@pytest.mark.parametrize("kind", ["utf-16", "utf-16-be", "utf-32", "gzip"])
+@pytest.mark.parametrize("kind", ["utf-16", "utf-16-be", "utf-32", "gzip", "utf-16-le"])
 def test_a_utf16_utf32_or_gzip_file_loads_the_same_leads_as_its_utf8_original(
     project, database_url, kind
 ):
@@ -274,6 +287,7 @@ def test_a_utf16_utf32_or_gzip_file_loads_the_same_leads_as_its_utf8_original(
     [
         (b"PK\x03\x04\x14\x00\x00\x00", "a zip archive"),
         (random.Random(5).randbytes(1 << 16), "binary data"),
+        (tar_of(b"12345\n67890\n"), "a tar archive"),
     ],
 )
 def test_an_unreadable_file_fails_with_one_line_naming_engine_file_and_format(
@@ -528,3 +542,16 @@ def test_unchanged_rules_read_no_stored_evidence(project, database_url):
         "retracted": 0,
         "unretracted": 0,
     }
+
+
+def test_a_url_that_gives_no_id_beside_one_that_does_is_counted_and_listed(project, database_url):
+    text = (
+        "https://hotels.cloudbeds.com/reservation/Qw3rTy https://hotels.cloudbeds.com/booking/rooms\n"
+        "https://hotels.cloudbeds.com/reservation/Zx9Wv8\n"
+    )
+    project.write_raw("cloudbeds", text, datetime(2026, 1, 1, tzinfo=UTC))
+    assert ingest.main(["--engine", "cloudbeds"]) == 0
+    stats = marker(project, "cloudbeds")
+    assert (stats["accepted_lines"], stats["rejected"], stats["urls_without_id"]) == (2, 0, 1)
+    rejects = (project.root / "data/ingest/cloudbeds.rejects.tsv").read_text().splitlines()
+    assert rejects[1:] == ["1\turl:no_id\thttps://hotels.cloudbeds.com/booking/rooms"]
