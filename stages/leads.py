@@ -577,6 +577,7 @@ SELECT count(*),
 FROM ingest_loads AS l JOIN booking_engines AS e ON e.id = l.engine_id
 WHERE e.name = %(engine)s
   AND (%(source_tag)s::text IS NULL OR l.source_tag = %(source_tag)s::text)
+  AND (l.inserted > 0 OR l.updated > 0)
   AND l.finished_at > coalesce(
         (SELECT finished_at FROM ingest_loads WHERE id = %(load_id)s::uuid), '-infinity')
 """
@@ -601,8 +602,10 @@ class LaterLoads:
 def loads_after(
     conn: psycopg.Connection, engine_name: str, load_id: str | None, source_tag: str | None
 ) -> LaterLoads:
-    """The loads of `engine_name` (with `source_tag` unless None) committed after `load_id`;
-    every load counts when `load_id` is None, not a load id, or no longer recorded."""
+    """The loads of `engine_name` (with `source_tag` unless None) committed after `load_id`
+    that changed its leads (added some or rewrote some: a re-run of the same crawl changes
+    none); every such load counts when `load_id` is None, not a load id, or no longer
+    recorded."""
     try:
         load_id = str(uuid.UUID(str(load_id))) if load_id is not None else None
     except ValueError:

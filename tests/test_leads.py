@@ -441,6 +441,14 @@ def test_a_later_load_that_changes_no_count_still_makes_the_workbook_stale(conn)
     assert "the latest by a pipeline run" in message
 
 
+def test_a_re_run_of_the_same_crawl_changes_no_lead_and_leaves_the_workbook_current(conn):
+    ingest = load(conn, ["a1b2c3", "d4e5f6"], seen_at=JANUARY).fingerprint
+    recorded = exported(conn)
+    again = load(conn, ["a1b2c3", "d4e5f6"], seen_at=JANUARY)
+    assert (again.inserted, again.updated) == (0, 0)
+    assert leads.check_workbook(conn, "cloudbeds", recorded, ingest) is None
+
+
 def test_leads_added_outside_the_pipeline_make_the_workbook_stale(conn):
     ingest = load(conn, ["a1b2c3"]).fingerprint
     recorded = exported(conn)
