@@ -633,9 +633,10 @@ def _database_finding(cell: Cell, finding: str | None) -> None:
 
 
 def _changed_after(changes: list[Any], root: Path, last: Attempt | None) -> bool:
-    """Whether a local file or folder that DVC reports changed for a stage (dependency or
-    output, params.yaml for params) changed after the stage's last attempt ended: then the
-    stage was not tried on what it has now, and that attempt's failure is history.
+    """Whether a local dependency that DVC reports changed for a stage (a file or folder,
+    params.yaml for params) changed after the stage's last attempt ended: then the stage was
+    not tried on what it has now, and that attempt's failure is history. Outputs do not
+    count: the attempt itself writes beside them (and a killed one records no end).
 
     A missing path counts by the time of the folder that held it (removing a file sets its
     folder's modification time); S3 objects, the command and unknown times count as before."""
@@ -647,7 +648,7 @@ def _changed_after(changes: list[Any], root: Path, last: Attempt | None) -> bool
         if not isinstance(change, dict):
             continue
         for kind, entries in change.items():
-            if kind in ("changed deps", "changed outs") and isinstance(entries, dict):
+            if kind == "changed deps" and isinstance(entries, dict):
                 paths.extend(str(path) for path in entries)
     cutoff = moment.timestamp()
     return any(
