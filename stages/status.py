@@ -2,7 +2,8 @@
 
 A grid of engines by stages; each cell is up to date, stale (and why, in words), running (with
 progress) or failed (with the error's first line), plus its last run, duration, attempts and
-counts. Below it the database drift per engine and the totals. It reads `dvc status` (through
+counts. Below it the database per engine (drift: it lost what the ingest left; changed: it moved
+on after the export, so the workbook is stale) and the totals. It reads `dvc status` (through
 DVC's Python API), dvc.yaml, dvc.lock, the stage markers, the run history and the heartbeats,
 and changes nothing but the last good copy of dvc.lock (stages.dvcstate): it never starts the
 embedded PostgreSQL unless asked to (--start-db). `--repair` repairs a dvc.lock or rwlock a
@@ -12,10 +13,13 @@ DVC is the judge of what is up to date; the run history only explains. A stage i
 while its last attempt failed (or was killed) *and* DVC would run it again; once DVC considers
 it up to date (the cause was fixed and the inputs are back as dvc.lock records them, the
 run-cache restored its outputs, a by-hand run outside DVC or a forced re-run failed without
-changing what DVC recorded), the failed attempt is history, shown in the cell's `note`.
+changing what DVC recorded), the failed attempt is history, shown in the cell's `note`; so is
+one that a dependency changed after, or whose stage is stale only because of the ones before.
+DVC cannot see the database: drift makes ingest stale, a change after the export makes export
+stale (and what follows them upstream stale), in every view alike.
 
-Exit code 0 when every stage is up to date and no engine drifted, 1 otherwise, so CI can gate
-on it. `collect()` builds the same snapshot for the dashboard (stages.dashboard).
+Exit code 0 when every stage is up to date and the database matches the markers, 1 otherwise,
+so CI can gate on it. `collect()` builds the same snapshot for the dashboard (stages.dashboard).
 """
 
 from __future__ import annotations
