@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from enum import Enum
 from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from urllib.parse import unquote
 
 from stages.config import Engine
@@ -158,9 +158,9 @@ def _decoded(stream: BinaryIO, head: bytes) -> BinaryIO:
         # first line merely starts with the bytes FF FE is read as UTF-8 (and that line rejected).
         if head.startswith(bom) and (b"\x00" in head[len(bom) :] or len(head) == len(bom)):
             return _Recoded(stream, encoding, len(bom))  # type: ignore[return-value]
-    encoding = _bomless_encoding(head)
-    if encoding:
-        return _Recoded(stream, encoding, 0)  # type: ignore[return-value]
+    bomless = _bomless_encoding(head)
+    if bomless:
+        return _Recoded(stream, bomless, 0)  # type: ignore[return-value]
     if _looks_binary(head):
         raise UnreadableFile("binary data (mostly bytes that are neither UTF-8 nor text)")
     return stream
@@ -514,7 +514,9 @@ class LineParser:
                     missed.append((outcome, url))
                 continue
             where = self._found
-            for property_id in (outcome,) if type(outcome) is str else outcome:
+            # Neither a Reject (skipped above) nor BLANK (a URL is never blank): one id or several.
+            ids = (outcome,) if type(outcome) is str else cast("tuple[str, ...]", outcome)
+            for property_id in ids:
                 found.setdefault(property_id, where)
         if not found:
             return own or first or _NO_ID

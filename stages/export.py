@@ -8,8 +8,9 @@ All sheets are read in one snapshot of the database, so they agree with each oth
 Before writing, the database is compared with the ingest marker: a database that was
 replaced or emptied behind DVC's back fails the stage instead of producing an empty or
 partial workbook. data/exports/<engine>.json records the run (rows, sheets, bytes, seconds,
-and the rows of New and Not seen); data/metrics/<engine>.json the numbers DVC compares
-(stages.metrics).
+the rows of New and Not seen, and under "database" the latest load and the listed leads it
+exported, which status compares with the database: `leads.check_workbook`);
+data/metrics/<engine>.json the numbers DVC compares (stages.metrics).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def export(engine_name: str) -> None:
     workbook = params.path("exports", engine.name, ".xlsx")
     started = time.monotonic()
 
-    def export_once() -> WorkbookStats:
+    def export_once() -> tuple[WorkbookStats, dict[str, int | str | None]]:
         with db.connect() as conn:
             # One snapshot for every sheet: a load committed meanwhile shows in none of them.
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -91,15 +92,21 @@ def export(engine_name: str) -> None:
                     ),
                     Sheet("Summary", SUMMARY_COLUMNS, [_summary_row(load) for load in history]),
                 ]
+                # What this snapshot holds, so status can tell when the database moves on.
+                latest = leads.loads_after(conn, engine.name, None, source_tag).latest_id
+                state = {"load_id": latest, **db.database_identity(conn)}
                 rows = _counted(leads.engine_leads(conn, engine.name, source_tag), workbook.name)
-                return write_leads_workbook(
+                written = write_leads_workbook(
                     workbook,
                     rows,
                     rows_per_sheet=settings.rows_per_sheet,
                     extra_sheets=changes,
                 )
+                return written, {**state, "leads": written.rows}
 
-    stats = db.retrying(settings.retry_policy, export_once, describe=f"{STAGE}@{engine.name}")
+    stats, state = db.retrying(
+        settings.retry_policy, export_once, describe=f"{STAGE}@{engine.name}"
+    )
     write_json(
         params.path("exports", engine.name, ".json"),
         {
@@ -110,6 +117,7 @@ def export(engine_name: str) -> None:
             "not_seen": stats.extra_rows.get("Not seen", 0),
             "seconds": round(time.monotonic() - started, 3),
             "source_tag": source_tag or "",
+            "database": state,
         },
     )
     metrics.write_engine_metrics(params, engine.name, marker, rows=stats.rows, sheets=stats.sheets)

@@ -2,7 +2,8 @@
 
 A grid of engines by stages; each cell is up to date, stale (and why, in words), running (with
 progress) or failed (with the error's first line), plus its last run, duration, attempts and
-counts. Below it the database drift per engine and the totals. It reads `dvc status` (through
+counts. Below it the database per engine (drift: it lost what the ingest left; changed: it moved
+on after the export, so the workbook is stale) and the totals. It reads `dvc status` (through
 DVC's Python API), dvc.yaml, dvc.lock, the stage markers, the run history and the heartbeats,
 and changes nothing but the last good copy of dvc.lock (stages.dvcstate): it never starts the
 embedded PostgreSQL unless asked to (--start-db). `--repair` repairs a dvc.lock or rwlock a
@@ -12,10 +13,13 @@ DVC is the judge of what is up to date; the run history only explains. A stage i
 while its last attempt failed (or was killed) *and* DVC would run it again; once DVC considers
 it up to date (the cause was fixed and the inputs are back as dvc.lock records them, the
 run-cache restored its outputs, a by-hand run outside DVC or a forced re-run failed without
-changing what DVC recorded), the failed attempt is history, shown in the cell's `note`.
+changing what DVC recorded), the failed attempt is history, shown in the cell's `note`; so is
+one that a dependency changed after, or whose stage is stale only because of the ones before.
+DVC cannot see the database: drift makes ingest stale, a change after the export makes export
+stale (and what follows them upstream stale), in every view alike.
 
-Exit code 0 when every stage is up to date and no engine drifted, 1 otherwise, so CI can gate
-on it. `collect()` builds the same snapshot for the dashboard (stages.dashboard).
+Exit code 0 when every stage is up to date and the database matches the markers, 1 otherwise,
+so CI can gate on it. `collect()` builds the same snapshot for the dashboard (stages.dashboard).
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ NEVER_RUN = "never run"
 UPSTREAM = "upstream stale"
 UPSTREAM_RUNNING = "upstream running"
 KILLED = "stopped without recording an end (killed, or the machine went down)"
+# An engine's database finding (status's drift entries): "drift" when it lost what the
+# ingest left, CHANGED when it moved on after the export. DVC cannot see either, so the cell
+# whose run repairs it is stale for the REASON named here (stages.leads has the fix).
+CHANGED = "changed"
+LEADS_LOST = "leads lost in database"
+DATABASE_CHANGED = "database changed"
 TREND_POINTS = 30
 RECENT_FAILURES = 10
 
@@ -325,10 +335,20 @@ def _last_run(attempts: list[Attempt]) -> LastRun:
 
 
 def database_view(
-    root: Path, markers: dict[str, dict[str, Any] | None], *, start_db: bool
+    root: Path,
+    markers: dict[str, dict[str, Any] | None],
+    *,
+    start_db: bool,
+    exports: dict[str, dict[str, Any] | None] | None = None,
+    source_tag: str | None = None,
 ) -> dict[str, Any]:
     """Drift of each ingested engine and the stage_runs rows, without starting a server
-    (unless `start_db`); never raises."""
+    (unless `start_db`); never raises.
+
+    `markers` are the ingest markers and `exports` the export markers by engine; an engine's
+    drift is "drift" when the database lost what its ingest left (`leads.check_drift`),
+    "changed" when it moved on after the export, so the workbook is stale
+    (`leads.check_workbook`, with the export's `source_tag`), else "ok"."""
     view: dict[str, Any] = {
         "state": "unchecked",
         "label": "",
@@ -355,7 +375,8 @@ def database_view(
             view["state"] = "reachable"
             view["runs"] = history.read_table(conn)
             for engine, marker in markers.items():
-                view["drift"][engine] = _drift(conn, engine, marker)
+                exported = (exports or {}).get(engine)
+                view["drift"][engine] = _drift(conn, engine, marker, exported, source_tag)
     except Exception as exc:
         # Only a server that cannot be reached is "unreachable"; a refused login or a missing
         # permission is reported as the error it is.
@@ -364,17 +385,28 @@ def database_view(
     return view
 
 
-def _drift(conn: Any, engine: str, marker: dict[str, Any] | None) -> dict[str, Any]:
+def _drift(
+    conn: Any,
+    engine: str,
+    marker: dict[str, Any] | None,
+    exported: dict[str, Any] | None = None,
+    source_tag: str | None = None,
+) -> dict[str, Any]:
     import psycopg
 
     from stages import leads
 
     if marker is None:
         return {"state": "not ingested", "message": "no ingest marker yet"}
+    ingested = marker.get("database") or {}
     try:
         with conn.transaction():
-            problem = leads.check_drift(conn, engine, marker.get("database") or {})
+            problem = leads.check_drift(conn, engine, ingested)
             found = leads.lead_count(conn, engine)
+            changed = None
+            if not problem:
+                recorded = (exported or {}).get("database")
+                changed = leads.check_workbook(conn, engine, recorded, ingested, source_tag)
     except psycopg.errors.UndefinedTable:
         repair = leads.REPAIR_COMMAND.format(engine=engine)
         problem = (
@@ -384,7 +416,9 @@ def _drift(conn: Any, engine: str, marker: dict[str, Any] | None) -> dict[str, A
         found = 0
     if problem:
         return {"state": "drift", "message": problem, "leads": found}
-    return {"state": "ok", "message": f"{found:,} leads as ingest left them", "leads": found}
+    if changed:
+        return {"state": CHANGED, "message": changed, "leads": found}
+    return {"state": "ok", "message": f"{found:,} leads; the workbook is current", "leads": found}
 
 
 # --- the snapshot -----------------------------------------------------------------------------
@@ -404,10 +438,19 @@ def collect(
     graph = pipeline_graph(root)
     markers = {engine: _markers(params, engine) for engine in params.engines}
     ingest_markers = {engine: found["ingest"] for engine, found in markers.items()}
+    export_markers = {engine: found["export"] for engine, found in markers.items()}
 
     database: dict[str, Any] = {}
     worker = threading.Thread(
-        target=lambda: database.update(database_view(root, ingest_markers, start_db=start_db)),
+        target=lambda: database.update(
+            database_view(
+                root,
+                ingest_markers,
+                start_db=start_db,
+                exports=export_markers,
+                source_tag=params.export.source_tag or None,
+            )
+        ),
         name="status-database",
         daemon=True,
     )
@@ -419,20 +462,21 @@ def collect(
     worker.join(15)
 
     everything = history.merge([*database.get("runs", []), *local])
-    cells = _cells(root, params, graph, dvc, markers, local, everything, beats)
     drift = [
         {"engine": engine, **database.get("drift", {}).get(engine, {"state": "unchecked"})}
         for engine in params.engines
     ]
+    found = {d["engine"]: d["state"] for d in drift}
+    cells = _cells(root, params, graph, dvc, markers, local, everything, beats, found)
     states = Counter(cell.state for cell in cells)
-    drifted = [d["engine"] for d in drift if d["state"] == "drift"]
+    drifted = [d["engine"] for d in drift if d["state"] in ("drift", CHANGED)]
     ok = states[UP_TO_DATE] == len(cells) and not drifted and dvc.error is None
     return {
         "project": root.name,
         "root": str(root),
         "generated_at": history.now_iso(),
         "ok": ok,
-        "headline": _headline(states, drifted, dvc.error, len(cells)),
+        "headline": _headline(states, drift, dvc.error, len(cells)),
         "dvc_error": dvc.error,
         "engines": [_engine_summary(e, markers[e.name]) for e in params.engines.values()],
         "stages": graph["stages"],
@@ -498,7 +542,9 @@ def _cells(
     local: list[Attempt],
     everything: list[Attempt],
     beats: list[dict[str, Any]],
+    database: dict[str, str] | None = None,
 ) -> list[Cell]:
+    """Every engine's cells in dvc.yaml order; `database` holds each engine's drift state."""
     locked = set((_load_yaml(root / "dvc.lock").get("stages") or {}).keys())
     outputs = {
         _relative(path, root)
@@ -533,13 +579,19 @@ def _cells(
                 cell.state, cell.reasons = STALE, [UPSTREAM_RUNNING]
             else:
                 _judge(cell, root, params, dvc, locked, outputs)
+                # A failed attempt is why the cell is failed only while DVC would run this
+                # stage itself again, and nothing it reports changed has changed since.
+                current = cell.state != UP_TO_DATE and not _changed_after(
+                    dvc.changes.get(name, []), root, local_run[-1] if local_run else None
+                )
+                _database_finding(cell, (database or {}).get(engine))
                 if cell.state == UP_TO_DATE and any(
                     cells[(u, engine)].state != UP_TO_DATE for u in upstream[stage]
                 ):
                     cell.state = STALE
                     cell.reasons = [UPSTREAM_RUNNING if upstream_running else UPSTREAM]
                 if local_run and local_run[-1].outcome != "succeeded":
-                    _failed_attempt(cell, local_run[-1])
+                    _failed_attempt(cell, local_run[-1], current=current)
             cells[(stage, engine)] = cell
     return list(cells.values())
 
@@ -564,25 +616,83 @@ def _judge(
         cell.state, cell.reasons = UNKNOWN, [dvc.error]
 
 
-def _failed_attempt(cell: Cell, last: Attempt) -> None:
-    """The stage's last attempt failed or was killed: the cell is failed while DVC would run
-    the stage again (or cannot say), else the attempt is history and becomes the cell's note."""
+def _database_finding(cell: Cell, finding: str | None) -> None:
+    """Make the cell whose run repairs the engine's database finding stale for it (ingest for
+    lost leads, export for a database that changed after the export) when DVC has it up to
+    date; a stage DVC already runs again repairs it on the next `dvc repro` anyway."""
+    reason = {("ingest", "drift"): LEADS_LOST, ("export", CHANGED): DATABASE_CHANGED}.get(
+        (cell.stage, finding or "")
+    )
+    if reason is not None and cell.state == UP_TO_DATE:
+        cell.state, cell.reasons = STALE, [reason]
+
+
+def _changed_after(changes: list[Any], root: Path, last: Attempt | None) -> bool:
+    """Whether a local dependency that DVC reports changed for a stage (a file or folder,
+    params.yaml for params) changed after the stage's last attempt ended: then the stage was
+    not tried on what it has now, and that attempt's failure is history. Outputs do not
+    count: the attempt itself writes beside them (and a killed one records no end).
+
+    A missing path counts by the time of the folder that held it (removing a file sets its
+    folder's modification time); S3 objects, the command and unknown times count as before."""
+    moment = parse_time(last.ended_at or last.started_at) if last else None
+    if moment is None:
+        return False
+    paths: list[str] = []
+    for change in changes:
+        if not isinstance(change, dict):
+            continue
+        for kind, entries in change.items():
+            if kind == "changed deps" and isinstance(entries, dict):
+                paths.extend(str(path) for path in entries)
+    cutoff = moment.timestamp()
+    return any(
+        _changed_at(root / _relative(path, root)) > cutoff for path in paths if "://" not in path
+    )
+
+
+def _changed_at(path: Path) -> float:
+    """When `path` last changed (seconds since the epoch): a folder by its newest entry, a
+    missing path by its nearest existing folder; 0 when nothing can say."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+    else:
+        return 0.0
+    times = [_stat(candidate)[0]]
+    if candidate == path and path.is_dir():
+        for folder, _, files in os.walk(path):
+            times.append(_stat(Path(folder))[0])
+            times.extend(_stat(Path(folder) / name)[0] for name in files)
+    return max(times) / 1e9
+
+
+def _failed_attempt(cell: Cell, last: Attempt, *, current: bool) -> None:
+    """The stage's last attempt failed or was killed: the cell is failed when that attempt is
+    `current` (DVC would run the stage itself again, or cannot say, on what the attempt
+    saw), else the attempt is history and becomes the cell's note beside its state now."""
     if last.outcome == "failed":
         # Stage errors start with "<stage>@<engine>: "; the cell says that already.
         error = (last.error or "").removeprefix(f"{cell.name}: ")
     else:  # "running" or "retried" with no live heartbeat: it never recorded an end
         error = KILLED
-    if cell.state != UP_TO_DATE:
+    if current:
         cell.state, cell.error = FAILED, error
         return
     how = "by hand" if last.via == "manual" else "under dvc"
     when = _when(last.ended_at or last.started_at) or "an earlier run"
     ended = "failed" if last.outcome == "failed" else "was killed"
     log_file = f"{history.LOGS_FOLDER}/{cell.stage}/{cell.engine}.log"
-    cell.note = (
-        f"up to date; the last attempt ({how}, {when}) {ended}: {error} (see {log_file}); "
-        "DVC's record still matches the workspace, so it is history"
-    )
+    attempt = f"the last attempt ({how}, {when}) {ended}: {error} (see {log_file})"
+    if cell.state == UP_TO_DATE:
+        cell.note = (
+            f"up to date; {attempt}; DVC's record still matches the workspace, so it is history"
+        )
+    else:
+        cell.note = (
+            f"{cell.state} ({', '.join(cell.reasons)}); {attempt}; what DVC reports changed "
+            "came after it, so it is history"
+        )
 
 
 def _progress(beat: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -597,12 +707,16 @@ def _progress(beat: dict[str, Any] | None) -> dict[str, Any] | None:
     return progress
 
 
-def _headline(states: Counter[str], drifted: list[str], dvc_error: str | None, total: int) -> str:
+def _headline(
+    states: Counter[str], drift: list[dict[str, Any]], dvc_error: str | None, total: int
+) -> str:
     if dvc_error:
         return f"Could not read dvc status: {dvc_error.rstrip('.')}."
     parts = [f"{states[s]} {s}" for s in (FAILED, RUNNING, STALE, UNKNOWN) if states[s]]
-    if drifted:
-        parts.append(f"database drift for {', '.join(drifted)}")
+    for state, words in (("drift", "database drift"), (CHANGED, "database changed after export")):
+        engines = [d["engine"] for d in drift if d["state"] == state]
+        if engines:
+            parts.append(f"{words} for {', '.join(engines)}")
     if not parts:
         return f"Everything is up to date ({total} stages)."
     return f"Not up to date: {'; '.join(parts)} (of {total} stages)."
@@ -686,11 +800,12 @@ def render_text(snapshot: dict[str, Any], *, color: bool = False) -> str:
         out.append("Failed:")
         out.extend(f"  {c['name']}: {c['error']}" for c in failures)
         out.append("")
-    past = [c for c in snapshot["cells"] if c["state"] != FAILED and c.get("note")]
-    if past:
-        out.append("Failed before, up to date now:")
-        out.extend(f"  {c['name']}: {c['note']}" for c in past)
-        out.append("")
+    for state, heading in ((UP_TO_DATE, "up to date now"), (STALE, "stale for another reason")):
+        past = [c for c in snapshot["cells"] if c["state"] == state and c.get("note")]
+        if past:
+            out.append(f"Failed before, {heading}:")
+            out.extend(f"  {c['name']}: {c['note']}" for c in past)
+            out.append("")
     damaged = snapshot.get("dvc_state", {}).get("damaged")
     if damaged:
         out.append(f"DVC's state is damaged: {'; '.join(damaged)}.")
@@ -704,7 +819,7 @@ def render_text(snapshot: dict[str, Any], *, color: bool = False) -> str:
     )
     for drift in snapshot["drift"]:
         state = drift["state"]
-        shade = {"drift": FAILED, "ok": UP_TO_DATE}.get(state, UNKNOWN)
+        shade = {"drift": FAILED, CHANGED: STALE, "ok": UP_TO_DATE}.get(state, UNKNOWN)
         line = f"  {drift['engine'].ljust(name_width)}{paint(state, shade)}"
         out.append(f"{line}  {drift.get('message', '')}".rstrip())
     totals = snapshot["totals"]

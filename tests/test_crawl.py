@@ -851,6 +851,7 @@ def test_each_url_of_a_line_keeps_its_own_booking_url():
     parser = PARSERS["cloudbeds"]
     line = f"https://us2.cloudbeds.com/reservas/Qw3rTy https://hotels.cloudbeds.com/reservation/{SECOND_CODE}"
     found = parser.parse(line.encode())
+    assert isinstance(found, tuple)
     assert [parser.booking_url(i) for i in found] == [
         "https://us2.cloudbeds.com/reservas/Qw3rTy",
         f"https://hotels.cloudbeds.com/reservation/{SECOND_CODE}",

@@ -102,7 +102,11 @@ def test_the_page_shows_each_engine_with_the_state_of_each_stage(page):
     assert state_of(page, '[data-cell="download@mews"]') == "failed"
     assert state_of(page, '[data-cell="ingest@mews"]') == "stale"
     assert "params changed (engines.mews)" in text_of(page, '[data-cell="ingest@mews"]')
-    assert state_of(page, '[data-cell="export@rms"]') == "up to date"
+    # rms's leads were deleted behind DVC's back: the ingest that reloads them is stale.
+    assert state_of(page, '[data-cell="ingest@rms"]') == "stale"
+    assert "leads lost in database" in text_of(page, '[data-cell="ingest@rms"]')
+    assert state_of(page, '[data-cell="export@rms"]') == "stale"
+    assert state_of(page, '[data-cell="download@rms"]') == "up to date"
     assert state_of(page, '[data-cell="publish@rms"]') == "running"
     assert "1 failed, 1 running" in text_of(page, "#totals")
 
@@ -122,7 +126,8 @@ def test_the_graph_colours_each_stage_by_its_state(page):
         ".map(g => [g.dataset.node, g.dataset.state]))"
     )
     assert len(nodes) == 8
-    assert nodes["download@mews"] == "failed" and nodes["ingest@rms"] == "up to date"
+    assert nodes["download@mews"] == "failed" and nodes["download@rms"] == "up to date"
+    assert nodes["ingest@rms"] == "stale"  # its leads were deleted behind DVC's back
     fill = "document.querySelector('[data-node=\"download@mews\"] rect').getAttribute('fill')"
     assert page.evaluate(fill) == "#fde8e6"
     assert page.evaluate("document.querySelectorAll('#pipeline-graph line').length") == 6

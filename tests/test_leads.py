@@ -400,6 +400,91 @@ def test_a_marker_without_a_load_is_drift(conn):
     assert REPAIR in message
 
 
+# --- a workbook behind the database (issue 12: one truth) -------------------------------------
+
+
+REEXPORT = "`dvc repro --downstream --force export@cloudbeds`"
+
+
+def exported(conn, tag: str | None = None) -> dict:
+    """The export marker's "database" entry, as export@cloudbeds records it now."""
+    latest = leads.loads_after(conn, "cloudbeds", None, tag).latest_id
+    listed = sum(1 for _ in leads.engine_leads(conn, "cloudbeds", tag))
+    return {"load_id": latest, "leads": listed, **db.database_identity(conn)}
+
+
+def test_a_workbook_written_after_the_last_load_is_current(conn):
+    ingest = load(conn, ["a1b2c3", "d4e5f6"]).fingerprint
+    assert leads.check_workbook(conn, "cloudbeds", exported(conn), ingest) is None
+
+
+def test_a_load_by_hand_that_adds_leads_makes_the_workbook_stale(conn):
+    ingest = load(conn, ["a1b2c3", "d4e5f6"], seen_at=JANUARY).fingerprint
+    recorded = exported(conn)
+    leads.load_leads(
+        conn, CLOUDBEDS, ["g7h8i9"], source_tag="manual", seen_at=FEBRUARY, by_hand=True
+    )
+    message = leads.check_workbook(conn, "cloudbeds", recorded, ingest)
+    assert message is not None and message.startswith("Engine cloudbeds: ")
+    assert "3 leads to list now, the workbook lists 2" in message
+    assert "1 load since, the latest by hand at" in message
+    assert REEXPORT in message
+    assert leads.check_drift(conn, "cloudbeds", ingest) is None  # nothing was lost
+
+
+def test_a_later_load_that_changes_no_count_still_makes_the_workbook_stale(conn):
+    ingest = load(conn, ["a1b2c3", "d4e5f6"], seen_at=JANUARY).fingerprint
+    recorded = exported(conn)
+    load(conn, ["a1b2c3"], seen_at=FEBRUARY)  # last seen moves: the Leads sheet changes
+    message = leads.check_workbook(conn, "cloudbeds", recorded, ingest)
+    assert message is not None
+    assert "2 leads to list now, the workbook lists 2" in message
+    assert "the latest by a pipeline run" in message
+
+
+def test_a_re_run_of_the_same_crawl_changes_no_lead_and_leaves_the_workbook_current(conn):
+    ingest = load(conn, ["a1b2c3", "d4e5f6"], seen_at=JANUARY).fingerprint
+    recorded = exported(conn)
+    again = load(conn, ["a1b2c3", "d4e5f6"], seen_at=JANUARY)
+    assert (again.inserted, again.updated) == (0, 0)
+    assert leads.check_workbook(conn, "cloudbeds", recorded, ingest) is None
+
+
+def test_leads_added_outside_the_pipeline_make_the_workbook_stale(conn):
+    ingest = load(conn, ["a1b2c3"]).fingerprint
+    recorded = exported(conn)
+    conn.execute(
+        "INSERT INTO hotels (id) VALUES (nextval(pg_get_serial_sequence('hotels', 'id')));"
+        " INSERT INTO hotel_booking_engines (engine_id, property_id, hotel_id, booking_url,"
+        " sources, detection_method, first_seen_at, last_seen_at)"
+        " SELECT e.id, 'z9y8x7', currval(pg_get_serial_sequence('hotels', 'id')), 'u',"
+        " ARRAY['commoncrawl'], 'crawl', now(), now() FROM booking_engines e"
+        " WHERE e.name = 'cloudbeds'"
+    )
+    message = leads.check_workbook(conn, "cloudbeds", recorded, ingest)
+    assert message is not None
+    assert "2 leads to list now, the workbook lists 1" in message
+    assert "outside the pipeline" in message
+
+
+def test_a_load_the_export_filters_out_leaves_the_workbook_current(conn):
+    ingest = load(conn, ["a1b2c3"]).fingerprint
+    recorded = exported(conn, "commoncrawl")
+    load(conn, ["g7h8i9"], tag="manual", seen_at=FEBRUARY)
+    assert leads.check_workbook(conn, "cloudbeds", recorded, ingest, "commoncrawl") is None
+    assert leads.check_workbook(conn, "cloudbeds", recorded, ingest, None) is not None
+
+
+def test_without_an_export_record_a_load_after_the_ingest_makes_the_workbook_stale(conn):
+    ingest = load(conn, ["a1b2c3"], seen_at=JANUARY).fingerprint
+    assert leads.check_workbook(conn, "cloudbeds", None, ingest) is None
+    assert leads.check_workbook(conn, "cloudbeds", {}, ingest) is None
+    load(conn, ["g7h8i9"], seen_at=FEBRUARY)
+    message = leads.check_workbook(conn, "cloudbeds", None, ingest)
+    assert message is not None and "2 leads to list now;" in message
+    assert leads.check_workbook(conn, "cloudbeds", None, None) is None
+
+
 # --- export rows -----------------------------------------------------------------------------
 
 

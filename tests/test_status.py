@@ -252,7 +252,7 @@ def test_a_killed_stage_whose_input_went_back_is_up_to_date_after_the_next_repro
     # failed download keeps the last good file) no stage of ours is run-cached any more, so
     # going back to the earlier input runs the download again: the failure is history all the same.
     source = pipeline.root / "data/sources/rms.txt"
-    original = source.read_bytes()
+    original, born = source.read_bytes(), source.stat()
     source.write_bytes(original + b"https://bookings.rmscloud.com/Search/Index/27731/1\n")
     code, text = repro(pipeline, "download@rms")
     assert code == 0, text
@@ -273,7 +273,11 @@ def test_a_killed_stage_whose_input_went_back_is_up_to_date_after_the_next_repro
     assert dvc.wait(60) != 0
 
     assert_shown_failed(pipeline, "download@rms")
-    source.write_bytes(original)  # the crawl file as the run before the last one had it
+    # The crawl file as the run before the last one had it, its time included: with a new
+    # time the ingest runs again, moves every lead's last seen date, and the workbook (which
+    # DVC keeps) is rightly stale.
+    source.write_bytes(original)
+    os.utime(source, ns=(born.st_atime_ns, born.st_mtime_ns))
     code, text = repro(pipeline)
     assert code == 0 and "Running stage 'download@rms'" in text, text
     views = read_views(pipeline)
@@ -304,3 +308,132 @@ def test_a_failed_forced_re_run_is_history_once_the_database_is_back(pipeline, m
     # The failed run did not touch dvc.lock: DVC considers export@rms up to date at once.
     cell = assert_failure_is_history(pipeline, "export@rms", "Data and pipelines are up to date")
     assert "(under dvc," in cell["note"]
+
+
+# --- the database moved on after the export (issue 12: one truth in every view) --------------
+
+ONE_OFF_RMS = (
+    "https://ibe17.rmscloud.com/80417/1\n"
+    "https://bookings.rmscloud.com/Search/Index/80418/1/?lang=en\n"
+    '<a href="https://ibe8.rmscloud.com/80419/1">Book now</a>\n'
+)
+
+
+def export_marker(project, engine):
+    return json.loads((project.root / f"data/exports/{engine}.json").read_text())
+
+
+def test_a_by_hand_load_that_adds_leads_makes_every_view_call_the_export_stale(pipeline, capsys):
+    before = marker(pipeline, "rms")["leads"]
+    one_off = pipeline.root / "one-off-rms.txt"
+    one_off.write_text(ONE_OFF_RMS)
+    # --accept: a one-off file holds far fewer ids than a crawl, which the guard would stop.
+    loaded = pipeline.stage("ingest", "--engine", "rms", "--file", str(one_off), "--accept")
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout)["inserted"] == 3
+
+    views = read_views(pipeline)
+    assert views.json == views.text == views.api
+    assert views.dvc_stale == set()  # DVC cannot see the database
+    found = cells(views.snapshot)
+    assert found["export@rms"]["state"] == "stale"
+    assert found["export@rms"]["reasons"] == ["database changed"]
+    assert found["publish@rms"]["reasons"] == ["upstream stale"]
+    assert {found[f"{s}@mews"]["state"] for s in views.snapshot["stages"]} == {"up to date"}
+    drift = {d["engine"]: d for d in views.snapshot["drift"]}
+    assert drift["rms"]["state"] == "changed" and drift["mews"]["state"] == "ok"
+    message = drift["rms"]["message"]
+    assert f"{before + 3:,} leads to list now, the workbook lists {before:,}" in message
+    assert "the latest by hand" in message
+    assert "`dvc repro --downstream --force export@rms`" in message
+    assert views.snapshot["ok"] is False
+    assert "database changed after export for rms" in views.snapshot["headline"]
+    assert "changed  Engine rms: database" in views.text_output
+
+    code, text = repro(pipeline, "--downstream", "--force", "export@rms")
+    assert code == 0, text
+    views = read_views(pipeline)
+    assert views.agree() and set(views.json.values()) == {"up to date"}, views.text_output
+    assert views.snapshot["ok"] is True
+    recorded = export_marker(pipeline, "rms")
+    assert recorded["rows"] == recorded["database"]["leads"] == before + 3
+    assert status.main([]) == 0
+
+
+def test_a_by_hand_load_of_known_leads_makes_the_export_stale_too(pipeline):
+    known = (pipeline.root / "data/sources/rms.txt").read_text().splitlines()[:2]
+    one_off = pipeline.root / "seen-again.txt"
+    one_off.write_text("\n".join(known) + "\n")  # last seen moves on; no lead is added
+    loaded = pipeline.stage("ingest", "--engine", "rms", "--file", str(one_off), "--accept")
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout)["inserted"] == 0
+    snapshot = status.collect()
+    assert cells(snapshot)["export@rms"]["reasons"] == ["database changed"]
+    drift = {d["engine"]: d for d in snapshot["drift"]}
+    assert drift["rms"]["state"] == "changed"
+    assert "1 load since, the latest by hand" in drift["rms"]["message"]
+
+
+def test_leads_deleted_from_the_database_make_ingest_stale_and_what_follows(pipeline, capsys):
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            "DELETE FROM hotel_booking_engines WHERE property_id IN (SELECT property_id"
+            " FROM hotel_booking_engines l JOIN booking_engines e ON e.id = l.engine_id"
+            " WHERE e.name = 'mews' ORDER BY property_id LIMIT 2)"
+        )
+    views = read_views(pipeline)
+    assert views.json == views.text == views.api
+    found = cells(views.snapshot)
+    assert found["ingest@mews"]["reasons"] == ["leads lost in database"]
+    assert found["export@mews"]["reasons"] == ["upstream stale"]
+    assert found["publish@mews"]["reasons"] == ["upstream stale"]
+    drift = {d["engine"]: d for d in views.snapshot["drift"]}
+    assert drift["mews"]["state"] == "drift"
+    assert "`dvc repro --downstream --force ingest@mews`" in drift["mews"]["message"]
+    assert status.main([]) == 1
+
+
+# --- an old failure never speaks for a newer state (issue 12: one truth) ---------------------
+
+
+def assert_stale_with_history(views, name, reasons, old_error):
+    """`name` is stale for `reasons` in every view, its fixed failure only its note."""
+    assert views.json == views.text == views.api
+    cell = cells(views.snapshot)[name]
+    assert (cell["state"], cell["reasons"], cell["error"]) == ("stale", reasons, None)
+    assert old_error in cell["note"] and "is history" in cell["note"]
+    assert "Failed:" not in views.text_output
+    assert f"Failed before, stale for another reason:\n  {name}: stale" in views.text_output
+    listed = [f for f in views.snapshot["failures"] if f"{f['stage']}@{f['engine']}" == name]
+    assert listed and all(f["current"] is False for f in listed)
+
+
+def test_a_fixed_failure_is_not_shown_again_when_the_source_goes_missing(pipeline):
+    before = pipeline.params["publish"]["to"]
+    pipeline.edit_params(lambda p: p["publish"].update(to="remote://no-such-share/leads"))
+    code, text = repro(pipeline, "publish@rms")
+    assert code != 0 and "no-such-share" in text, text
+    pipeline.edit_params(lambda p: p["publish"].update(to=before))
+    code, text = repro(pipeline)
+    assert code == 0 and "Data and pipelines are up to date" in text, text
+
+    (pipeline.root / "data/sources/rms.txt").unlink()
+    views = read_views(pipeline)
+    assert cells(views.snapshot)["download@rms"]["reasons"] == ["source missing"]
+    assert_stale_with_history(views, "publish@rms", ["upstream stale"], "no-such-share")
+    assert "1 failed" not in views.snapshot["headline"]
+
+
+def test_a_fixed_failure_is_not_shown_again_when_the_source_changes_later(pipeline):
+    source = pipeline.root / "data/sources/rms.txt"
+    aside = source.rename(source.with_suffix(".away"))
+    assert pipeline.stage("download", "--engine", "rms").returncode == 1
+    aside.rename(source)
+    code, text = repro(pipeline)
+    assert code == 0 and "Data and pipelines are up to date" in text, text
+
+    with source.open("a") as crawl:
+        crawl.write("https://bookings.rmscloud.com/Search/Index/80420/1\n")
+    views = read_views(pipeline)
+    assert_stale_with_history(views, "download@rms", ["source changed"], "rms.txt does not exist")
+    assert views.agree(), views
