@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
 import time
 
 import pytest
@@ -126,17 +124,10 @@ def test_the_repair_leaves_everything_alone_while_a_dvc_process_runs_in_the_proj
     project, tmp_path
 ):
     (project.root / dvcstate.RWLOCK).write_bytes(b"")
-    fake = tmp_path / "bin" / "dvc"  # any process whose command is `dvc`, working here
-    fake.parent.mkdir()
-    fake.symlink_to(shutil.which("sleep"))
-    running = subprocess.Popen([str(fake), "60"], cwd=project.root)
-    try:
+    with dvckill.a_dvc_process_in(project, tmp_path) as running:
         with pytest.raises(dvcstate.DvcBusy, match=f"pid {running.pid}"):
             dvcstate.repair(project.root)
         assert (project.root / dvcstate.RWLOCK).read_bytes() == b""
-    finally:
-        running.kill()
-        running.wait()
     assert dvcstate.repair(project.root)
     assert not (project.root / dvcstate.RWLOCK).exists()
 

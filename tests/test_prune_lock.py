@@ -8,13 +8,11 @@ other engine's entries byte for byte, and a file DVC has no reason to rewrite.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import pytest
 import yaml
 
 from stages import dvcstate
+from tests.support.dvckill import a_dvc_process_in
 from tests.support.pipeline import pipeline_copy, ran_pipeline
 
 KEPT, REMOVED = "mews", "rms"
@@ -100,17 +98,10 @@ def test_a_second_prune_finds_nothing_and_leaves_dvc_lock_untouched(project):
 
 def test_the_prune_leaves_dvc_lock_alone_while_a_dvc_process_runs_in_the_project(project, tmp_path):
     before = (project.root / "dvc.lock").read_bytes()
-    fake = tmp_path / "bin" / "dvc"  # any process whose command is `dvc`, working here
-    fake.parent.mkdir()
-    fake.symlink_to(shutil.which("sleep"))
-    running = subprocess.Popen([str(fake), "60"], cwd=project.root)
-    try:
+    with a_dvc_process_in(project, tmp_path) as running:
         with pytest.raises(dvcstate.DvcBusy, match=f"pid {running.pid}.*prune-lock"):
             dvcstate.prune_lockfile(project.root)
         assert (project.root / "dvc.lock").read_bytes() == before
-    finally:
-        running.kill()
-        running.wait()
 
 
 def test_a_damaged_dvc_lock_is_not_pruned_and_the_message_names_the_repair(project):

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support.project import Project
@@ -72,3 +73,22 @@ def wait_group_gone(pgid: int, timeout: float = 120) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"process group {pgid} still runs after {timeout} s")
+
+
+@contextlib.contextmanager
+def a_dvc_process_in(project: Project, folder: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A process whose command is `dvc`, working in the project (a `sleep` named dvc, made in
+    `folder`), for as long as the block runs: what the busy checks look for."""
+    import shutil
+
+    fake = folder / "bin" / "dvc"
+    fake.parent.mkdir()
+    sleep = shutil.which("sleep")
+    assert sleep is not None
+    fake.symlink_to(sleep)
+    running = subprocess.Popen([str(fake), "60"], cwd=project.root)
+    try:
+        yield running
+    finally:
+        running.kill()
+        running.wait()
