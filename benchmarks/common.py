@@ -362,6 +362,18 @@ def place_raw(root: Path, engine: str, source: Path, seen_at: str = SEEN_AT) -> 
 
 
 @contextlib.contextmanager
+def databases(base_url: str | None = None) -> Iterator[Databases]:
+    """`Databases` on the server at `base_url` (else a private one, see `postgres`), every
+    database it made dropped on leaving."""
+    with postgres(base_url) as url:
+        made = Databases(url)
+        try:
+            yield made
+        finally:
+            made.drop_all()
+
+
+@contextlib.contextmanager
 def scratch(prefix: str, keep: bool = False) -> Iterator[Path]:
     """A temp folder for one benchmark run, removed afterwards unless `keep`."""
     folder = Path(tempfile.mkdtemp(prefix=f"crawl-bench-{prefix}-"))

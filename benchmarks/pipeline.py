@@ -152,14 +152,10 @@ def _memory_figure(stage: str, unit: str, runs: dict[int, common.Measured]) -> c
 
 def run(args: argparse.Namespace) -> list[common.Figure]:
     common.print_header("whole pipeline from clean; peak memory of ingest and export")
-    with common.postgres(args.pg) as base_url:
-        databases = common.Databases(base_url)
-        try:
-            figures = from_clean(args, databases) if args.lines else []
-            if args.ingest_lines and args.export_rows:
-                figures += memory(args, databases)
-        finally:
-            databases.drop_all()
+    with common.databases(args.pg) as databases:
+        figures = from_clean(args, databases) if args.lines else []
+        if args.ingest_lines and args.export_rows:
+            figures += memory(args, databases)
     return figures
 
 

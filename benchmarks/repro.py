@@ -20,12 +20,8 @@ TARGET = 1.2
 
 def run(args: argparse.Namespace) -> list[common.Figure]:
     common.print_header("no-op dvc repro vs dvc status")
-    with common.postgres(args.pg) as base_url:
-        databases = common.Databases(base_url)
-        try:
-            return [measure(engines, args, databases) for engines in args.engines]
-        finally:
-            databases.drop_all()
+    with common.databases(args.pg) as databases:
+        return [measure(engines, args, databases) for engines in args.engines]
 
 
 def measure(engines: int, args: argparse.Namespace, databases: common.Databases) -> common.Figure:

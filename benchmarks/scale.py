@@ -33,13 +33,8 @@ NEW_PROPERTY = "Zq9Xw"
 
 def run(args: argparse.Namespace) -> list[common.Figure]:
     common.print_header("DVC's cost per stage as engines are added")
-    rows = []
-    with common.postgres(args.pg) as base_url:
-        databases = common.Databases(base_url)
-        try:
-            rows = [measure(engines, args, databases) for engines in args.engines]
-        finally:
-            databases.drop_all()
+    with common.databases(args.pg) as databases:
+        rows = [measure(engines, args, databases) for engines in args.engines]
     print_table(rows)
     smallest, largest = rows[0], rows[-1]
     figure = common.Figure(

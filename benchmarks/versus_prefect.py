@@ -40,13 +40,9 @@ def prefect_available() -> bool:
 def run(args: argparse.Namespace) -> list[common.Figure]:
     common.print_header("whole pipeline from clean: dvc repro, a shell loop, the Prefect flow")
     figures = []
-    with common.postgres(args.pg) as base_url:
-        databases = common.Databases(base_url)
-        try:
-            for lines in args.lines:
-                figures += compare(lines, args, databases)
-        finally:
-            databases.drop_all()
+    with common.databases(args.pg) as databases:
+        for lines in args.lines:
+            figures += compare(lines, args, databases)
     return figures
 
 
