@@ -12,7 +12,7 @@ import pickle
 import sys
 import time
 
-from stages.workbook import COLUMNS as HEADER  # only the names: no code of ours runs
+from stages.report.workbook import COLUMNS as HEADER  # only the names: no code of ours runs
 
 
 def main(argv: list[str]) -> int:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stages.config import DATABASE_VARIABLES
+from stages.rules.config import DATABASE_VARIABLES
 from tests.support.pg import create_database, drop_database, private_pg_server, url_for_database
 from tests.support.project import copy_project, make_project
 from tests.support.s3 import fake_aws_variables, without_aws
@@ -258,9 +258,9 @@ def child_env(**overrides: str) -> dict[str, str]:
 
 def crawl_file(engine_name: str, lines: int, seed: int = 1) -> Path:
     """A generated crawl file of `lines` lines for `engine_name` (params.yaml of this checkout),
-    written once by stages.crawlgen and kept in CACHE."""
-    from stages.config import load_params
-    from stages.crawlgen import write_crawl_file
+    written once by stages.tools.crawlgen and kept in CACHE."""
+    from stages.rules.config import load_params
+    from stages.tools.crawlgen import write_crawl_file
 
     path = CACHE / f"{engine_name}-{lines}-{seed}.txt"
     if not path.is_file():
@@ -312,7 +312,7 @@ class Databases:
 
     def migrated(self) -> str:
         """A kept database holding the pipeline's schema and nothing else; returns its name."""
-        from stages import db
+        from stages.store import db
 
         name = self.copy(None)
         with db.connect(self.url(name)) as conn:
@@ -436,8 +436,8 @@ FROM generate_series(1, %(rows)s) AS g,
 def seed_leads(url: str, engine_name: str, rows: int) -> dict[str, Any]:
     """Put `rows` leads of `engine_name` (half with hotel name and place) into the database at
     `url`, as an ingest would leave them; return the ingest marker export checks against."""
-    from stages import db
-    from stages.config import load_params
+    from stages.rules.config import load_params
+    from stages.store import db
 
     engine = load_params(REPO).engine(engine_name)
     with db.connect(url) as conn, conn.transaction():

@@ -21,7 +21,7 @@ from benchmarks import common
 from tests.support.project import Project
 
 ENGINE = "cloudbeds"
-BYTES_PER_LINE = 57.4  # cloudbeds lines as stages.crawlgen writes them, line end included
+BYTES_PER_LINE = 57.4  # cloudbeds lines as stages.tools.crawlgen writes them, line end included
 TARGET = 0.8
 BUCKET = "bench-crawls"
 

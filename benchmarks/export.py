@@ -27,7 +27,7 @@ def export_rows(url: str, engine: str) -> list[tuple]:
     """The rows the stage writes, converted the way a bare script would write them."""
     from datetime import UTC
 
-    from stages import db, leads
+    from stages.store import db, leads
 
     def plain(value):
         if isinstance(value, list):

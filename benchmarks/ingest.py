@@ -25,9 +25,9 @@ TARGET = 1.3
 
 def parsed_ids(engine_name: str, crawl: Path, out: Path) -> int:
     """Write the valid ids of `crawl` (duplicates included) to `out` as COPY text."""
-    from stages.config import load_params
-    from stages.crawl import LineParser, iter_lines
-    from stages.leads import COPY_ESCAPES
+    from stages.rules.config import load_params
+    from stages.rules.crawl import LineParser, iter_lines
+    from stages.store.leads import COPY_ESCAPES
 
     parser = LineParser(load_params(common.REPO).engine(engine_name))
     count = 0
@@ -43,14 +43,14 @@ def parsed_ids(engine_name: str, crawl: Path, out: Path) -> int:
 def lead_count(url: str) -> int:
     import psycopg
 
-    from stages import db
+    from stages.store import db
 
     with psycopg.connect(url) as conn:
         return db.scalar(conn, "SELECT count(*) FROM hotel_booking_engines")
 
 
 def run(args: argparse.Namespace) -> list[common.Figure]:
-    from stages.config import load_params
+    from stages.rules.config import load_params
 
     engine = load_params(common.REPO).engine(args.engine)
     common.print_header(f"ingest of {args.lines:,} {engine.name} lines vs the database floor")

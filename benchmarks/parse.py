@@ -3,7 +3,7 @@
     uv run python -m benchmarks.parse --lines 200000 --repeat 5
 
 Issue 11 wants the hot loop within 1.3x of the first release's (commit 6993ab0). Both trees
-parse the very same lines: what the first release's generator writes (its `stages.crawlgen`,
+parse the very same lines: what the first release's generator writes (its `stages.tools.crawlgen`,
 default seed, cached in $BENCH_CACHE), so the old rules see only shapes they were made for.
 Each tree runs in a long-lived child process of its own (its `stages/` and `params.yaml`),
 holding each engine's lines in memory; the rounds alternate old, new, old, new, ... and each
@@ -36,8 +36,8 @@ _CHILD = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from stages.config import load_params
-from stages.crawl import LineParser, iter_lines
+from stages.rules.config import load_params
+from stages.rules.crawl import LineParser, iter_lines
 
 engines = load_params(Path(sys.argv[1])).engines
 held = {}
@@ -58,8 +58,8 @@ _GENERATE = """
 import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from stages.config import load_params
-from stages.crawlgen import write_crawl_file
+from stages.rules.config import load_params
+from stages.tools.crawlgen import write_crawl_file
 
 engine = load_params(Path(sys.argv[1])).engine(sys.argv[2])
 write_crawl_file(engine, Path(sys.argv[4]), int(sys.argv[3]))

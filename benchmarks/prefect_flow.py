@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stages.config import load_params
+from stages.rules.config import load_params
 
 STAGE_ORDER = ("download", "ingest", "export", "publish")
 FLOW_SECONDS = "prefect flow seconds"  # the last line's prefix, read by benchmarks.versus_prefect

@@ -23,7 +23,7 @@ import sys
 
 from benchmarks import common
 from benchmarks.pipeline import CleanRuns
-from stages.config import load_params
+from stages.rules.config import load_params
 
 TARGET = 1.3
 # New made-up property ids for the first engine (cloudbeds: 6 letters/digits): this prefix and

@@ -109,7 +109,7 @@ def main() -> int:
 
 
 def show(root: Path) -> None:
-    from stages import dashboard
+    from stages.observe import dashboard
 
     os.chdir(root)
     server = dashboard.make_server(root, "127.0.0.1", 0, refresh=3600)

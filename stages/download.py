@@ -25,9 +25,9 @@ STAGE = "download"
 
 
 def download(engine_name: str) -> None:
-    from stages import s3, storage
-    from stages.config import load_params
-    from stages.files import write_json
+    from stages.rules.config import load_params
+    from stages.store import s3, storage
+    from stages.store.files import write_json
 
     params = load_params()
     engine = params.engine(engine_name)

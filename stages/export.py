@@ -1,16 +1,16 @@
 """export@<engine>: the engine's leads from PostgreSQL -> data/exports/<engine>.xlsx.
 
-Sheets: "Leads" (every lead; byte-stable for the same leads), then what changed (stages.loads):
-"New" (leads first seen in the engine's latest load), "Not seen" (leads missing from the
-latest `export.not_seen_loads` loads, newest last seen first) and "Summary" (one row per load).
-All sheets are read in one snapshot of the database, so they agree with each other.
+Sheets: "Leads" (every lead; byte-stable for the same leads), then what changed
+(stages.store.loads): "New" (leads first seen in the engine's latest load), "Not seen" (leads
+missing from the latest `export.not_seen_loads` loads, newest last seen first) and "Summary" (one
+row per load). All sheets are read in one snapshot of the database, so they agree with each other.
 
 Before writing, the database is compared with the ingest marker: a database that was
 replaced or emptied behind DVC's back fails the stage instead of producing an empty or
 partial workbook. data/exports/<engine>.json records the run (rows, sheets, bytes, seconds,
 the rows of New and Not seen, and under "database" the latest load and the listed leads it
 exported, which status compares with the database: `leads.check_workbook`);
-data/metrics/<engine>.json the numbers DVC compares (stages.metrics).
+data/metrics/<engine>.json the numbers DVC compares (stages.report.metrics).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from stages.report.workbook import COLUMNS, WorkbookStats
 from stages.runner import engine_parser, run_stage
-from stages.workbook import COLUMNS, WorkbookStats
 
 if TYPE_CHECKING:
-    from stages.loads import LoadFigures  # loads imports psycopg: only when exporting
+    from stages.store.loads import LoadFigures  # loads imports psycopg: only when exporting
 
 STAGE = "export"
 PROGRESS_EVERY = 10_000  # rows between progress reports
@@ -47,11 +47,12 @@ SUMMARY_COLUMNS = (
 def export(engine_name: str) -> None:
     import psycopg
 
-    from stages import db, leads, loads, metrics
-    from stages.config import load_params
     from stages.errors import PipelineError
-    from stages.files import write_json
-    from stages.workbook import Sheet, write_leads_workbook
+    from stages.report import metrics
+    from stages.report.workbook import Sheet, write_leads_workbook
+    from stages.rules.config import load_params
+    from stages.store import db, leads, loads
+    from stages.store.files import write_json
 
     params = load_params()
     engine = params.engine(engine_name)
@@ -139,7 +140,7 @@ def _summary_row(load: LoadFigures) -> tuple[Any, ...]:
 def _counted(rows: Iterable[Sequence[Any]], name: str) -> Iterator[Sequence[Any]]:
     """Pass `rows` through, reporting progress every PROGRESS_EVERY rows and the true count at
     the end; the rows stream from PostgreSQL straight into the workbook."""
-    from stages.progress import Progress
+    from stages.observe.progress import Progress
 
     progress = Progress(f"read leads, write {name}", unit="rows")
     number = 0

@@ -42,8 +42,8 @@ COUNTING = (
 )
 
 if TYPE_CHECKING:
-    from stages.crawl import LineParser, Reject, UnreadableFile
-    from stages.leads import Found
+    from stages.rules.crawl import LineParser, Reject, UnreadableFile
+    from stages.store.leads import Found
 
 
 class LineTally:
@@ -71,8 +71,8 @@ class LineTally:
         """
         import zlib
 
-        from stages.crawl import BLANK, UnreadableFile, iter_lines, open_crawl, safe_text
-        from stages.progress import Progress
+        from stages.observe.progress import Progress
+        from stages.rules.crawl import BLANK, UnreadableFile, iter_lines, open_crawl, safe_text
 
         self.reset()
         misses = parser.misses
@@ -112,7 +112,7 @@ class LineTally:
 
     def _missed(self, number: int, missed: list[tuple[Reject, str]]) -> None:
         """Count the URLs of an accepted line that gave no id, and list them as rejects."""
-        from stages.crawl import safe_text
+        from stages.rules.crawl import safe_text
 
         self.urls_without_id += len(missed)
         if self.rejects:
@@ -122,7 +122,7 @@ class LineTally:
 
     def found(self, path: Path, parser: LineParser) -> Iterator[Found]:
         """A staged row per id: (id, line number, booking URL, evidence), "" for a repeat."""
-        from stages.crawl import evidence_text
+        from stages.rules.crawl import evidence_text
 
         seen: set[str] = set()
         booking_url = parser.booking_url
@@ -213,12 +213,13 @@ def collapse_check(
 def ingest(
     engine_name: str, file: Path | None, source_tag: str | None, accept: bool = False
 ) -> dict[str, object]:
-    from stages import db, leads, loads, metrics
-    from stages.config import load_params
-    from stages.crawl import LineParser, UnreadableFile
     from stages.errors import PipelineError
-    from stages.files import atomic_output, write_json
-    from stages.progress import phase
+    from stages.observe.progress import phase
+    from stages.report import metrics
+    from stages.rules.config import load_params
+    from stages.rules.crawl import LineParser, UnreadableFile
+    from stages.store import db, leads, loads
+    from stages.store.files import atomic_output, write_json
 
     params = load_params()
     engine = params.engine(engine_name)
@@ -242,7 +243,7 @@ def ingest(
         guard = collapse_check(engine.name, tally, settings, accept)
 
         def load_once() -> leads.LoadResult:
-            # One transaction: the load and its line counts (stages.loads) commit together.
+            # One transaction: the load and its line counts (stages.store.loads) commit together.
             with db.connect() as conn, conn.transaction(), contextlib.ExitStack() as merging:
 
                 def found() -> Iterator[Found]:
@@ -318,9 +319,9 @@ def _crawl_file(engine: str, path: Path, by_hand: bool) -> Path:
 
 def dry_run(engine_name: str, file: Path | None, out: IO[str]) -> dict[str, object]:
     """Print one JSON object per id found (several may share a line) or per rejected line."""
-    from stages.config import load_params
-    from stages.crawl import LineParser, UnreadableFile
     from stages.errors import PipelineError
+    from stages.rules.config import load_params
+    from stages.rules.crawl import LineParser, UnreadableFile
 
     params = load_params()
     engine = params.engine(engine_name)

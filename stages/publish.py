@@ -17,10 +17,10 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def publish(engine_name: str) -> None:
-    from stages import s3
-    from stages.config import load_params
     from stages.errors import PipelineError
-    from stages.files import write_json
+    from stages.rules.config import load_params
+    from stages.store import s3
+    from stages.store.files import write_json
 
     params = load_params()
     engine = params.engine(engine_name)

@@ -1,8 +1,8 @@
 """What every stage does around its work: logging to the console and to
-logs/<stage>/<engine>.log, recording each attempt in the run history (stages.history),
+logs/<stage>/<engine>.log, recording each attempt in the run history (stages.observe.history),
 turning a PipelineError into one readable line and exit code 1, and looking after DVC's state
-files (stages.dvcstate): a copy of each sound dvc.lock it starts with, a warning with the repair
-command when one is damaged."""
+files (stages.tools.dvcstate): a copy of each sound dvc.lock it starts with, a warning with the
+repair command when one is damaged."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from stages import alerts, dvcstate, history
 from stages.errors import PipelineError, explain_os_error, first_line, sigterm_as_interrupt
-from stages.retry import add_retry_listener
-from stages.secrets import RedactingFormatter
+from stages.observe import alerts, history
+from stages.store.retry import add_retry_listener
+from stages.store.secrets import RedactingFormatter
+from stages.tools import dvcstate
 
 log = logging.getLogger("stages")
 
@@ -39,8 +40,8 @@ def run_stage(
     """Run `work` for one engine with logging and run history; return the process exit code.
 
     `work` may return a mapping of counts for the history; otherwise the counts are read from
-    the stage's marker. Every retry a retry loop announces (stages.retry.notify_retry) ends the
-    current attempt as "retried" and starts the next one. `record=False` keeps a run that
+    the stage's marker. Every retry a retry loop announces (stages.store.retry.notify_retry) ends
+    the current attempt as "retried" and starts the next one. `record=False` keeps a run that
     changes nothing (a dry run) out of the history.
     """
     label = f"{stage}@{engine}"
@@ -87,7 +88,7 @@ def _look_after_dvc_state() -> None:
 
     Under dvc nothing is judged: another `dvc repro` beside this one may be rewriting the files
     this very moment, and our own dvc still runs, so a repair would have to wait anyway."""
-    from stages.config import project_root
+    from stages.rules.config import project_root
 
     try:
         root = project_root()
@@ -104,7 +105,7 @@ def _look_after_dvc_state() -> None:
 
 
 def _configure_logging(stage: str, engine: str, log_root: Path | None) -> None:
-    from stages.config import project_root
+    from stages.rules.config import project_root
 
     root = logging.getLogger()
     root.setLevel(logging.INFO)

@@ -1,4 +1,5 @@
-"""Alerts to a chat webhook (stages.alerts): what is sent, when, and that nothing else changes.
+"""Alerts to a chat webhook (stages.observe.alerts): what is sent, when, and that nothing else
+changes.
 
 The webhook is a real HTTP server on 127.0.0.1 (tests/support/webhook.py); the stages run as
 real processes, as `dvc repro` runs them.
@@ -11,7 +12,7 @@ import json
 import psycopg
 import pytest
 
-from stages import alerts, status
+from stages.observe import alerts, status
 from tests.support.pg import forget_database
 from tests.support.webhook import SECRET_PATH, closed_port_url
 

@@ -12,8 +12,8 @@ from typing import BinaryIO, cast
 
 import pytest
 
-from stages.config import load_params
-from stages.crawl import (
+from stages.rules.config import load_params
+from stages.rules.crawl import (
     BLANK,
     LineParser,
     Reject,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from stages.config import load_params
-from stages.crawl import BLANK, LineParser, Reject, iter_lines
-from stages.crawlgen import DEFAULT_SEED, generate_lines, main, write_crawl_file
 from stages.errors import ConfigError
+from stages.rules.config import load_params
+from stages.rules.crawl import BLANK, LineParser, Reject, iter_lines
+from stages.tools.crawlgen import DEFAULT_SEED, generate_lines, main, write_crawl_file
 
 pytestmark = pytest.mark.unit  # pure logic: no services, no other programs
 
@@ -56,7 +56,8 @@ def test_bundled_sample_is_what_the_command_writes(engine, tmp_path):
     regenerated = tmp_path / "regenerated.txt"
     write_crawl_file(PARAMS.engines[engine], regenerated, lines, DEFAULT_SEED)
     assert sample.read_bytes() == regenerated.read_bytes(), (
-        "run `python -m stages.crawlgen --out data/sources --lines 400` after changing crawlgen"
+        "run `python -m stages.tools.crawlgen --out data/sources --lines 400`"
+        " after changing crawlgen"
     )
 
 

@@ -1,5 +1,6 @@
-"""`python -m stages.dashboard`: the live page in a real headless Chromium, its JSON endpoint,
-and what it refuses (remote hosts without --allow-remote, foreign Host headers, secrets, HTML)."""
+"""`python -m stages.observe.dashboard`: the live page in a real headless Chromium, its JSON
+endpoint, and what it refuses (remote hosts without --allow-remote, foreign Host headers, secrets,
+HTML)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from stages import dashboard, history, status
 from stages.errors import ConfigError
+from stages.observe import dashboard, history, status
 from tests.support.browser import dashboard_page
 from tests.support.pg import forget_database, url_for_database
 from tests.support.pipeline import ENGINES, ran_pipeline

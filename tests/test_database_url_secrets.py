@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from stages.secrets import connection_secrets, redact
+from stages.store.secrets import connection_secrets, redact
 
 SEEN = datetime(2026, 9, 14, tzinfo=UTC)
 # Pieces long enough to be recognisable, joined by the character under test.
@@ -64,12 +64,12 @@ def test_a_password_with_reserved_characters_is_never_echoed(project, monkeypatc
     commands = [
         ("stages.ingest", "--engine", "rms"),
         ("stages.export", "--engine", "rms"),
-        ("stages.db", "status"),
+        ("stages.store.db", "status"),
     ]
     if character == "@":  # the paths that only show what the ones above recorded
         commands += [
-            ("stages.status",),
-            ("stages.history", "--limit", "50"),
+            ("stages.observe.status",),
+            ("stages.observe.history", "--limit", "50"),
             ("dvc", "repro", "ingest@rms"),
         ]
     console = []
@@ -77,7 +77,7 @@ def test_a_password_with_reserved_characters_is_never_echoed(project, monkeypatc
         result = project.run(sys.executable, "-m", *command, check=False)
         output = result.stdout + result.stderr
         console.append(output)
-        if command[0] not in ("stages.status", "stages.history"):
+        if command[0] not in ("stages.observe.status", "stages.observe.history"):
             assert result.returncode != 0, output
         assert "Traceback" not in output, output
     everything = "\n".join(console)

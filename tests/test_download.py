@@ -351,7 +351,7 @@ def test_a_comment_in_storage_py_reruns_download_only_and_leaves_ingest_up_to_da
     chain = [f"{stage}@mews" for stage in ("download", "ingest", "export", "publish")]
     first = project.dvc("repro", "publish@mews")
     assert project.ran_stages(first.stdout) == chain
-    with (project.root / "stages/storage.py").open("a") as module:
+    with (project.root / "stages/store/storage.py").open("a") as module:
         module.write("# A comment changes no download.\n")
     again = project.dvc("repro", "publish@mews")
     assert project.ran_stages(again.stdout) == ["download@mews"]

@@ -2,8 +2,9 @@
 
 DVC rewrites dvc.lock and .dvc/tmp/rwlock in place; SIGTERM or SIGKILL between the truncation
 and the write leaves them empty and every dvc command fails. These tests reproduce that with a
-real `dvc repro -f -s publish@rms`, then show the way back (`python -m stages.status --repair`)
-and that our own wrapper (`stages.parallel`) never causes it."""
+real `dvc repro -f -s publish@rms`, then show the way back
+(`python -m stages.observe.status --repair`) and that our own wrapper (`stages.tools.parallel`)
+never causes it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from stages import dvcstate
+from stages.tools import dvcstate
 from tests.support import dvckill
 from tests.support.pipeline import pipeline_copy, ran_pipeline
 
@@ -170,7 +171,7 @@ def test_stopping_stages_parallel_never_damages_dvc_state_and_the_next_run_resum
     with (project.root / "stages/export.py").open("a") as code:
         code.write("\n# a change: export and publish run again\n")
     log = project.root / "parallel.log"
-    parallel = dvckill.start(project, "stages.parallel", "rms", output=log)
+    parallel = dvckill.start(project, "stages.tools.parallel", "rms", output=log)
     # The worst moment: the instant dvc starts rewriting dvc.lock after export@rms.
     lockfile = project.root / "dvc.lock"
     before = lockfile.stat().st_mtime_ns

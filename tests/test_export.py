@@ -13,7 +13,7 @@ import pytest
 from openpyxl import load_workbook
 
 from stages import export, ingest, publish
-from stages.workbook import COLUMNS
+from stages.report.workbook import COLUMNS
 from tests.support.faultproxy import Fault
 from tests.support.pg import create_database
 

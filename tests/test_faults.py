@@ -32,7 +32,8 @@ import psycopg
 import pytest
 import yaml
 
-from stages import db, download, export, ingest, publish
+from stages import download, export, ingest, publish
+from stages.store import db
 from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.pg import create_database, drop_database, private_pg_server
 from tests.support.pg import lead_rows as pg_lead_rows
@@ -123,7 +124,7 @@ def stage_process(dvc: subprocess.Popen, stage: str):
 
 
 def migrate(database_url: str) -> None:
-    from stages import db
+    from stages.store import db
 
     db.connect(database_url).close()
 

@@ -12,7 +12,8 @@ import time
 import psycopg
 import pytest
 
-from stages import download, history, ingest, status
+from stages import download, ingest
+from stages.observe import history, status
 from tests.support.faultproxy import Fault
 from tests.support.pg import forget_database
 
@@ -200,7 +201,7 @@ def cell_of(snapshot, name):
 
 
 def test_the_retry_listener_is_removed_after_the_stage(project):
-    from stages import retry
+    from stages.store import retry
 
     before = list(retry._listeners)
     assert download.main(["--engine", "mews"]) == 0

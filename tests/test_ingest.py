@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from stages import db, ingest
-from stages.crawlgen import write_crawl_file
+from stages import ingest
+from stages.store import db
+from stages.tools.crawlgen import write_crawl_file
 from tests.support.project import Project
 
 ENGINES = ("cloudbeds", "mews", "rms", "siteminder")

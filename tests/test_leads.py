@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from stages import db, leads
-from stages.config import Engine
+from stages.rules.config import Engine
+from stages.store import db, leads
 from tests.support.pg import create_database, drop_database
 
 JANUARY = datetime(2025, 1, 6, tzinfo=UTC)

@@ -1,8 +1,8 @@
 """When the machine, not the data, fails, the user reads one line that names the file, the
 setting or the database and the fix, never a traceback: a full disk during a download or an
 export, a read-only output folder, an output folder under a file, the database CLI with the
-database down (which must not start anything), `stages.status | head`, publishing to a missing
-bucket, and a permission error that must not be called "unreachable".
+database down (which must not start anything), `stages.observe.status | head`, publishing to a
+missing bucket, and a permission error that must not be called "unreachable".
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from stages import download, ingest, publish, status
+from stages import download, ingest, publish
+from stages.observe import status
 from tests.support.disk import can_mount, on_full_disk, on_read_only_folder
 from tests.support.pg import forget_database, url_for_database
 
@@ -83,7 +84,7 @@ def test_db_status_with_the_embedded_server_stopped_starts_nothing(project, monk
         result = project.stage("db", "status")
         assert result.returncode == 1, result.stdout + result.stderr
         assert "Traceback" not in result.stdout + result.stderr
-        assert "not running" in result.stdout and "stages.db start" in result.stdout
+        assert "not running" in result.stdout and "stages.store.db start" in result.stdout
         assert not (project.root / ".pgdata/postmaster.pid").exists()
     finally:
         if (project.root / ".pgdata/postmaster.pid").exists():  # what main did: stop it again
@@ -104,7 +105,7 @@ def test_db_status_with_the_server_down_says_so_in_one_line(project, monkeypatch
 
 def test_status_into_a_pipe_closed_early_exits_quietly(project):
     process = subprocess.Popen(
-        [sys.executable, "-m", "stages.status"],
+        [sys.executable, "-m", "stages.observe.status"],
         cwd=project.root,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

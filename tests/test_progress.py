@@ -11,16 +11,16 @@ import time
 
 import pytest
 
-from stages.config import load_params
-from stages.crawl import LineParser
 from stages.ingest import LineTally
-from stages.progress import Progress, phase
+from stages.observe.progress import Progress, phase
+from stages.rules.config import load_params
+from stages.rules.crawl import LineParser
 from tests.support.project import REPO
 
 
 @pytest.fixture
 def progress_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.INFO, logger="stages.progress")
+    caplog.set_level(logging.INFO, logger="stages.observe.progress")
     return caplog
 
 

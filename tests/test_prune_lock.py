@@ -1,4 +1,4 @@
-"""Removing an engine, then `python -m stages.dvcstate prune-lock` (issue 15, "Also").
+"""Removing an engine, then `python -m stages.tools.dvcstate prune-lock` (issue 15, "Also").
 
 DVC never drops the dvc.lock entries of stages dvc.yaml no longer declares (treeverse/dvc#5293),
 and rewrites them after every stage. These tests run the pipeline for two engines, remove one
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from stages import dvcstate
+from stages.tools import dvcstate
 from tests.support.dvckill import a_dvc_process_in
 from tests.support.pipeline import pipeline_copy, ran_pipeline
 

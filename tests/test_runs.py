@@ -1,11 +1,13 @@
-"""Pipeline runs (stages.runs): which run an attempt belongs to, and what a run adds up to."""
+"""Pipeline runs (stages.observe.runs): which run an attempt belongs to, and what a run adds
+up to."""
 
 from __future__ import annotations
 
 import pytest
 
-from stages import db, history, runs
-from stages.history import Attempt
+from stages.observe import history, runs
+from stages.observe.history import Attempt
+from stages.store import db
 
 GITHUB = {
     "GITHUB_ACTIONS": "true",

@@ -1,5 +1,5 @@
-"""Scale-out: engines side by side on one machine (stages.parallel), and machines that share work
-through a DVC remote on S3 (with the run-cache) instead of anything home-made.
+"""Scale-out: engines side by side on one machine (stages.tools.parallel), and machines that
+share work through a DVC remote on S3 (with the run-cache) instead of anything home-made.
 
 Each scenario runs once per module (DVC is slow to start) and the tests read its results.
 """
@@ -21,7 +21,7 @@ import psycopg
 import pytest
 import yaml
 
-from stages import parallel
+from stages.tools import parallel
 from tests.support.pg import create_database, drop_database
 from tests.support.project import REPO, Project
 from tests.support.s3 import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, REGION, s3_client
@@ -115,7 +115,7 @@ def copy_of(template: Project, destination: Path) -> Path:
 
 
 def engine_stage_names(*engines: str) -> list[str]:
-    from stages.config import load_params
+    from stages.rules.config import load_params
 
     params = load_params(REPO)
     return [name for engine in engines for name in parallel.engine_stages(params, engine)]
@@ -134,7 +134,7 @@ def concurrent(project_template, pg_server, machines, tmp_path_factory) -> Machi
     machine = new_machine(
         machines, pg_server, copy_of(project_template, tmp_path_factory.mktemp("par") / "p")
     )
-    run = machine.run(sys.executable, "-m", "stages.parallel", "--jobs", "2", *CONCURRENT)
+    run = machine.run(sys.executable, "-m", "stages.tools.parallel", "--jobs", "2", *CONCURRENT)
     machine.outputs["parallel"] = run.stdout
     return machine
 
@@ -183,21 +183,23 @@ def test_concurrent_loads_leave_the_same_leads_as_a_sequential_run(concurrent, s
 
 def test_a_failed_chain_fails_the_run_and_names_its_engine(project, database_url):
     (project.root / "data/sources/rms.txt").unlink()
-    result = project.run(sys.executable, "-m", "stages.parallel", "rms", check=False)
+    result = project.run(sys.executable, "-m", "stages.tools.parallel", "rms", check=False)
     assert result.returncode == 1
     assert "rms: FAILED" in result.stdout
     assert "rms failed" in result.stderr
 
 
 def test_the_engine_list_for_a_ci_matrix_comes_from_params(project):
-    listed = project.run(sys.executable, "-m", "stages.parallel", "--list").stdout
+    listed = project.run(sys.executable, "-m", "stages.tools.parallel", "--list").stdout
     assert json.loads(listed) == list(project.params["engines"])
-    narrowed = project.run(sys.executable, "-m", "stages.parallel", "--list", "rms").stdout
+    narrowed = project.run(sys.executable, "-m", "stages.tools.parallel", "--list", "rms").stdout
     assert json.loads(narrowed) == ["rms"]
 
 
 def test_an_unknown_engine_is_refused_before_anything_runs(project):
-    result = project.run(sys.executable, "-m", "stages.parallel", "--list", "nosuch", check=False)
+    result = project.run(
+        sys.executable, "-m", "stages.tools.parallel", "--list", "nosuch", check=False
+    )
     assert result.returncode == 1
     assert "Unknown engine 'nosuch'" in result.stderr
 
@@ -207,7 +209,9 @@ def test_a_new_engine_gets_its_chain_without_code_changes(project):
         params["engines"]["newengine"] = {**params["engines"]["rms"], "file": "ibe.txt"}
 
     project.edit_params(add_engine)
-    stages = project.run(sys.executable, "-m", "stages.parallel", "--stages", "newengine").stdout
+    stages = project.run(
+        sys.executable, "-m", "stages.tools.parallel", "--stages", "newengine"
+    ).stdout
     assert stages.split() == [
         "download@newengine",
         "ingest@newengine",

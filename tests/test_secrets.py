@@ -18,7 +18,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from stages import db, export, ingest
+from stages import export, ingest
+from stages.store import db
 from tests.support.faultproxy import Fault
 from tests.support.pg import create_database, drop_database, url_for_database
 from tests.support.pg import lead_rows as leads
@@ -253,8 +254,8 @@ def test_no_secret_reaches_any_file_the_console_or_the_database(
     s3_bucket.client.delete_object(Bucket=s3_bucket.name, Key="crawls/mews.txt")
     run("stages.download", "--engine", "mews", ok=False)  # NoSuchKey
     # What people look at afterwards.
-    run("stages.status", ok=None)
-    run("stages.history", "--limit", "100", ok=None)
+    run("stages.observe.status", ok=None)
+    run("stages.observe.history", "--limit", "100", ok=None)
     run("dvc", "status", ok=None)
 
     assert "Gave up" in "".join(console) and "***" in "".join(console)  # the failures happened

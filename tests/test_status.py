@@ -1,5 +1,5 @@
-"""`python -m stages.status`: the grid of engines by stages, stale reasons, failures, progress,
-database drift and the exit code, against a project the real pipeline has run in."""
+"""`python -m stages.observe.status`: the grid of engines by stages, stale reasons, failures,
+progress, database drift and the exit code, against a project the real pipeline has run in."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 import psycopg
 import pytest
 
-from stages import history, status
+from stages.observe import history, status
 from tests.support.faultproxy import Fault
 from tests.support.pipeline import ENGINES, pipeline_copy, ran_pipeline
 from tests.support.views import read_views

@@ -19,9 +19,9 @@ from xml.etree import ElementTree
 import openpyxl
 import pytest
 
-from stages import workbook as workbook_module
 from stages.errors import ConfigError, PipelineError
-from stages.workbook import (
+from stages.report import workbook as workbook_module
+from stages.report.workbook import (
     COLUMNS,
     FIXED_TIMESTAMP,
     HEADER_FILL_COLOR,
@@ -513,7 +513,7 @@ def test_libreoffice_reads_the_workbook_and_keeps_formula_looking_text_literal(
 
 @pytest.mark.unit
 def test_the_leads_sheet_is_the_same_bytes_with_or_without_further_sheets(tmp_path: Path) -> None:
-    from stages.workbook import Sheet
+    from stages.report.workbook import Sheet
 
     rows = [lead(1), lead(2, Hotel="=cmd|'/c calc'!A1")]
     alone, with_more = tmp_path / "alone.xlsx", tmp_path / "more.xlsx"
@@ -535,7 +535,7 @@ def test_the_leads_sheet_is_the_same_bytes_with_or_without_further_sheets(tmp_pa
 
 @pytest.mark.unit
 def test_a_further_sheet_rolls_over_like_the_leads(out: Path) -> None:
-    from stages.workbook import Sheet
+    from stages.report.workbook import Sheet
 
     write_leads_workbook(
         out, [lead(1)], rows_per_sheet=2, extra_sheets=[Sheet("New", COLUMNS, map(lead, range(5)))]

@@ -343,7 +343,7 @@ CASES: dict[str, HostileCase] = {
 
 
 def physical_lines(path: Path) -> int:
-    """Lines in `path` as a reader independent of stages.crawl counts them: \\n, \\r\\n and a
+    """Lines in `path` as a reader independent of stages.rules.crawl counts them: \\n, \\r\\n and a
     lone \\r end a line, a last line needs no end, a leading UTF-8 BOM is not content."""
     count = 0
     after_cr = False  # the previous chunk ended with \r: a leading \n belongs to it

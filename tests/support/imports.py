@@ -18,7 +18,7 @@ def imported_modules(source: Path, package_root: Path) -> set[str]:
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             found.add(node.module)
-            # `from stages import db` imports the module stages.db
+            # `from stages import db` imports the module stages.store.db
             found.update(f"{node.module}.{alias.name}" for alias in node.names)
     return {name for name in found if _module_file(name, package_root) is not None}
 

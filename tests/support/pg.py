@@ -1,12 +1,12 @@
 """PostgreSQL fixtures: one real server per test session, one fresh database per test.
 
-`pg_server` is the server in `TEST_DATABASE_URL` when that is set, else the pipeline's own
-embedded PostgreSQL (`stages.db.embedded_server_url`) in a folder this session owns, stopped by
-that folder alone and deleted when the session ends. Before each test that uses it the server
-is checked: one that stopped is started again (the test gets a warning), and one that cannot be
-had fails that one test and ends the run, instead of an error in every test after it.
-`database_url` creates a uniquely named database on it, points DATABASE_URL at it and drops it
-afterwards. `private_pg_server` is a server of a test's own, for tests that restart it.
+`pg_server` is the server in `TEST_DATABASE_URL` when that is set, else the pipeline's own embedded
+PostgreSQL (`stages.store.db.embedded_server_url`) in a folder this session owns, stopped by that
+folder alone and deleted when the session ends. Before each test that uses it the server is checked:
+one that stopped is started again (the test gets a warning), and one that cannot be had fails that
+one test and ends the run, instead of an error in every test after it. `database_url` creates a
+uniquely named database on it, points DATABASE_URL at it and drops it afterwards.
+`private_pg_server` is a server of a test's own, for tests that restart it.
 
 The folders live in the system temp folder, not under pytest's: as root the embedded server runs
 as a system user that must be able to traverse every parent of its data folder, and every pytest
@@ -30,10 +30,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from stages import db
-from stages.config import DATABASE_VARIABLES
 from stages.errors import PipelineError, first_line
-from stages.secrets import redact
+from stages.rules.config import DATABASE_VARIABLES
+from stages.store import db
+from stages.store.secrets import redact
 
 SERVER = pytest.StashKey["SessionServer"]()
 

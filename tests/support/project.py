@@ -40,7 +40,7 @@ class Project:
 
     def params_engine(self, name: str):
         """The validated Engine `name` of this project's params.yaml."""
-        from stages.config import load_params
+        from stages.rules.config import load_params
 
         return load_params(self.root).engine(name)
 

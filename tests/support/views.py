@@ -1,4 +1,4 @@
-"""The three views of the pipeline's state (`stages.status --json`, its text grid and the
+"""The three views of the pipeline's state (`stages.observe.status --json`, its text grid and the
 dashboard's /api/status), read side by side with `dvc status`, so tests can hold them to one
 truth."""
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages import dashboard, status
+from stages.observe import dashboard, status
 from tests.support.project import Project
 
 
@@ -55,7 +55,7 @@ def dashboard_server(root: Path) -> Iterator[dashboard.DashboardServer]:
 def read_views(project: Project) -> Views:
     """Run the three views and `dvc status --json` in `project` (the working directory)."""
     snapshot = json.loads(json.dumps(status.collect()))  # what `--json` prints
-    text = status.render_text(snapshot)  # what `python -m stages.status` prints
+    text = status.render_text(snapshot)  # what `python -m stages.observe.status` prints
     with (
         dashboard_server(project.root) as server,
         urllib.request.urlopen(server.url + "api/status", timeout=60) as response,

@@ -29,8 +29,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stages.config import Engine, Params
-from stages.files import atomic_output, write_json
+from stages.rules.config import Engine, Params
+from stages.store.files import atomic_output, write_json
 
 # Metric name -> the ingest marker's count it is; then the workbook's. Seven keys of realistic
 # size (up to 25,000 ids, five digits) keep `dvc metrics show` at 94 columns with the longest

@@ -1,7 +1,7 @@
 """Pipeline runs: the attempts of one `dvc repro`, one CI job or one by-hand stage run, together.
 
-The run history (stages.history) records attempts; each carries `pipeline_run`, the id of the
-run it belongs to, which `run_context()` derives once per stage process, first match wins:
+The run history (stages.observe.history) records attempts; each carries `pipeline_run`, the id
+of the run it belongs to, which `run_context()` derives once per stage process, first match wins:
 
 1. `CRAWL_PIPELINE_RUN` in the environment (set by a wrapper that starts several `dvc repro`),
 2. a CI job (GitHub Actions: repository, run id, attempt and job name; its URL is kept),
@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# stages.history imports this module: reach it as a module, at call time.
-from stages import history
+# stages.observe.history imports this module: reach it as a module, at call time.
+from stages.observe import history
 
 if TYPE_CHECKING:
-    from stages.history import Attempt
+    from stages.observe.history import Attempt
 
 RUN_VARIABLE = "CRAWL_PIPELINE_RUN"
 # Run ids appear in URLs (/api/runs/<id>): a foreign value is hashed into a uuid instead.

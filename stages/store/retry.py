@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from stages.config import RetryPolicy
 from stages.errors import first_line
+from stages.rules.config import RetryPolicy
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

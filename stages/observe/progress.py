@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
-from stages import history
+from stages.observe import history
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ The message goes to the webhook in `ALERT_WEBHOOK_URL` as Slack-compatible JSON
 Nothing is sent when the variable is unset. The URL is a secret (it carries the token): it is
 never printed, logged or stored, and errors are reported without it.
 
-When (stages.runner and stages.status call in):
+When (stages.runner and stages.observe.status call in):
 - a stage fails in CI (a scheduled or on-demand run; GitHub Actions or `CI=true`),
 - an ingest fails anywhere (a load that trips a guard, a database that is down, ...),
-- `python -m stages.status` finds database drift (once per distinct finding a day).
+- `python -m stages.observe.status` finds database drift (once per distinct finding a day).
 
 Sending never changes what the pipeline does: every failure here is logged and swallowed, and
 the request gives up after ALERT_TIMEOUT seconds.
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.errors import first_line
-from stages.secrets import redact
+from stages.store.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def _without(url: str, message: str) -> str:
 
 def ci_context(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """{"ci": bool, "url": link to the CI run or None} from the CI's variables."""
-    from stages import runs
+    from stages.observe import runs
 
     context = runs.run_context("-", environ)
     trigger = context["trigger"] or ""

@@ -1,11 +1,11 @@
-"""Where the pipeline stands, per engine and stage: `python -m stages.status [--json]`.
+"""Where the pipeline stands, per engine and stage: `python -m stages.observe.status [--json]`.
 
 A grid of engines by stages; each cell is up to date, stale (and why, in words), running (with
 progress) or failed (with the error's first line), plus its last run, duration, attempts and
 counts. Below it the database per engine (drift: it lost what the ingest left; changed: it moved
 on after the export, so the workbook is stale) and the totals. It reads `dvc status` (through
 DVC's Python API), dvc.yaml, dvc.lock, the stage markers, the run history and the heartbeats,
-and changes nothing but the last good copy of dvc.lock (stages.dvcstate): it never starts the
+and changes nothing but the last good copy of dvc.lock (stages.tools.dvcstate): it never starts the
 embedded PostgreSQL unless asked to (--start-db). `--repair` repairs a dvc.lock or rwlock a
 killed dvc left damaged.
 
@@ -19,7 +19,8 @@ DVC cannot see the database: drift makes ingest stale, a change after the export
 stale (and what follows them upstream stale), in every view alike.
 
 Exit code 0 when every stage is up to date and the database matches the markers, 1 otherwise,
-so CI can gate on it. `collect()` builds the same snapshot for the dashboard (stages.dashboard).
+so CI can gate on it. `collect()` builds the same snapshot for the dashboard
+(stages.observe.dashboard).
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ from typing import Any
 
 import yaml
 
-from stages import alerts, dvcstate, history, progress, s3
 from stages.errors import cli, first_line
-from stages.history import Attempt, parse_time
-from stages.secrets import redact
+from stages.observe import alerts, history, progress
+from stages.observe.history import Attempt, parse_time
+from stages.store import s3
+from stages.store.secrets import redact
+from stages.tools import dvcstate
 
 UP_TO_DATE, STALE, RUNNING, FAILED, UNKNOWN = "up to date", "stale", "running", "failed", "unknown"
 STATES = (UP_TO_DATE, STALE, RUNNING, FAILED, UNKNOWN)
@@ -51,7 +54,7 @@ UPSTREAM_RUNNING = "upstream running"
 KILLED = "stopped without recording an end (killed, or the machine went down)"
 # An engine's database finding (status's drift entries): "drift" when it lost what the
 # ingest left, CHANGED when it moved on after the export. DVC cannot see either, so the cell
-# whose run repairs it is stale for the REASON named here (stages.leads has the fix).
+# whose run repairs it is stale for the REASON named here (stages.store.leads has the fix).
 CHANGED = "changed"
 LEADS_LOST = "leads lost in database"
 DATABASE_CHANGED = "database changed"
@@ -155,7 +158,7 @@ def dvc_view(root: Path) -> DvcView:
 
     A dvc.lock or rwlock a killed dvc left damaged makes every dvc command fail: that is
     reported (with the repair command) instead of DVC's validation error; a sound dvc.lock is
-    kept as the last good copy (stages.dvcstate.save_good_copy)."""
+    kept as the last good copy (stages.tools.dvcstate.save_good_copy)."""
     damaged = dvcstate.damage(root)
     if damaged:
         return DvcView(error=dvcstate.explain(damaged), damaged=[str(d) for d in damaged])
@@ -367,7 +370,7 @@ def database_view(
             "drift not checked (use --start-db to start it)"
         )
         return view
-    from stages import db
+    from stages.store import db
 
     view["label"] = db.database_label(url)
     try:
@@ -394,7 +397,7 @@ def _drift(
 ) -> dict[str, Any]:
     import psycopg
 
-    from stages import leads
+    from stages.store import leads
 
     if marker is None:
         return {"state": "not ingested", "message": "no ingest marker yet"}
@@ -431,7 +434,7 @@ def collect(
 
     `dvc` is a DvcView computed earlier (the dashboard reuses one while nothing changed).
     """
-    from stages.config import load_params, project_root
+    from stages.rules.config import load_params, project_root
 
     root = (root or project_root()).resolve()
     params = load_params(root)
@@ -874,7 +877,7 @@ def _clip(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stages.status",
+        prog="python -m stages.observe.status",
         description="Show every engine's stages: up to date, stale (why), running, failed; "
         "exit 1 unless everything is up to date.",
     )
@@ -891,8 +894,8 @@ def main(argv: list[str] | None = None) -> int:
         "(only while no dvc process runs here), then show the status",
     )
     args = parser.parse_args(argv)
-    from stages.config import project_root
     from stages.errors import PipelineError
+    from stages.rules.config import project_root
 
     try:
         if args.repair:

@@ -1,5 +1,5 @@
 """S3 objects and DVC remotes: where an object is, how to reach it, what its errors mean, and
-uploads. Shared by download (stages.storage) and publish.
+uploads. Shared by download (stages.store.storage) and publish.
 
 A location is either a local path or an S3 object. S3 objects are named `s3://bucket/key`
 (endpoint from the standard AWS chain, e.g. AWS_ENDPOINT_URL) or `remote://<name>/key`, where
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stages.config import RetryPolicy
 from stages.errors import ConfigError, PipelineError, TransientError, first_line
-from stages.retry import with_retries
+from stages.rules.config import RetryPolicy
+from stages.store.retry import with_retries
 
 log = logging.getLogger(__name__)
 

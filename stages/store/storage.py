@@ -1,4 +1,4 @@
-"""Downloads: a crawl file copied from a local folder or S3 (stages.s3) to a local file, whole
+"""Downloads: a crawl file copied from a local folder or S3 (stages.store.s3) to a local file, whole
 and of one version.
 
 An S3 transfer is pinned to the ETag (and the VersionId on a versioned bucket) its first
@@ -6,7 +6,7 @@ response had, resumed only by a 206 answer that continues at the bytes already w
 verified whole (MD5, or the recomputed multipart ETag) and checked against the live object at
 the end: DVC hashes a dependency after the command ends and would otherwise record a newer
 version than the one fetched. A local file must have the same size, mtime and inode after the
-copy as before it. Only download imports this module (publish uses stages.s3), so an edit
+copy as before it. Only download imports this module (publish uses stages.store.s3), so an edit
 here re-runs download and nothing else.
 """
 
@@ -22,12 +22,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from stages.config import RetryPolicy
 from stages.errors import PipelineError, TransientError
-from stages.files import atomic_output
-from stages.progress import Progress
-from stages.retry import with_retries
-from stages.s3 import (
+from stages.observe.progress import Progress
+from stages.rules.config import RetryPolicy
+from stages.store.files import atomic_output
+from stages.store.retry import with_retries
+from stages.store.s3 import (
     Location,
     S3Object,
     describe,

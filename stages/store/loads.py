@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
-    from stages.history import Attempt
+    from stages.observe.history import Attempt
 
 TREND_POINTS = 30
 

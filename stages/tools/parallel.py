@@ -1,8 +1,8 @@
 """Run several engines' chains side by side: one `dvc repro` process per engine, N at a time.
 
-    python -m stages.parallel [--jobs 2] [--pull] [ENGINE ...]  # default: every engine
-    python -m stages.parallel --list [ENGINE ...]   # the engines as a JSON list (a CI matrix)
-    python -m stages.parallel --stages [ENGINE ...] # their stage names, one per line (dvc targets)
+    python -m stages.tools.parallel [--jobs 2] [--pull] [ENGINE ...]  # default: every engine
+    python -m stages.tools.parallel --list [ENGINE ...]   # the engines as a JSON list (a CI matrix)
+    python -m stages.tools.parallel --stages [ENGINE ...] # their stage names (dvc targets)
 
 DVC runs the stages of one `dvc repro` one after another, but several `dvc repro` processes may
 share a workspace: DVC releases its repo lock while a stage's command runs (per-path locks keep
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import yaml
 
-from stages import dvcstate
-from stages.config import Params, load_params
 from stages.errors import PipelineError, sigterm_as_interrupt
-from stages.runs import RUN_VARIABLE
+from stages.observe.runs import RUN_VARIABLE
+from stages.rules.config import Params, load_params
+from stages.tools import dvcstate
 
 ENGINES_FOREACH = "${engines}"
 
@@ -75,7 +75,7 @@ def run_chains(
     Damaged DVC state (a dvc killed mid-write earlier) is repaired first, when no dvc runs.
     Interrupted (Ctrl-C, or SIGTERM when a CI job is cancelled), it never signals dvc itself
     (a dvc killed while it rewrites dvc.lock or its rwlock leaves them empty): it stops the
-    stage each `dvc repro` runs (stages.dvcstate.SafeStopper), the stage removes its temporary
+    stage each `dvc repro` runs (stages.tools.dvcstate.SafeStopper), the stage removes its temporary
     files and rolls its transaction back, and each dvc exits through its own cleanup."""
     for line in dvcstate.repair_if_idle(params.root):
         print(f"parallel: {line}", file=sys.stderr)
@@ -84,7 +84,7 @@ def run_chains(
     starting = threading.Lock()
     running: dict[str, subprocess.Popen[str]] = {}
     stopping = threading.Event()
-    # One pipeline run on the dashboard for all the chains (stages.runs groups by this).
+    # One pipeline run on the dashboard for all the chains (stages.observe.runs groups by this).
     run_env = dict(os.environ)
     run_env[RUN_VARIABLE] = run_env.get(RUN_VARIABLE) or f"parallel-{uuid.uuid4()}"
 
@@ -133,7 +133,7 @@ def run_chains(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stages.parallel",
+        prog="python -m stages.tools.parallel",
         description="Bring several engines' chains up to date at once, one `dvc repro` each.",
     )
     parser.add_argument("engines", nargs="*", help="engines to run (default: all in params.yaml)")

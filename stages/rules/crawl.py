@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 from urllib.parse import unquote
 
-from stages.config import Engine
+from stages.rules.config import Engine
 
 MAX_LINE_LENGTH = 2048
 CHUNK_SIZE = 1 << 20
@@ -346,7 +346,7 @@ def rules_fingerprint(engine: Engine) -> str:
     """A short hash of everything that decides which id(s) and URL a line gives for `engine`.
 
     Stored with the engine's leads; a different value at the next ingest means the rules
-    changed and the stored evidence is read again (see stages/leads.py `recheck`).
+    changed and the stored evidence is read again (see stages/store/leads.py `recheck`).
     """
     import hashlib
     import json

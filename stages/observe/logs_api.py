@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.history import Attempt
-from stages.secrets import redact
+from stages.observe.history import Attempt
+from stages.store.secrets import redact
 
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
 MAX_BYTES = 4 << 20  # an attempt's log longer than this is served from its end

@@ -9,7 +9,7 @@ are upserted into the `stage_runs` table, best-effort and with short timeouts, s
 share the database see each other's runs. A running stage also keeps
 `logs/running/<stage>@<engine>.json` (pid, attempt, progress), removed when it ends.
 
-`python -m stages.history` lists recent attempts, newest first.
+`python -m stages.observe.history` lists recent attempts, newest first.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
-from stages import runs
-from stages.config import database_configured
 from stages.errors import cli, first_line
-from stages.files import pid_alive
-from stages.secrets import redact
+from stages.observe import runs
+from stages.rules.config import database_configured
+from stages.store.files import pid_alive
+from stages.store.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class Attempt:
     commit: str | None = None
     pid: int | None = None
     via: str = "manual"  # "dvc" when `dvc repro` ran the command
-    # The pipeline run (dvc repro, CI job, by-hand run) it belongs to, and how: stages.runs.
+    # The pipeline run (dvc repro, CI job, by-hand run) it belongs to, and how: stages.observe.runs.
     pipeline_run: str | None = None
     ci_url: str | None = None
     trigger: str | None = None
@@ -307,7 +307,7 @@ def marker_counts(root: Path, stage: str, engine: str, *, since: datetime) -> di
     if stage not in MARKERS:
         return {}
     try:
-        from stages.config import load_params
+        from stages.rules.config import load_params
 
         kind, suffix = MARKERS[stage]
         path = load_params(root).path(kind, engine, suffix)
@@ -327,7 +327,7 @@ def _int_counts(data: Mapping[str, Any]) -> dict[str, int]:
 
 
 def _project_root() -> Path:
-    from stages.config import project_root
+    from stages.rules.config import project_root
 
     return project_root()
 
@@ -384,7 +384,7 @@ def available_database_url(root: Path, *, start_embedded: bool = False) -> str |
     A configured server (DATABASE_URL or PG* variables) counts; the embedded one only when it
     is already running, or with `start_embedded`. None means there is no database to use.
     """
-    from stages.db import EMBEDDED_FOLDER, database_url, embedded_server_url
+    from stages.store.db import EMBEDDED_FOLDER, database_url, embedded_server_url
 
     if database_configured():
         return database_url()
@@ -406,7 +406,7 @@ def connect_briefly(url: str, *, migrate: bool) -> psycopg.Connection:
     """A connection to `url` with short connect and statement timeouts (see TABLE_TIMEOUT)."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    from stages import db
+    from stages.store import db
 
     if "connect_timeout" not in conninfo_to_dict(url):
         url = make_conninfo(url, connect_timeout=TABLE_TIMEOUT)
@@ -581,7 +581,7 @@ def read_heartbeats(logs: Path) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stages.history",
+        prog="python -m stages.observe.history",
         description="List recent stage attempts from logs/history.jsonl and the stage_runs table.",
     )
     parser.add_argument("--engine", help="only this engine")

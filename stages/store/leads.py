@@ -21,10 +21,10 @@ from typing import Any, cast
 
 import psycopg
 
-from stages.config import Engine
-from stages.crawl import LineParser, evidence_line, rules_fingerprint
-from stages.db import advisory_key, database_identity
 from stages.errors import ConfigError
+from stages.rules.config import Engine
+from stages.rules.crawl import LineParser, evidence_line, rules_fingerprint
+from stages.store.db import advisory_key, database_identity
 
 DETECTION_METHOD = "crawl"
 # Ids per COPY write: large blocks keep Python's per-call cost low, and memory stays flat.

@@ -1,10 +1,11 @@
-"""A live dashboard in the browser: `python -m stages.dashboard [--port 4200] [--host 127.0.0.1]`.
+"""A live dashboard in the browser:
+`python -m stages.observe.dashboard [--port 4200] [--host 127.0.0.1]`.
 
-One self-contained page (stages/dashboard.html: no CDN, fonts or scripts from elsewhere) that
-refreshes itself every few seconds from `/api/status`, the same snapshot `python -m
-stages.status --json` prints: the status grid, the pipeline graph from dvc.yaml, leads per
+One self-contained page (stages/observe/dashboard.html: no CDN, fonts or scripts from elsewhere)
+that refreshes itself every few seconds from `/api/status`, the same snapshot `python -m
+stages.observe.status --json` prints: the status grid, the pipeline graph from dvc.yaml, leads per
 engine and their trends, running stages with progress, database drift and recent failures;
-and the pipeline runs (stages.runs) with each run's timeline and the log of every attempt.
+and the pipeline runs (stages.observe.runs) with each run's timeline and the log of every attempt.
 
 JSON API (every answer is JSON; unknown names answer 404 with {"error": ...}):
   /api/status                        the status snapshot, plus `trends` per engine
@@ -37,9 +38,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from stages import history, loads, logs_api, runs, status
 from stages.errors import ConfigError, PipelineError, first_line
-from stages.secrets import redact
+from stages.observe import history, logs_api, runs, status
+from stages.store import loads
+from stages.store.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +122,7 @@ class Snapshots:
 
     def names(self) -> tuple[set[str], set[str]]:
         """The stage kinds and engines the pipeline knows (params, dvc.yaml and the history)."""
-        from stages.config import load_params
+        from stages.rules.config import load_params
 
         seen = self.attempts()
         stages = {*status.pipeline_graph(self.root)["stages"], *(a.stage for a in seen)}
@@ -336,7 +338,7 @@ def make_server(
 
     Raises ConfigError for a non-loopback `host` without `allow_remote`, or a port in use.
     """
-    from stages.config import project_root
+    from stages.rules.config import project_root
 
     if not allow_remote and not is_loopback(host):
         raise ConfigError(
@@ -357,7 +359,7 @@ def make_server(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stages.dashboard",
+        prog="python -m stages.observe.dashboard",
         description="Serve a live dashboard of the pipeline (stops with Ctrl-C).",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"default {DEFAULT_HOST}")

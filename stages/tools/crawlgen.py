@@ -1,6 +1,6 @@
 """Deterministic, realistic crawl files: the bundled samples and the benchmark inputs.
 
-    python -m stages.crawlgen --out data/sources --lines 400 [--engine E] [--seed N]
+    python -m stages.tools.crawlgen --out data/sources --lines 400 [--engine E] [--seed N]
 
 writes one file per engine, named by its `file` in params.yaml. Lines mix full URLs with query
 strings and fragments, scheme-less host/path lines, bare ids and case variants, in the shapes
@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.config import Engine, load_params
 from stages.errors import ConfigError, PipelineError
+from stages.rules.config import Engine, load_params
 
 DEFAULT_SEED = 1
 BLANK_SHARE = 0.02
@@ -118,7 +118,7 @@ def generate_lines(engine: Engine, lines: int, seed: int = DEFAULT_SEED) -> Iter
 
 def write_crawl_file(engine: Engine, path: Path, lines: int, seed: int = DEFAULT_SEED) -> None:
     """Write `lines` generated lines to `path` atomically, in batches (flat memory)."""
-    from stages.files import atomic_output
+    from stages.store.files import atomic_output
 
     batch: list[str] = []
     with atomic_output(path, "wb") as handle:
@@ -287,13 +287,14 @@ def _generic_shapes(engine: Engine) -> Shapes:
             return Shapes(new_id=new_id, url=lambda rng, i: template.replace("{id}", i))
     raise ConfigError(
         f"Engine {engine.name!r}: no generic id fits its id_pattern; add its line shapes to "
-        "_BUILTIN in stages/crawlgen.py to generate crawl files for it."
+        "_BUILTIN in stages/tools/crawlgen.py to generate crawl files for it."
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stages.crawlgen", description="Write deterministic sample crawl files."
+        prog="python -m stages.tools.crawlgen",
+        description="Write deterministic sample crawl files.",
     )
     parser.add_argument("--out", type=Path, default=Path("data/sources"), help="output folder")
     parser.add_argument("--lines", type=int, default=400, help="lines per file")

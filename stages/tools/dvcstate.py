@@ -1,9 +1,9 @@
 """DVC's own state files: check them, keep the last good dvc.lock, repair them, stop dvc safely.
 
-    python -m stages.dvcstate check          # exit 1 and one line per damaged file
-    python -m stages.dvcstate repair         # the same repair as `python -m stages.status --repair`
-    python -m stages.dvcstate run ARGS ...   # `dvc ARGS` run the safe way (CI uses it)
-    python -m stages.dvcstate prune-lock     # drop dvc.lock entries of stages no longer declared
+    python -m stages.tools.dvcstate check          # exit 1 and one line per damaged file
+    python -m stages.tools.dvcstate repair         # = python -m stages.observe.status --repair
+    python -m stages.tools.dvcstate run ARGS ...   # `dvc ARGS` run the safe way (CI uses it)
+    python -m stages.tools.dvcstate prune-lock     # drop entries of stages no longer declared
 
 How DVC 3.x reacts to each signal (read from dvc/cli, dvc/stage/run.py, dvc/rwlock.py and
 dvc/utils/serialize/_common.py) and what that leaves behind:
@@ -68,8 +68,8 @@ RWLOCK = ".dvc/tmp/rwlock"
 REPO_LOCK = ".dvc/tmp/lock"
 LAST_GOOD = ".dvc/tmp/dvc.lock.last-good"
 DAMAGED = ".dvc/tmp/dvc.lock.damaged"
-REPAIR_COMMAND = "uv run python -m stages.status --repair"
-PRUNE_COMMAND = "uv run python -m stages.dvcstate prune-lock"
+REPAIR_COMMAND = "uv run python -m stages.observe.status --repair"
+PRUNE_COMMAND = "uv run python -m stages.tools.dvcstate prune-lock"
 POLL = 0.05  # seconds between looks at a dvc process being stopped
 
 
@@ -504,7 +504,7 @@ def run_dvc(root: Path, args: Sequence[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stages.dvcstate",
+        prog="python -m stages.tools.dvcstate",
         description="Check or repair DVC's state files (dvc.lock, .dvc/tmp/rwlock), drop "
         "dvc.lock entries of stages dvc.yaml no longer declares (prune-lock), or run dvc so "
         "that stopping it never damages them.",
@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("check", "repair", "run", "prune-lock"))
     parser.add_argument("dvc_args", nargs=argparse.REMAINDER, help="for run: dvc's arguments")
     args = parser.parse_args(argv)
-    from stages.config import project_root
+    from stages.rules.config import project_root
 
     try:
         root = project_root()

@@ -41,7 +41,7 @@ def project_root() -> Path:
 
 
 # The environment variables that name a database server: DATABASE_URL, or libpq's own. When
-# none is set the pipeline uses its embedded PostgreSQL (stages.db.database_url).
+# none is set the pipeline uses its embedded PostgreSQL (stages.store.db.database_url).
 DATABASE_VARIABLES = ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE")
 
 

@@ -1,0 +1,1 @@
+"""Reporting: the Excel workbook of leads (`workbook`) and the DVC metrics files (`metrics`)."""
