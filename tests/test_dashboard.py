@@ -15,7 +15,8 @@ import psycopg
 import pytest
 
 from stages.errors import ConfigError
-from stages.observe import dashboard, history, status
+from stages.observe import dashboard, history
+from stages.observe.snapshot import collect
 from tests.support.browser import dashboard_page
 from tests.support.pg import forget_database, url_for_database
 from tests.support.pipeline import ENGINES, ran_pipeline
@@ -195,7 +196,7 @@ def test_the_json_endpoint_serves_the_snapshot_the_page_shows(shown, page):
         ".map(td => [td.dataset.cell, td.dataset.state]))"
     )
     assert served == shown_states
-    assert served == {c["name"]: c["state"] for c in status.collect(project.root)["cells"]}
+    assert served == {c["name"]: c["state"] for c in collect(project.root).to_json()["cells"]}
 
 
 def test_the_page_loads_nothing_from_other_origins(shown, page):

@@ -369,5 +369,5 @@ def test_status_leads_from_dvcs_forbidden_message_to_the_credentials_fix(
     failed = project.dvc("repro", "--single-item", "download@mews", check=False)
     dvc_says = failed.stdout + failed.stderr
     assert "Forbidden" in dvc_says and "HeadObject" in dvc_says
-    status = project.stage("status")
+    status = project.stage("observe.status")
     assert "dvc remote modify --local crawls access_key_id" in status.stdout

@@ -80,18 +80,18 @@ def test_sigterm_while_dvc_writes_dvc_lock_is_repaired_by_the_one_command_status
     # DVC's own behaviour: every command fails from now on.
     broken = project.dvc("status", check=False)
     assert broken.returncode != 0 and "dvc.lock" in broken.stderr
-    shown = project.stage("status")
+    shown = project.stage("observe.status")
     assert shown.returncode == 1
     assert "dvc.lock is empty" in shown.stdout
     assert f"Repair it: {dvcstate.REPAIR_COMMAND}" in shown.stdout
-    repaired = project.stage("status", "--repair")
+    repaired = project.stage("observe.status", "--repair")
     assert "restored the last good copy" in repaired.stderr, repaired.stderr
     assert (project.root / dvcstate.DAMAGED).read_bytes() == b""
     assert locked_stages(project) == before
     code_and_text = project.dvc("repro")
     assert project.ran_stages(code_and_text.stdout) in ([], [STAGE])
     assert "Data and pipelines are up to date" in project.dvc("repro").stdout
-    assert project.stage("status").returncode == 0
+    assert project.stage("observe.status").returncode == 0
 
 
 def test_sigkill_while_dvc_writes_its_rwlock_is_repaired_by_removing_it(project):
@@ -99,8 +99,8 @@ def test_sigkill_while_dvc_writes_its_rwlock_is_repaired_by_removing_it(project)
     assert (project.root / dvcstate.RWLOCK).read_bytes() == b""
     broken = project.dvc("status", check=False)
     assert broken.returncode != 0 and "RWLock-file" in broken.stderr
-    assert ".dvc/tmp/rwlock is empty" in project.stage("status").stdout
-    repaired = project.stage("status", "--repair")
+    assert ".dvc/tmp/rwlock is empty" in project.stage("observe.status").stdout
+    repaired = project.stage("observe.status", "--repair")
     assert "removed the damaged .dvc/tmp/rwlock" in repaired.stderr, repaired.stderr
     project.dvc("status")
     project.dvc("repro")
@@ -118,7 +118,7 @@ def test_a_damaged_dvc_lock_without_a_good_copy_is_removed_so_dvc_runs_everythin
     assert not lockfile.exists()
     ran = project.ran_stages(project.dvc("repro").stdout)
     assert "ingest@rms" in ran and "export@rms" in ran
-    assert project.stage("status").returncode == 0
+    assert project.stage("observe.status").returncode == 0
 
 
 def test_the_repair_leaves_everything_alone_while_a_dvc_process_runs_in_the_project(
@@ -163,7 +163,7 @@ def test_dvc_killed_at_any_moment_of_a_stage_leaves_a_workspace_that_ends_as_und
     assert locked_stages(project) == before
     assert published(project) == record
     assert (project.root / "data/exports/rms.xlsx").read_bytes() == workbook
-    assert project.stage("status").returncode == 0, outcomes
+    assert project.stage("observe.status").returncode == 0, outcomes
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -184,4 +184,4 @@ def test_stopping_stages_parallel_never_damages_dvc_state_and_the_next_run_resum
     ran = project.ran_stages(project.dvc("repro").stdout)
     assert "export@rms" not in ran  # recorded before the stop
     assert "Data and pipelines are up to date" in project.dvc("repro").stdout
-    assert project.stage("status").returncode == 0
+    assert project.stage("observe.status").returncode == 0

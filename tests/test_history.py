@@ -13,7 +13,9 @@ import psycopg
 import pytest
 
 from stages import download, ingest
-from stages.observe import history, status
+from stages.observe import history
+from stages.observe.cells import KILLED
+from stages.observe.snapshot import collect
 from tests.support.faultproxy import Fault
 from tests.support.pg import forget_database
 
@@ -108,8 +110,8 @@ def test_a_killed_stage_leaves_its_start_and_status_shows_it_failed(
         stage.wait()
     [attempt] = attempts(project)
     assert attempt.outcome == "running"  # the start survived; the end was never written
-    cell = cell_of(status.collect(project.root), "download@mews")
-    assert cell["state"] == "failed" and cell["error"] == status.KILLED
+    cell = cell_of(collect(project.root).to_json(), "download@mews")
+    assert cell["state"] == "failed" and cell["error"] == KILLED
 
 
 def test_sigterm_records_the_stage_as_failed_and_removes_the_heartbeat(

@@ -17,7 +17,7 @@ import pytest
 from psycopg import sql
 
 from stages import download, ingest, publish
-from stages.observe import status
+from stages.observe.drift import database_view
 from tests.support.disk import can_mount, on_full_disk, on_read_only_folder
 from tests.support.pg import forget_database, url_for_database
 
@@ -81,19 +81,19 @@ def test_an_output_folder_under_a_file_is_named_with_the_fix(project, capsys):
 def test_db_status_with_the_embedded_server_stopped_starts_nothing(project, monkeypatch):
     forget_database(monkeypatch)
     try:
-        result = project.stage("db", "status")
+        result = project.stage("store.db", "status")
         assert result.returncode == 1, result.stdout + result.stderr
         assert "Traceback" not in result.stdout + result.stderr
         assert "not running" in result.stdout and "stages.store.db start" in result.stdout
         assert not (project.root / ".pgdata/postmaster.pid").exists()
     finally:
         if (project.root / ".pgdata/postmaster.pid").exists():  # what main did: stop it again
-            project.stage("db", "stop")
+            project.stage("store.db", "stop")
 
 
 def test_db_status_with_the_server_down_says_so_in_one_line(project, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://leads@127.0.0.1:1/leads")
-    result = project.stage("db", "status")
+    result = project.stage("store.db", "status")
     assert result.returncode == 1
     assert result.stdout == "" and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -152,6 +152,6 @@ def test_a_permission_error_is_not_called_unreachable(
     project, database_without_access, monkeypatch
 ):
     monkeypatch.setenv("DATABASE_URL", database_without_access)
-    view = status.database_view(project.root, {}, start_db=False)
-    assert view["state"] == "error"
-    assert "permission denied" in view["message"]
+    view = database_view(project.root, {}, start_db=False)
+    assert view.state == "error"
+    assert "permission denied" in view.message

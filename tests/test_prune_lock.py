@@ -55,7 +55,7 @@ def test_dvc_keeps_a_removed_engines_entries_in_dvc_lock_after_a_run(project):
 
 
 def test_prune_lock_drops_the_removed_engines_four_stages_and_names_them(project):
-    pruned = project.stage("dvcstate", "prune-lock", check=True)
+    pruned = project.stage("tools.dvcstate", "prune-lock", check=True)
 
     assert f"dropped 4 stale dvc.lock entries: {', '.join(REMOVED_STAGES)}" in pruned.stdout
     assert sorted(lock_entries(project)) == sorted(
@@ -89,7 +89,7 @@ def test_a_second_prune_finds_nothing_and_leaves_dvc_lock_untouched(project):
     dvcstate.prune_lockfile(project.root)
     before = (project.root / "dvc.lock").stat()
 
-    again = project.stage("dvcstate", "prune-lock", check=True)
+    again = project.stage("tools.dvcstate", "prune-lock", check=True)
 
     assert "nothing to prune" in again.stdout
     after = (project.root / "dvc.lock").stat()
@@ -108,7 +108,7 @@ def test_a_damaged_dvc_lock_is_not_pruned_and_the_message_names_the_repair(proje
     lockfile = project.root / "dvc.lock"
     lockfile.write_bytes(lockfile.read_bytes()[:2000])  # cut short, as a killed dvc leaves it
 
-    refused = project.stage("dvcstate", "prune-lock")
+    refused = project.stage("tools.dvcstate", "prune-lock")
 
     assert refused.returncode == 1
     assert "dvc.lock is cut short, so it cannot be pruned" in refused.stderr

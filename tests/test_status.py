@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from stages.observe import history, status
+from stages.observe.snapshot import collect
 from tests.support.faultproxy import Fault
 from tests.support.pipeline import ENGINES, pipeline_copy, ran_pipeline
 from tests.support.views import read_views
@@ -73,7 +74,7 @@ def test_json_output_has_a_cell_per_engine_and_stage_with_its_last_run(pipeline,
 def test_a_changed_source_shows_source_changed_and_stales_what_follows(pipeline):
     with (pipeline.root / "data/sources/mews.txt").open("a") as source:
         source.write("https://app.mews.com/distributor/0f6e6f9a-5d2b-4c1e-9b7a-2d4c8e1f3a5b\n")
-    snapshot = status.collect()
+    snapshot = collect().to_json()
     found = cells(snapshot)
     assert found["download@mews"]["state"] == "stale"
     assert found["download@mews"]["reasons"] == ["source changed"]
@@ -85,7 +86,7 @@ def test_a_changed_source_shows_source_changed_and_stales_what_follows(pipeline)
 
 def test_changed_engine_params_are_named_as_the_reason(pipeline):
     pipeline.edit_params(lambda p: p["engines"]["rms"].update(display_name="RMS"))
-    found = cells(status.collect())
+    found = cells(collect().to_json())
     assert found["download@rms"]["state"] == "up to date"  # it reads only engines.rms.file
     assert found["ingest@rms"]["reasons"] == ["params changed (engines.rms)"]
 
@@ -93,7 +94,7 @@ def test_changed_engine_params_are_named_as_the_reason(pipeline):
 def test_changed_stage_code_is_named_as_the_reason(pipeline):
     with (pipeline.root / "stages/publish.py").open("a") as code:
         code.write("\n# a change\n")
-    found = cells(status.collect())
+    found = cells(collect().to_json())
     assert found["publish@mews"]["reasons"] == ["code changed"]
     assert found["export@mews"]["state"] == "up to date"
 
@@ -101,7 +102,7 @@ def test_changed_stage_code_is_named_as_the_reason(pipeline):
 def test_a_new_engine_is_stale_because_it_never_ran(pipeline, project_template):
     cloudbeds = project_template.params["engines"]["cloudbeds"]
     pipeline.edit_params(lambda p: p["engines"].update(cloudbeds=cloudbeds))
-    found = cells(status.collect())
+    found = cells(collect().to_json())
     for stage in ("download", "ingest", "export", "publish"):
         assert found[f"{stage}@cloudbeds"]["reasons"] == ["never run"]
 
@@ -114,7 +115,7 @@ def test_a_failed_stage_shows_as_failed_with_its_error(pipeline, capsys):
     assert "1 failed" in out
     [line] = [line for line in out.splitlines() if line.strip().startswith("download@rms:")]
     assert "rms.txt does not exist" in line and "source.root" in line
-    cell = cells(status.collect())["download@rms"]
+    cell = cells(collect().to_json())["download@rms"]
     assert cell["state"] == "failed" and "rms.txt does not exist" in cell["error"]
     assert cell["last_run"]["outcome"] == "failed"
 
@@ -122,7 +123,7 @@ def test_a_failed_stage_shows_as_failed_with_its_error(pipeline, capsys):
 def test_emptying_the_database_shows_drift_for_each_engine(pipeline, capsys):
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
         conn.execute("TRUNCATE hotel_booking_engines")
-    snapshot = status.collect()
+    snapshot = collect().to_json()
     drift = {d["engine"]: d for d in snapshot["drift"]}
     for engine in ENGINES:
         assert drift[engine]["state"] == "drift"
@@ -138,7 +139,7 @@ def test_a_running_stage_shows_its_progress(pipeline, capsys):
     assert run is not None  # the project root is set
     try:
         run.progress("export@mews: rows", 40, 100, "rows")
-        cell = cells(status.collect())["export@mews"]
+        cell = cells(collect().to_json())["export@mews"]
         assert cell["state"] == "running"
         assert cell["progress"]["fraction"] == 0.4
         assert cell["progress"]["label"] == "export@mews: rows"
@@ -159,7 +160,7 @@ def test_status_changes_nothing_and_starts_no_database(pipeline, monkeypatch):
         }
 
     before = files()
-    snapshot = status.collect()
+    snapshot = collect().to_json()
     assert files() == before
     assert not (pipeline.root / ".pgdata").exists()
     assert snapshot["database"]["state"] == "unchecked"
@@ -189,7 +190,7 @@ def test_during_dvc_repro_the_running_stage_and_the_one_waiting_on_it_are_told_a
         while not (heartbeat.exists() and fault_proxy.requests) and repro.poll() is None:
             assert time.monotonic() < deadline, "download@mews never started"
             time.sleep(0.1)
-        found = cells(status.collect())
+        found = cells(collect().to_json())
     finally:
         os.killpg(repro.pid, signal.SIGTERM)
         repro.wait(30)
@@ -367,7 +368,7 @@ def test_a_by_hand_load_of_known_leads_makes_the_export_stale_too(pipeline):
     loaded = pipeline.stage("ingest", "--engine", "rms", "--file", str(one_off), "--accept")
     assert loaded.returncode == 0, loaded.stderr
     assert json.loads(loaded.stdout)["inserted"] == 0
-    snapshot = status.collect()
+    snapshot = collect().to_json()
     assert cells(snapshot)["export@rms"]["reasons"] == ["database changed"]
     drift = {d["engine"]: d for d in snapshot["drift"]}
     assert drift["rms"]["state"] == "changed"

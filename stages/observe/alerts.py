@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.errors import first_line
+from stages.observe.drift import DRIFT, Finding
 from stages.store.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -131,13 +132,13 @@ def stage_failed(
 
 
 def drift_found(
-    drift: list[dict[str, Any]],
+    drift: list[Finding],
     logs: Path,
     *,
     environ: Mapping[str, str] | None = None,
     now: float | None = None,
 ) -> int:
-    """Alert each engine whose database drifted (status's `drift` entries with state "drift").
+    """Alert each engine whose database drifted (the snapshot's findings with state "drift").
 
     A finding already sent in the last DRIFT_REPEAT seconds is not sent again (remembered in
     logs/alerts-sent.json), so a status check every few minutes does not flood the channel.
@@ -155,9 +156,9 @@ def drift_found(
     ci = ci_context(environ)
     delivered = 0
     for finding in drift:
-        if finding.get("state") != "drift":
+        if finding.state != DRIFT:
             continue
-        engine, message = str(finding.get("engine")), str(finding.get("message") or "")
+        engine, message = finding.engine, finding.message
         key = hashlib.sha256(f"{engine}\n{message}".encode()).hexdigest()[:16]
         if now - float(sent.get(key, 0)) < DRIFT_REPEAT:
             continue

@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from stages.errors import ConfigError, PipelineError, first_line
-from stages.observe import history, logs_api, runs, status
+from stages.observe import dvcview, history, logs_api, runs
+from stages.observe.graph import pipeline_graph
+from stages.observe.snapshot import collect
 from stages.store import loads
 from stages.store.secrets import redact
 
@@ -86,7 +88,7 @@ class Snapshots:
         self.root = root
         self.dvc_max_age = dvc_max_age
         self._lock = threading.Lock()
-        self._dvc: status.DvcView | None = None
+        self._dvc: dvcview.DvcView | None = None
         self._dvc_key: tuple[Any, ...] | None = None
         self._dvc_at = 0.0
         self._attempts_lock = threading.Lock()
@@ -95,13 +97,13 @@ class Snapshots:
 
     def get(self) -> dict[str, Any]:
         with self._lock:
-            key = status.inputs_fingerprint(self.root)
+            key = dvcview.inputs_fingerprint(self.root)
             now = time.monotonic()
             if self._dvc is None or key != self._dvc_key or now - self._dvc_at > self.dvc_max_age:
-                self._dvc = status.dvc_view(self.root)
+                self._dvc = dvcview.dvc_view(self.root)
                 # The fingerprint taken before the DVC call: a change during it is seen next time.
                 self._dvc_key, self._dvc_at = key, now
-            snapshot = status.collect(self.root, dvc=self._dvc)
+            snapshot = collect(self.root, dvc=self._dvc).to_json()
         snapshot["trends"] = loads.trends(self.attempts(), [e["name"] for e in snapshot["engines"]])
         return snapshot
 
@@ -125,7 +127,7 @@ class Snapshots:
         from stages.rules.config import load_params
 
         seen = self.attempts()
-        stages = {*status.pipeline_graph(self.root)["stages"], *(a.stage for a in seen)}
+        stages = {*pipeline_graph(self.root)["stages"], *(a.stage for a in seen)}
         engines = {*load_params(self.root).engines, *(a.engine for a in seen)}
         return stages, engines
 

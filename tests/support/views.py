@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.observe import dashboard, status
+from stages.observe import dashboard
+from stages.observe.render import WIDTH, render_text
+from stages.observe.snapshot import collect
 from tests.support.project import Project
 
 
@@ -54,8 +56,9 @@ def dashboard_server(root: Path) -> Iterator[dashboard.DashboardServer]:
 
 def read_views(project: Project) -> Views:
     """Run the three views and `dvc status --json` in `project` (the working directory)."""
-    snapshot = json.loads(json.dumps(status.collect()))  # what `--json` prints
-    text = status.render_text(snapshot)  # what `python -m stages.observe.status` prints
+    typed = collect()
+    snapshot = json.loads(json.dumps(typed.to_json()))  # what `--json` prints
+    text = render_text(typed)  # what `python -m stages.observe.status` prints
     with (
         dashboard_server(project.root) as server,
         urllib.request.urlopen(server.url + "api/status", timeout=60) as response,
@@ -91,7 +94,7 @@ def text_states(text: str, stages: list[str]) -> dict[str, str]:
             continue  # a cell's detail lines
         engine = line.split()[0]
         for stage, start in zip(stages, starts, strict=True):
-            state = line[start : start + status.WIDTH].strip()
+            state = line[start : start + WIDTH].strip()
             states[f"{stage}@{engine}"] = (
                 state.split(" ")[0] if state.startswith("running") else state
             )
