@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from stages.errors import PipelineError, explain_os_error, first_line, sigterm_as_interrupt
-from stages.observe import alerts, history
+from stages.observe import alerts, recorder
 from stages.store.retry import add_retry_listener
 from stages.store.secrets import RedactingFormatter
 from stages.tools import dvcstate
@@ -47,7 +47,7 @@ def run_stage(
     label = f"{stage}@{engine}"
     _configure_logging(stage, engine, log_root)
     _look_after_dvc_state()
-    run = history.StageRun.begin(stage, engine, logs=log_root) if record else None
+    run = recorder.StageRun.begin(stage, engine, logs=log_root) if record else None
     remove_listener = add_retry_listener(run.retried) if run else lambda: None
     started = time.monotonic()
     log.info("%s: started", label)

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from stages.errors import ConfigError
-from stages.observe import dashboard, history
+from stages.observe import dashboard, recorder
 from stages.observe.snapshot import collect
 from tests.support.browser import dashboard_page
 from tests.support.pg import forget_database, url_for_database
@@ -60,7 +60,7 @@ def shown(project_template, pg_server, tmp_path_factory):
                 "DELETE FROM hotel_booking_engines USING booking_engines AS e"
                 " WHERE engine_id = e.id AND e.name = 'rms'"
             )
-        running = history.StageRun.begin("publish", "rms")
+        running = recorder.StageRun.begin("publish", "rms")
         assert running is not None  # the project root is set
         running.progress("publish@rms: upload", 40, 100, "B")
         try:

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from stages import download, ingest
-from stages.observe import history
+from stages.observe import history, journal, records
 from stages.observe.cells import KILLED
 from stages.observe.snapshot import collect
 from tests.support.faultproxy import Fault
@@ -27,7 +27,7 @@ def no_database_unless_asked(monkeypatch):
 
 
 def attempts(project, stage=None):
-    found = history.read_history(project.root / "logs")
+    found = journal.read_history(project.root / "logs")
     return [a for a in found if stage in (None, a.stage)]
 
 
@@ -178,12 +178,12 @@ def test_a_database_password_never_reaches_the_history(project, monkeypatch):
 
 @pytest.mark.unit
 def test_a_later_start_line_never_hides_the_end_of_an_attempt():
-    start = history.Attempt("r", 1, "ingest", "mews", "running", "2026-01-01T00:00:00+00:00")
-    end = history.Attempt(
+    start = records.Attempt("r", 1, "ingest", "mews", "running", "2026-01-01T00:00:00+00:00")
+    end = records.Attempt(
         "r", 1, "ingest", "mews", "failed", start.started_at, ended_at="2026-01-01T00:00:05+00:00"
     )
-    assert [a.outcome for a in history.merge([start, end])] == ["failed"]
-    assert [a.outcome for a in history.merge([end, start])] == ["failed"]
+    assert [a.outcome for a in records.merge([start, end])] == ["failed"]
+    assert [a.outcome for a in records.merge([end, start])] == ["failed"]
 
 
 def test_the_history_command_lists_recent_attempts_newest_first(project, capsys):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from stages.observe import history, runs
-from stages.observe.history import Attempt
+from stages.observe import runs, runtable
+from stages.observe.records import Attempt
 from stages.store import db
 
 GITHUB = {
@@ -109,9 +109,9 @@ def test_stage_runs_keeps_the_run_its_link_and_the_log_offset(database_url):
         "https://github.com/acme/crawl-pipeline/actions/runs/7",
         4096,
     )
-    history.write_table(database_url, [recorded])
+    runtable.write_table(database_url, [recorded])
     with db.connect(database_url, migrate=False) as conn:
-        (read,) = history.read_table(conn)
+        (read,) = runtable.read_table(conn)
     assert (read.pipeline_run, read.ci_url, read.trigger, read.log_offset) == (
         "r1",
         "https://github.com/acme/crawl-pipeline/actions/runs/7",
@@ -128,5 +128,5 @@ def test_stage_runs_of_a_database_before_migration_0004_still_read(database_url)
             " VALUES ('0d6c1f7e-1b8a-4c55-9a43-5f2d8c1e0a77', 1, 'ingest', 'rms', 'succeeded',"
             " now(), 'runner-7')"
         )
-        (read,) = history.read_table(conn)
+        (read,) = runtable.read_table(conn)
     assert (read.pipeline_run, read.log_offset) == (None, None)

@@ -13,7 +13,7 @@ import time
 import psycopg
 import pytest
 
-from stages.observe import history, status
+from stages.observe import recorder, status
 from stages.observe.snapshot import collect
 from tests.support.faultproxy import Fault
 from tests.support.pipeline import ENGINES, pipeline_copy, ran_pipeline
@@ -135,7 +135,7 @@ def test_emptying_the_database_shows_drift_for_each_engine(pipeline, capsys):
 
 
 def test_a_running_stage_shows_its_progress(pipeline, capsys):
-    run = history.StageRun.begin("export", "mews")
+    run = recorder.StageRun.begin("export", "mews")
     assert run is not None  # the project root is set
     try:
         run.progress("export@mews: rows", 40, 100, "rows")

@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stages.observe import history, progress
+from stages.observe import journal, progress, recorder
 from stages.observe.drift import CHANGED, DRIFT
 from stages.observe.dvcview import DvcView, changed_after, relative, stale_reasons
 from stages.observe.graph import load_yaml
-from stages.observe.history import Attempt, parse_time
+from stages.observe.records import Attempt, parse_time
 
 UP_TO_DATE, STALE, RUNNING, FAILED, UNKNOWN = "up to date", "stale", "running", "failed", "unknown"
 STATES = (UP_TO_DATE, STALE, RUNNING, FAILED, UNKNOWN)
@@ -84,11 +84,11 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def read_markers(params: Any, engine: str) -> dict[str, dict[str, Any] | None]:
-    """The markers of `engine`'s stages by stage kind (history.MARKERS), None where a marker
+    """The markers of `engine`'s stages by stage kind (recorder.MARKERS), None where a marker
     is missing or not a JSON object."""
     return {
         stage: _read_json(params.path(kind, engine, suffix))
-        for stage, (kind, suffix) in history.MARKERS.items()
+        for stage, (kind, suffix) in recorder.MARKERS.items()
     }
 
 
@@ -289,7 +289,7 @@ def _failed_attempt(cell: Cell, last: Attempt, *, current: bool) -> None:
     how = "by hand" if last.via == "manual" else "under dvc"
     moment = when(last.ended_at or last.started_at) or "an earlier run"
     ended = "failed" if last.outcome == "failed" else "was killed"
-    log_file = f"{history.LOGS_FOLDER}/{cell.stage}/{cell.engine}.log"
+    log_file = f"{journal.LOGS_FOLDER}/{cell.stage}/{cell.engine}.log"
     attempt = f"the last attempt ({how}, {moment}) {ended}: {error} (see {log_file})"
     if cell.state == UP_TO_DATE:
         cell.note = (

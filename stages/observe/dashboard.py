@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.errors import ConfigError, PipelineError, first_line
-from stages.observe import dvcview, history, logs_api, runs
+from stages.observe import dvcview, journal, logs_api, records, runs, runtable
 from stages.observe.graph import pipeline_graph
 from stages.observe.snapshot import collect
 from stages.store import loads
@@ -92,7 +92,7 @@ class Snapshots:
         self._dvc_key: tuple[Any, ...] | None = None
         self._dvc_at = 0.0
         self._attempts_lock = threading.Lock()
-        self._attempts: list[history.Attempt] | None = None
+        self._attempts: list[records.Attempt] | None = None
         self._attempts_at = 0.0
 
     def get(self) -> dict[str, Any]:
@@ -107,7 +107,7 @@ class Snapshots:
         snapshot["trends"] = loads.trends(self.attempts(), [e["name"] for e in snapshot["engines"]])
         return snapshot
 
-    def attempts(self) -> list[history.Attempt]:
+    def attempts(self) -> list[records.Attempt]:
         """Every attempt this checkout and the database know of, merged (re-read every
         ATTEMPTS_MAX_AGE seconds at most)."""
         with self._attempts_lock:
@@ -119,7 +119,7 @@ class Snapshots:
 
     def alive(self) -> set[str]:
         """Ids of the stage runs whose heartbeat says they are still at work."""
-        beats = history.read_heartbeats(self.root / history.LOGS_FOLDER)
+        beats = journal.read_heartbeats(self.root / journal.LOGS_FOLDER)
         return {str(b.get("run_id")) for b in beats if b.get("alive")}
 
     def names(self) -> tuple[set[str], set[str]]:
@@ -132,13 +132,13 @@ class Snapshots:
         return stages, engines
 
 
-def _read_attempts(root: Path) -> list[history.Attempt]:
-    attempts = history.read_history(root / history.LOGS_FOLDER)
+def _read_attempts(root: Path) -> list[records.Attempt]:
+    attempts = journal.read_history(root / journal.LOGS_FOLDER)
     try:
-        url = history.available_database_url(root)
+        url = runtable.available_database_url(root)
         if url is not None:
-            with history.connect_briefly(url, migrate=False) as conn:
-                attempts = history.merge([*history.read_table(conn), *attempts])
+            with runtable.connect_briefly(url, migrate=False) as conn:
+                attempts = records.merge([*runtable.read_table(conn), *attempts])
     except Exception as exc:
         log.debug("dashboard: stage_runs not read (%s)", redact(str(exc).split("\n")[0]))
     return attempts
@@ -270,7 +270,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
 
     def _log_file(self, stage: str, engine: str) -> Path:
         stages, engines = self.server.snapshots.names()
-        logs = self.server.snapshots.root / history.LOGS_FOLDER
+        logs = self.server.snapshots.root / journal.LOGS_FOLDER
         return logs_api.log_file(logs, stage, engine, stages, engines)
 
     def _json(self, code: int, body: Any, head: bool) -> None:

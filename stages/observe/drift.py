@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from stages.errors import first_line
-from stages.observe import history
-from stages.observe.history import Attempt
+from stages.observe import runtable
+from stages.observe.records import Attempt
 from stages.store.secrets import redact
 
 # An engine's finding: DRIFT when it lost what the ingest left, CHANGED when it moved on after
@@ -61,7 +61,7 @@ def database_view(
     missing permission "error", each with the first line of the cause."""
     view = DatabaseView()
     try:
-        url = history.available_database_url(root, start_embedded=start_db)
+        url = runtable.available_database_url(root, start_embedded=start_db)
     except Exception as exc:
         view.message = redact(first_line(exc))
         return view
@@ -75,9 +75,9 @@ def database_view(
 
     view.label = db.database_label(url)
     try:
-        with history.connect_briefly(url, migrate=False) as conn:
+        with runtable.connect_briefly(url, migrate=False) as conn:
             view.state = "reachable"
-            view.runs = history.read_table(conn)
+            view.runs = runtable.read_table(conn)
             for engine, marker in markers.items():
                 exported = (exports or {}).get(engine)
                 view.findings[engine] = _finding(conn, engine, marker, exported, source_tag)

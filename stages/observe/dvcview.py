@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from stages.errors import first_line
-from stages.observe import history
+from stages.observe import journal
 from stages.observe.graph import load_yaml
-from stages.observe.history import Attempt, parse_time
+from stages.observe.records import Attempt, parse_time
 from stages.store import s3
 from stages.store.secrets import redact
 from stages.tools import dvcstate
@@ -145,7 +145,7 @@ def inputs_fingerprint(root: Path) -> tuple[Any, ...]:
     """A cheap signature (sizes and times) of the local files `dvc status` and the run history
     depend on: while it stays the same, an earlier DvcView is still right (S3 sources aside)."""
     lock = load_yaml(root / "dvc.lock").get("stages") or {}
-    paths = {"dvc.yaml", "dvc.lock", "params.yaml", f"{history.LOGS_FOLDER}/{history.HISTORY_FILE}"}
+    paths = {"dvc.yaml", "dvc.lock", "params.yaml", f"{journal.LOGS_FOLDER}/{journal.HISTORY_FILE}"}
     for spec in lock.values():
         for entry in [*(spec.get("deps") or []), *(spec.get("outs") or [])]:
             if isinstance(entry, dict) and entry.get("path") and "://" not in entry["path"]:

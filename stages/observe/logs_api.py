@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.observe.history import Attempt
+from stages.observe.records import Attempt
 from stages.store.secrets import redact
 
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
-from stages.observe import history
+from stages.observe import recorder
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class Progress:
         self.done = done
         if fraction is not None:
             self.fraction = min(max(fraction, 0.0), 1.0)
-        history.report_progress(self.label, self.done, self.total, self.unit)
+        recorder.report_progress(self.label, self.done, self.total, self.unit)
         now = time.monotonic()
         if now - self._last >= (TERMINAL_EVERY if self._tty else self._every):
             self._last = now
@@ -80,7 +80,7 @@ class Progress:
             self.done = done
         if self.total is None or self.fraction is not None:
             self.fraction = 1.0
-        history.report_progress(self.label, self.done, self.total, self.unit)
+        recorder.report_progress(self.label, self.done, self.total, self.unit)
         seconds = time.monotonic() - self._started
         if self._tty:
             self._draw()
@@ -144,12 +144,12 @@ def phase(label: str, *, every: float = PLAIN_EVERY) -> Iterator[None]:
     started = time.monotonic()
     stop = threading.Event()
     log.info("%s: started", label)
-    history.report_progress(label, 0, None, "s")
+    recorder.report_progress(label, 0, None, "s")
 
     def tick() -> None:
         while not stop.wait(every):
             elapsed = time.monotonic() - started
-            history.report_progress(label, round(elapsed), None, "s")
+            recorder.report_progress(label, round(elapsed), None, "s")
             log.info("%s: running for %.0f s", label, elapsed)
 
     ticker = threading.Thread(target=tick, name=f"progress {label}", daemon=True)

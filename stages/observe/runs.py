@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 # stages.observe.history imports this module: reach it as a module, at call time.
-from stages.observe import history
+from stages.observe import records
 
 if TYPE_CHECKING:
-    from stages.observe.history import Attempt
+    from stages.observe.records import Attempt
 
 RUN_VARIABLE = "CRAWL_PIPELINE_RUN"
 # Run ids appear in URLs (/api/runs/<id>): a foreign value is hashed into a uuid instead.
@@ -120,7 +120,7 @@ def _dvc_ancestor() -> tuple[str, str] | None:
 
 
 def _when(value: str | None) -> datetime:
-    return history.parse_time(value) or datetime.fromtimestamp(0, UTC)
+    return records.parse_time(value) or datetime.fromtimestamp(0, UTC)
 
 
 def group(attempts: Iterable[Attempt]) -> dict[str, list[Attempt]]:
@@ -149,7 +149,7 @@ def summarize(
     failed = [a for a in lasts if a.outcome == "failed" or a.outcome in ("running", "retried")]
     outcome = "running" if running else "failed" if failed else "succeeded"
     started = min(_when(a.started_at) for a in attempts)
-    ends = [history.parse_time(a.ended_at) for a in attempts]
+    ends = [records.parse_time(a.ended_at) for a in attempts]
     ended = None if running or None in ends else max(e for e in ends if e)
     first = attempts[0]
     error = next((a.error for a in failed if a.error), None)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.observe import history
+from stages.observe import journal, records
 from stages.observe.cells import (
     FAILED,
     RUNNING,
@@ -30,7 +30,7 @@ from stages.observe.cells import (
 from stages.observe.drift import CHANGED, DRIFT, DatabaseView, Finding, database_view
 from stages.observe.dvcview import DvcView, dvc_view
 from stages.observe.graph import pipeline_graph
-from stages.observe.history import Attempt
+from stages.observe.records import Attempt
 from stages.tools import dvcstate
 
 TREND_POINTS = 30  # ingests per engine on the leads trend
@@ -160,13 +160,13 @@ def collect(
     )
     worker.start()  # the database round trips overlap DVC's work
     dvc = dvc or dvc_view(root)
-    logs = root / history.LOGS_FOLDER
-    local = history.read_history(logs)
-    beats = history.read_heartbeats(logs)
+    logs = root / journal.LOGS_FOLDER
+    local = journal.read_history(logs)
+    beats = journal.read_heartbeats(logs)
     worker.join(DATABASE_WAIT)
     database = found[0] if found else DatabaseView(message="not checked in time")
 
-    everything = history.merge([*database.runs, *local])
+    everything = records.merge([*database.runs, *local])
     drift = [database.findings.get(engine) or Finding(engine) for engine in params.engines]
     states_by_engine = {finding.engine: finding.state for finding in drift}
     cells = build_cells(
@@ -177,7 +177,7 @@ def collect(
     return Snapshot(
         project=root.name,
         root=root,
-        generated_at=history.now_iso(),
+        generated_at=records.now_iso(),
         ok=states[UP_TO_DATE] == len(cells) and not drifted and dvc.error is None,
         headline=_headline(states, drift, dvc.error, len(cells)),
         dvc_error=dvc.error,

@@ -32,7 +32,7 @@ import os
 import sys
 
 from stages.errors import cli
-from stages.observe import alerts, history
+from stages.observe import alerts, journal
 from stages.observe.render import render_text
 from stages.observe.snapshot import collect
 from stages.tools import dvcstate
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"status: {exc}", file=sys.stderr)
         return 1
-    alerts.drift_found(snapshot.drift, snapshot.root / history.LOGS_FOLDER)
+    alerts.drift_found(snapshot.drift, snapshot.root / journal.LOGS_FOLDER)
     if args.json:
         print(json.dumps(snapshot.to_json(), indent=2, sort_keys=True))
     else:

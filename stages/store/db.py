@@ -570,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
 def _status() -> int:
     """Print which database the pipeline uses and its version; 1 when it is not answering.
     Never starts a server: a stopped embedded PostgreSQL is reported as stopped."""
-    from stages.observe.history import available_database_url
+    from stages.observe.runtable import available_database_url
 
     root = project_root()
     url = available_database_url(root)

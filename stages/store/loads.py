@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
-    from stages.observe.history import Attempt
+    from stages.observe.records import Attempt
 
 TREND_POINTS = 30
 
