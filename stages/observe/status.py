@@ -9,14 +9,8 @@ and changes nothing but the last good copy of dvc.lock (stages.tools.dvcstate): 
 embedded PostgreSQL unless asked to (--start-db). `--repair` repairs a dvc.lock or rwlock a
 killed dvc left damaged.
 
-DVC is the judge of what is up to date; the run history only explains. A stage is failed only
-while its last attempt failed (or was killed) *and* DVC would run it again; once DVC considers
-it up to date (the cause was fixed and the inputs are back as dvc.lock records them, the
-run-cache restored its outputs, a by-hand run outside DVC or a forced re-run failed without
-changing what DVC recorded), the failed attempt is history, shown in the cell's `note`; so is
-one that a dependency changed after, or whose stage is stale only because of the ones before.
-DVC cannot see the database: drift makes ingest stale, a change after the export makes export
-stale (and what follows them upstream stale), in every view alike.
+DVC is the judge of what is up to date; the run history only explains (stages.observe.cells
+says how a cell is judged).
 
 Exit code 0 when every stage is up to date and the database matches the markers, 1 otherwise,
 so CI can gate on it. The parts, each a module of stages.observe: `graph` (dvc.yaml),
