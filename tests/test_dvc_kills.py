@@ -168,8 +168,11 @@ def test_dvc_killed_at_any_moment_of_a_stage_leaves_a_workspace_that_ends_as_und
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_stopping_stages_parallel_never_damages_dvc_state_and_the_next_run_resumes(project, sig):
-    with (project.root / "stages/export.py").open("a") as code:
-        code.write("\n# a change: export and publish run again\n")
+    # A change to both: after export@rms's lock update publish@rms still has to run, so the
+    # stop lands while dvc works even on a loaded machine (the workbook itself is unchanged).
+    for module in ("export", "publish"):
+        with (project.root / f"stages/{module}.py").open("a") as code:
+            code.write("\n# a change: this stage runs again\n")
     log = project.root / "parallel.log"
     parallel = dvckill.start(project, "stages.tools.parallel", "rms", output=log)
     # The worst moment: the instant dvc starts rewriting dvc.lock after export@rms.
