@@ -61,7 +61,7 @@ def test_the_first_job_lists_the_engines_of_params_yaml(workflow):
     step = step_running(job, "stages.tools.parallel --list")
     assert job["outputs"]["engines"] == f"${{{{ steps.{step['id']}.outputs.engines }}}}"
     assert step["env"]["ENGINE"] == "${{ inputs.engine }}"
-    command = re.search(r"uv run --frozen (python -m stages\.parallel --list)", step["run"])
+    command = re.search(r"uv run --frozen (python -m stages\.tools\.parallel --list)", step["run"])
     assert command, "the engine list must come from stages.tools.parallel"
     listed = subprocess.run(
         [sys.executable, *command[1].split()[1:]], cwd=REPO, capture_output=True, text=True
