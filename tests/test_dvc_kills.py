@@ -168,20 +168,24 @@ def test_dvc_killed_at_any_moment_of_a_stage_leaves_a_workspace_that_ends_as_und
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_stopping_stages_parallel_never_damages_dvc_state_and_the_next_run_resumes(project, sig):
-    # A change to both: after export@rms's lock update publish@rms still has to run, so the
-    # stop lands while dvc works even on a loaded machine (the workbook itself is unchanged).
-    for module in ("export", "publish"):
-        with (project.root / f"stages/{module}.py").open("a") as code:
-            code.write("\n# a change: this stage runs again\n")
     log = project.root / "parallel.log"
-    parallel = dvckill.start(project, "stages.tools.parallel", "rms", output=log)
-    # The worst moment: the instant dvc starts rewriting dvc.lock after export@rms.
     lockfile = project.root / "dvc.lock"
-    before = lockfile.stat().st_mtime_ns
-    while parallel.poll() is None and lockfile.stat().st_mtime_ns == before:
-        pass
-    parallel.send_signal(sig)
-    assert parallel.wait(120) == 130, log.read_text()
+    # On a loaded machine the whole chain can end before the stop lands; that run stopped
+    # nothing, so the stop is tried again on a new change (at most three times).
+    for attempt in range(3):
+        for module in ("export", "publish"):  # both run again; the workbook stays the same
+            with (project.root / f"stages/{module}.py").open("a") as code:
+                code.write(f"\n# change {attempt}: this stage runs again\n")
+        parallel = dvckill.start(project, "stages.tools.parallel", "rms", output=log)
+        # The worst moment: the instant dvc starts rewriting dvc.lock after export@rms.
+        before = lockfile.stat().st_mtime_ns
+        while parallel.poll() is None and lockfile.stat().st_mtime_ns == before:
+            pass
+        parallel.send_signal(sig)
+        code = parallel.wait(120)
+        if code != 0 or "rms: ok" not in log.read_text():
+            break
+    assert code == 130, log.read_text()
     dvckill.wait_group_gone(parallel.pid)
     assert dvcstate.damage(project.root) == []
     ran = project.ran_stages(project.dvc("repro").stdout)
