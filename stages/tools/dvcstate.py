@@ -1,4 +1,4 @@
-"""DVC's own state files: check them, keep the last good dvc.lock, repair them, stop dvc safely.
+"""DVC's own state files: check them, keep the last good dvc.lock, repair them.
 
     python -m stages.tools.dvcstate check          # exit 1 and one line per damaged file
     python -m stages.tools.dvcstate repair         # = python -m stages.observe.status --repair
@@ -252,6 +252,8 @@ def repo_lock(root: Path, then: str = REPAIR_COMMAND) -> Iterator[None]:
 
 
 def refuse_while_dvc_runs(root: Path, then: str) -> None:
+    """Raise DvcBusy, naming the pids and saying to run `then` afterwards, while dvc works in
+    `root`: its state may be half-written right now."""
     busy = dvc_processes(root)
     if busy:
         raise DvcBusy(
@@ -320,6 +322,7 @@ def _committed_lockfile(root: Path) -> bytes | None:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` as one rename of an fsynced temp file beside it."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with temporary.open("wb") as handle:
         handle.write(data)
