@@ -25,13 +25,6 @@ import psycopg
 from stages.errors import ConfigError
 from stages.rules.config import Engine
 from stages.store.db import advisory_key, database_identity
-
-# stages.observe.status still reads these as leads.<name>; they live in stages.store.drift.
-# Remove these aliases once status imports drift itself.
-from stages.store.drift import REPAIR_COMMAND as REPAIR_COMMAND
-from stages.store.drift import check_drift as check_drift
-from stages.store.drift import check_workbook as check_workbook
-from stages.store.drift import lead_count as lead_count
 from stages.store.recheck import Recheck, recheck
 
 DETECTION_METHOD = "crawl"
