@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks import common
+from benchmarks import common, timing
 from tests.support.project import Project
 
 ENGINE = "cloudbeds"
@@ -36,79 +36,96 @@ while body.read(1 << 20):
 """
 
 
-def run(args: argparse.Namespace) -> list[common.Figure]:
-    common.print_header(f"download of about {args.mb} MB from moto vs boto3 download_file")
+def run(args: argparse.Namespace) -> list[timing.Figure]:
+    timing.print_header(f"download of about {args.mb} MB from moto vs boto3 download_file")
     lines = max(int(args.mb * 1e6 / BYTES_PER_LINE), 1)
     source = common.crawl_file(ENGINE, lines)
     size = source.stat().st_size
     key = f"crawls/{source.name}"
     with common.s3_server() as endpoint, common.scratch("download") as folder:
-        client = common.s3_client(endpoint)
-        client.create_bucket(Bucket=BUCKET)
-        client.upload_file(str(source), BUCKET, key)
-        print(f"# object s3://{BUCKET}/{key}: {size / 1e6:.1f} MB at {endpoint}", flush=True)
-        project = common.stage_project(folder / "project", stages_from=args.stages)
-
-        def point_at_bucket(params: dict) -> None:
-            params["source"]["root"] = f"s3://{BUCKET}/crawls"
-            params["engines"][ENGINE]["file"] = source.name
-
-        Project(project).edit_params(point_at_bucket)
+        project = _project_reading_from_s3(endpoint, folder, source, key, args.stages)
         env = common.s3_env(endpoint)
-
-        def ours() -> common.Measured:
-            return common.run_measured(
-                [common.PYTHON, "-m", "stages.download", "--engine", ENGINE], cwd=project, env=env
-            )
-
-        def baseline() -> common.Measured:
-            return common.run_measured(
-                [common.PYTHON, "-m", "benchmarks.boto_download", BUCKET, key]
-                + [str(folder / "boto.txt")],
-                cwd=common.REPO,
-                env=env,
-            )
-
-        def raw_get() -> common.Measured:
-            return common.run_measured([common.PYTHON, "-c", _RAW_GET, BUCKET, key], env=env)
-
-        results = common.interleaved(
-            [
-                ("ours (stages.download)", ours),
-                ("boto3 download_file", baseline),
-                ("one GET read into nothing", raw_get),
-            ],
-            args.repeat,
-            warmup=not args.no_warmup,
+        results = timing.interleaved(
+            _cases(project, folder, key, env), args.repeat, warmup=not args.no_warmup
         )
         downloaded = project / "data" / "raw" / f"{ENGINE}.txt"
         assert downloaded.stat().st_size == size, "the stage downloaded a different size"
-        figures = [
-            common.compare(
-                "3",
-                f"download of {size / 1e6:.0f} MB from moto",
-                results["ours (stages.download)"],
-                results["boto3 download_file"],
-                min_ratio=TARGET,
-                throughput_bytes=size,
-            ),
-            common.compare(
-                "3",
-                "  the same, ours vs one GET read into nothing",
-                results["ours (stages.download)"],
-                results["one GET read into nothing"],
-                throughput_bytes=size,
-            ),
-        ]
-    return figures
+        return _figures(results, size)
+
+
+def _project_reading_from_s3(
+    endpoint: str, folder: Path, source: Path, key: str, stages_from: Path | None
+) -> Path:
+    """A project copy whose ENGINE reads `source`, uploaded to s3://BUCKET/`key` on moto."""
+    client = common.s3_client(endpoint)
+    client.create_bucket(Bucket=BUCKET)
+    client.upload_file(str(source), BUCKET, key)
+    size = source.stat().st_size
+    print(f"# object s3://{BUCKET}/{key}: {size / 1e6:.1f} MB at {endpoint}", flush=True)
+    project = common.stage_project(folder / "project", stages_from=stages_from)
+
+    def point_at_bucket(params: dict) -> None:
+        params["source"]["root"] = f"s3://{BUCKET}/crawls"
+        params["engines"][ENGINE]["file"] = source.name
+
+    Project(project).edit_params(point_at_bucket)
+    return project
+
+
+def _cases(
+    project: Path, folder: Path, key: str, env: dict[str, str]
+) -> list[tuple[str, timing.Case]]:
+    """The stage, boto3's download_file, and one GET read into nothing: the timed commands."""
+
+    def ours() -> timing.Measured:
+        return timing.run_measured(
+            [common.PYTHON, "-m", "stages.download", "--engine", ENGINE], cwd=project, env=env
+        )
+
+    def baseline() -> timing.Measured:
+        return timing.run_measured(
+            [common.PYTHON, "-m", "benchmarks.boto_download", BUCKET, key]
+            + [str(folder / "boto.txt")],
+            cwd=common.REPO,
+            env=env,
+        )
+
+    def raw_get() -> timing.Measured:
+        return timing.run_measured([common.PYTHON, "-c", _RAW_GET, BUCKET, key], env=env)
+
+    return [
+        ("ours (stages.download)", ours),
+        ("boto3 download_file", baseline),
+        ("one GET read into nothing", raw_get),
+    ]
+
+
+def _figures(results: dict[str, timing.Series], size: int) -> list[timing.Figure]:
+    return [
+        timing.compare(
+            "3",
+            f"download of {size / 1e6:.0f} MB from moto",
+            results["ours (stages.download)"],
+            results["boto3 download_file"],
+            min_ratio=TARGET,
+            throughput_bytes=size,
+        ),
+        timing.compare(
+            "3",
+            "  the same, ours vs one GET read into nothing",
+            results["ours (stages.download)"],
+            results["one GET read into nothing"],
+            throughput_bytes=size,
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.download", description=__doc__)
     parser.add_argument("--mb", type=float, default=200, help="object size in MB (about)")
     parser.add_argument("--stages", type=Path, help="run this copy of stages/ (a proposal)")
-    common.common_arguments(parser, repeat=5)
-    common.print_figures(run(parser.parse_args(argv)))
+    timing.common_arguments(parser, repeat=5)
+    timing.print_figures(run(parser.parse_args(argv)))
     return 0
 
 

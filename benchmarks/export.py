@@ -17,7 +17,7 @@ import pickle
 import sys
 from pathlib import Path
 
-from benchmarks import common
+from benchmarks import common, timing
 
 ENGINE = "siteminder"
 TARGET = 1.15
@@ -42,8 +42,8 @@ def export_rows(url: str, engine: str) -> list[tuple]:
         ]
 
 
-def run(args: argparse.Namespace) -> list[common.Figure]:
-    common.print_header(f"export of {args.rows:,} leads vs bare openpyxl write-only")
+def run(args: argparse.Namespace) -> list[timing.Figure]:
+    timing.print_header(f"export of {args.rows:,} leads vs bare openpyxl write-only")
     with common.postgres(args.pg) as base_url, common.scratch("export") as folder:
         databases = common.Databases(base_url)
         try:
@@ -58,15 +58,15 @@ def run(args: argparse.Namespace) -> list[common.Figure]:
                 pickle.dump(export_rows(url, ENGINE), handle, protocol=pickle.HIGHEST_PROTOCOL)
             env = common.child_env(DATABASE_URL=url)
 
-            def ours() -> common.Measured:
-                return common.run_measured(
+            def ours() -> timing.Measured:
+                return timing.run_measured(
                     [common.PYTHON, "-m", "stages.export", "--engine", ENGINE],
                     cwd=project,
                     env=env,
                 )
 
-            def baseline() -> common.Measured:
-                measured = common.run_measured(
+            def baseline() -> timing.Measured:
+                measured = timing.run_measured(
                     [common.PYTHON, "-m", "benchmarks.bare_export", str(rows_file)]
                     + [str(folder / "bare.xlsx")],
                     cwd=common.REPO,
@@ -76,14 +76,14 @@ def run(args: argparse.Namespace) -> list[common.Figure]:
                 measured.seconds -= load
                 return measured
 
-            results = common.interleaved(
+            results = timing.interleaved(
                 [("ours (stages.export)", ours), ("bare openpyxl", baseline)],
                 args.repeat,
                 warmup=not args.no_warmup,
             )
             metrics = json.loads((project / "data/exports" / f"{ENGINE}.json").read_text())
             assert metrics["rows"] == args.rows, metrics
-            figure = common.compare(
+            figure = timing.compare(
                 "2",
                 f"export of {args.rows:,} leads",
                 results["ours (stages.export)"],
@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=200_000, help="leads to export")
     parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
     parser.add_argument("--stages", type=Path, help="run this copy of stages/ (a proposal)")
-    common.common_arguments(parser, repeat=5)
-    common.print_figures(run(parser.parse_args(argv)))
+    timing.common_arguments(parser, repeat=5)
+    timing.print_figures(run(parser.parse_args(argv)))
     return 0
 
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from benchmarks import common
+from benchmarks import common, timing
 
 TARGET = 1.3
 
@@ -49,11 +51,11 @@ def lead_count(url: str) -> int:
         return db.scalar(conn, "SELECT count(*) FROM hotel_booking_engines")
 
 
-def run(args: argparse.Namespace) -> list[common.Figure]:
+def run(args: argparse.Namespace) -> list[timing.Figure]:
     from stages.rules.config import load_params
 
     engine = load_params(common.REPO).engine(args.engine)
-    common.print_header(f"ingest of {args.lines:,} {engine.name} lines vs the database floor")
+    timing.print_header(f"ingest of {args.lines:,} {engine.name} lines vs the database floor")
     crawl = common.crawl_file(engine.name, args.lines)
     figures = []
     with common.postgres(args.pg) as base_url, common.scratch("ingest") as folder:
@@ -63,75 +65,86 @@ def run(args: argparse.Namespace) -> list[common.Figure]:
             valid = parsed_ids(engine.name, crawl, ids)
             print(f"# {crawl.name}: {args.lines:,} lines, {valid:,} valid ids", flush=True)
             project = common.stage_project(folder / "project", stages_from=args.stages)
+            runs = _Runs(args, engine, project, crawl, ids, databases)
             empty = databases.migrated()
-            loaded = databases.copy(empty)
-            loaded_url = databases.url(loaded)
-            # The leads as our own first load leaves them (their order on disk matters).
-            common.place_raw(project, engine.name, crawl, common.SEEN_AT)
-            common.run_measured(
-                [common.PYTHON, "-m", "stages.ingest", "--engine", engine.name],
-                cwd=project,
-                env=common.child_env(DATABASE_URL=loaded_url),
-            )
-            common.vacuum(loaded_url)
-            state = {"url": ""}
-
-            def ours() -> common.Measured:
-                return common.run_measured(
-                    [common.PYTHON, "-m", "stages.ingest", "--engine", engine.name],
-                    cwd=project,
-                    env=common.child_env(DATABASE_URL=state["url"]),
-                )
-
-            def floor() -> common.Measured:
-                return floor_load(state["url"], engine, state["seen_at"], ids)
-
+            loaded = runs.first_load(empty)
             for what, template, seen_at in (
                 ("first load", empty, common.SEEN_AT),
                 ("re-load a week later", loaded, common.SEEN_AGAIN_AT),
             ):
-                common.place_raw(project, engine.name, crawl, seen_at)
-                state["seen_at"] = seen_at
-
-                def fresh(name: str, template: str = template) -> None:
-                    state["url"] = databases.fresh(template)
-
-                results = common.interleaved(
-                    [("ours (stages.ingest)", ours), ("floor (COPY + one merge)", floor)],
-                    args.repeat,
-                    warmup=not args.no_warmup,
-                    before_each=fresh,
-                )
-                figures.append(
-                    common.compare(
-                        "1",
-                        f"ingest {args.lines:,} lines, {what}",
-                        results["ours (stages.ingest)"],
-                        results["floor (COPY + one merge)"],
-                        max_ratio=TARGET,
-                    )
-                )
-                if args.executemany:
-                    state["url"] = databases.fresh(template)
-                    started = common.Series("row-by-row executemany upserts")
-                    started.runs.append(
-                        floor_load(state["url"], engine, seen_at, ids, "executemany")
-                    )
-                    figures.append(
-                        common.compare(
-                            "1",
-                            f"ingest {args.lines:,} lines, {what}, vs executemany",
-                            results["ours (stages.ingest)"],
-                            started,
-                        )
-                    )
+                figures += runs.figures(what, template, seen_at)
         finally:
             databases.drop_all()
     return figures
 
 
-def floor_load(url: str, engine, seen_at: str, ids: Path, mode: str = "floor") -> common.Measured:
-    return common.run_measured(
+@dataclass
+class _Runs:
+    """The timed runs of one engine's crawl: ours (the stage) and the floor, each on a fresh
+    copy of a template database."""
+
+    args: argparse.Namespace
+    engine: Any
+    project: Path
+    crawl: Path
+    ids: Path
+    databases: common.Databases
+    url: str = ""
+    seen_at: str = common.SEEN_AT
+
+    def ingest(self, url: str) -> timing.Measured:
+        return timing.run_measured(
+            [common.PYTHON, "-m", "stages.ingest", "--engine", self.engine.name],
+            cwd=self.project,
+            env=common.child_env(DATABASE_URL=url),
+        )
+
+    def first_load(self, empty: str) -> str:
+        """A template database holding the leads as our own first load leaves them (their
+        order on disk matters), vacuumed as a weekly run finds them."""
+        loaded = self.databases.copy(empty)
+        loaded_url = self.databases.url(loaded)
+        common.place_raw(self.project, self.engine.name, self.crawl, common.SEEN_AT)
+        self.ingest(loaded_url)
+        common.vacuum(loaded_url)
+        return loaded
+
+    def figures(self, what: str, template: str, seen_at: str) -> list[timing.Figure]:
+        """Ours against the floor (and, with --executemany, row-by-row upserts) on copies of
+        `template`, the crawl dated `seen_at`."""
+        common.place_raw(self.project, self.engine.name, self.crawl, seen_at)
+        self.seen_at = seen_at
+
+        def fresh(name: str) -> None:
+            self.url = self.databases.fresh(template)
+
+        results = timing.interleaved(
+            [
+                ("ours (stages.ingest)", lambda: self.ingest(self.url)),
+                ("floor (COPY + one merge)", lambda: self.floor(self.url)),
+            ],
+            self.args.repeat,
+            warmup=not self.args.no_warmup,
+            before_each=fresh,
+        )
+        lines = f"{self.args.lines:,} lines"
+        ours = results["ours (stages.ingest)"]
+        floor = results["floor (COPY + one merge)"]
+        figures = [timing.compare("1", f"ingest {lines}, {what}", ours, floor, max_ratio=TARGET)]
+        if self.args.executemany:
+            upserts = timing.Series("row-by-row executemany upserts")
+            upserts.runs.append(self.floor(self.databases.fresh(template), "executemany"))
+            figures.append(
+                timing.compare("1", f"ingest {lines}, {what}, vs executemany", ours, upserts)
+            )
+        return figures
+
+    def floor(self, url: str, mode: str = "floor") -> timing.Measured:
+        return floor_load(url, self.engine, self.seen_at, self.ids, mode)
+
+
+def floor_load(url: str, engine, seen_at: str, ids: Path, mode: str = "floor") -> timing.Measured:
+    return timing.run_measured(
         [common.PYTHON, "-m", "benchmarks.floor_ingest", mode, url, engine.name]
         + [engine.display_name, engine.booking_url, seen_at, str(ids)],
         cwd=common.REPO,
@@ -146,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executemany", action="store_true", help="also time row-by-row upserts")
     parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
     parser.add_argument("--stages", type=Path, help="run this copy of stages/ (a proposal)")
-    common.common_arguments(parser, repeat=5)
-    common.print_figures(run(parser.parse_args(argv)))
+    timing.common_arguments(parser, repeat=5)
+    timing.print_figures(run(parser.parse_args(argv)))
     return 0
 
 

@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks import common
+from benchmarks import common, timing
 
 FIRST_RELEASE = "6993ab0"
 TARGET_RATIO = 1.3
@@ -120,8 +120,8 @@ def lines_file(tree: Path, tag: str, engine: str, lines: int) -> Path:
     return path
 
 
-def run(args: argparse.Namespace) -> list[common.Figure]:
-    common.print_header(f"LineParser.parse, this tree vs {args.old or FIRST_RELEASE}")
+def run(args: argparse.Namespace) -> list[timing.Figure]:
+    timing.print_header(f"LineParser.parse, this tree vs {args.old or FIRST_RELEASE}")
     with common.scratch("parse") as folder:
         old_root = args.old or old_tree(folder / "old", FIRST_RELEASE)
         tag = "self" if args.old else FIRST_RELEASE
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> list[common.Figure]:
         try:
             for name, path in files.items():
                 cases = [(side, _timed(tree, name, path)) for side, tree in trees.items()]
-                results = common.interleaved(cases, args.repeat, warmup=not args.no_warmup)
+                results = timing.interleaved(cases, args.repeat, warmup=not args.no_warmup)
                 figures.append(_figure(name, results["new"], results["old"], args.lines))
         finally:
             for tree in trees.values():
@@ -139,11 +139,11 @@ def run(args: argparse.Namespace) -> list[common.Figure]:
     return figures
 
 
-def _timed(tree: Tree, engine: str, path: Path) -> common.Case:
+def _timed(tree: Tree, engine: str, path: Path) -> timing.Case:
     return lambda: tree.seconds(engine, path)
 
 
-def _figure(engine: str, new: common.Series, old: common.Series, lines: int) -> common.Figure:
+def _figure(engine: str, new: timing.Series, old: timing.Series, lines: int) -> timing.Figure:
     """ns per line of the best rounds, their ratio against TARGET_RATIO; medians in the note."""
     best_new = min(run.seconds for run in new.runs) / lines * 1e9
     best_old = min(run.seconds for run in old.runs) / lines * 1e9
@@ -151,7 +151,7 @@ def _figure(engine: str, new: common.Series, old: common.Series, lines: int) -> 
         r.seconds for r in old.runs
     )
     ratio = best_new / best_old
-    figure = common.Figure(
+    figure = timing.Figure(
         "11",
         f"parse, {engine}, {lines:,} lines, best of {len(new.runs)}",
         best_new,
@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=200_000, help="lines per engine")
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--old", type=Path, help=f"baseline tree (default: {FIRST_RELEASE})")
-    common.common_arguments(parser, repeat=5)
-    common.print_figures(run(parser.parse_args(argv)))
+    timing.common_arguments(parser, repeat=5)
+    timing.print_figures(run(parser.parse_args(argv)))
     return 0
 
 

@@ -22,7 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from benchmarks import common
+from benchmarks import common, timing
 
 ENGINES = 4
 MAX_RSS_MB = 250
@@ -30,12 +30,12 @@ MEMORY_ENGINE = "cloudbeds"
 STAGE_ORDER = ("download", "ingest", "export", "publish")
 
 
-def from_clean(args: argparse.Namespace, databases: common.Databases) -> list[common.Figure]:
+def from_clean(args: argparse.Namespace, databases: common.Databases) -> list[timing.Figure]:
     figures = []
     for lines in args.lines:
         with common.scratch(f"pipeline{lines}") as folder:
             runs = CleanRuns(folder, lines, databases)
-            results = common.interleaved(
+            results = timing.interleaved(
                 [
                     ("dvc repro from clean", runs.repro),
                     ("the 16 stage commands, no DVC", runs.stages_alone),
@@ -46,7 +46,7 @@ def from_clean(args: argparse.Namespace, databases: common.Databases) -> list[co
             )
             ours = results["dvc repro from clean"]
             figures.append(
-                common.compare(
+                timing.compare(
                     "6",
                     f"whole pipeline, {ENGINES} engines x {lines:,} lines",
                     ours,
@@ -76,16 +76,16 @@ class CleanRuns:
         shutil.copytree(self.template, self.root, symlinks=True)
         self.env = common.child_env(DATABASE_URL=self.databases.fresh(self.empty))
 
-    def repro(self) -> common.Measured:
+    def repro(self) -> timing.Measured:
         return common.dvc(self.root, "repro", env=self.env)
 
-    def stages_alone(self) -> common.Measured:
+    def stages_alone(self) -> timing.Measured:
         commands = " && ".join(
             shlex.join([common.PYTHON, "-m", f"stages.{stage}", "--engine", engine])
             for stage in STAGE_ORDER
             for engine in self.engines
         )
-        return common.run_measured(["sh", "-c", commands], cwd=self.root, env=self.env)
+        return timing.run_measured(["sh", "-c", commands], cwd=self.root, env=self.env)
 
 
 def _params(root: Path) -> dict:
@@ -94,7 +94,7 @@ def _params(root: Path) -> dict:
     return yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
 
 
-def memory(args: argparse.Namespace, databases: common.Databases) -> list[common.Figure]:
+def memory(args: argparse.Namespace, databases: common.Databases) -> list[timing.Figure]:
     with common.scratch("memory") as folder:
         project = common.stage_project(folder / "project", stages_from=args.stages)
         empty = databases.migrated()
@@ -102,7 +102,7 @@ def memory(args: argparse.Namespace, databases: common.Databases) -> list[common
         for lines in args.ingest_lines:
             common.place_raw(project, MEMORY_ENGINE, common.crawl_file(MEMORY_ENGINE, lines))
             env = common.child_env(DATABASE_URL=databases.fresh(empty))
-            ingest[lines] = common.run_measured(
+            ingest[lines] = timing.run_measured(
                 [common.PYTHON, "-m", "stages.ingest", "--engine", MEMORY_ENGINE],
                 cwd=project,
                 env=env,
@@ -113,7 +113,7 @@ def memory(args: argparse.Namespace, databases: common.Databases) -> list[common
         for rows in args.export_rows:
             url = databases.fresh(empty)
             marker.write_text(json.dumps(common.seed_leads(url, MEMORY_ENGINE, rows)))
-            export[rows] = common.run_measured(
+            export[rows] = timing.run_measured(
                 [common.PYTHON, "-m", "stages.export", "--engine", MEMORY_ENGINE],
                 cwd=project,
                 env=common.child_env(DATABASE_URL=url),
@@ -125,18 +125,18 @@ def memory(args: argparse.Namespace, databases: common.Databases) -> list[common
     ]
 
 
-def _report(what: str, measured: common.Measured) -> None:
+def _report(what: str, measured: timing.Measured) -> None:
     print(
         f"       {what}: {measured.seconds:.1f} s, peak RSS {measured.peak_rss_mb:.0f} MB",
         flush=True,
     )
 
 
-def _memory_figure(stage: str, unit: str, runs: dict[int, common.Measured]) -> common.Figure:
+def _memory_figure(stage: str, unit: str, runs: dict[int, timing.Measured]) -> timing.Figure:
     """Peak RSS at the largest size against the smallest: flat means a ratio near 1."""
     smallest, largest = min(runs), max(runs)
     peak, base = runs[largest].peak_rss_mb or 0.0, runs[smallest].peak_rss_mb or 0.0
-    figure = common.Figure(
+    figure = timing.Figure(
         "6",
         f"peak RSS of {stage}, {largest:,} {unit} vs {smallest:,}",
         peak,
@@ -150,8 +150,8 @@ def _memory_figure(stage: str, unit: str, runs: dict[int, common.Measured]) -> c
     return figure
 
 
-def run(args: argparse.Namespace) -> list[common.Figure]:
-    common.print_header("whole pipeline from clean; peak memory of ingest and export")
+def run(args: argparse.Namespace) -> list[timing.Figure]:
+    timing.print_header("whole pipeline from clean; peak memory of ingest and export")
     with common.databases(args.pg) as databases:
         figures = from_clean(args, databases) if args.lines else []
         if args.ingest_lines and args.export_rows:
@@ -166,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export-rows", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
     parser.add_argument("--stages", type=Path, help="run this copy of stages/ (memory part)")
-    common.common_arguments(parser, repeat=3)
-    common.print_figures(run(parser.parse_args(argv)))
+    timing.common_arguments(parser, repeat=3)
+    timing.print_figures(run(parser.parse_args(argv)))
     return 0
 
 

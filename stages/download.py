@@ -35,7 +35,7 @@ def download(engine_name: str) -> None:
     started = time.monotonic()
     result = storage.fetch(
         source,
-        params.path("raw", engine.name, ".txt"),
+        params.files(engine.name).raw,
         policy=params.source.retry_policy,
         timeout=params.source.timeout,
         label=f"{STAGE}@{engine.name}",
@@ -49,9 +49,9 @@ def download(engine_name: str) -> None:
     }
     if result.version_id:
         identity["version_id"] = result.version_id
-    write_json(params.path("raw", engine.name, ".meta.json"), identity)
+    write_json(params.files(engine.name).source, identity)
     write_json(
-        params.path("raw", engine.name, ".download.json"),
+        params.files(engine.name).download_record,
         {
             "bytes": result.size,
             "attempts": result.attempts,

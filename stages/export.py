@@ -9,7 +9,7 @@ Before writing, the database is compared with the ingest marker: a database that
 replaced or emptied behind DVC's back fails the stage instead of producing an empty or
 partial workbook. data/exports/<engine>.json records the run (rows, sheets, bytes, seconds,
 the rows of New and Not seen, and under "database" the latest load and the listed leads it
-exported, which status compares with the database: `leads.check_workbook`);
+exported, which status compares with the database: `drift.check_workbook`);
 data/metrics/<engine>.json the numbers DVC compares (stages.report.metrics).
 """
 
@@ -21,10 +21,13 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from stages.report.workbook import COLUMNS, WorkbookStats
+from stages.report.workbook import COLUMNS, Sheet, WorkbookStats
 from stages.runner import engine_parser, run_stage
 
 if TYPE_CHECKING:
+    import psycopg
+
+    from stages.rules.config import Params
     from stages.store.loads import LoadFigures  # loads imports psycopg: only when exporting
 
 STAGE = "export"
@@ -45,83 +48,113 @@ SUMMARY_COLUMNS = (
 
 
 def export(engine_name: str) -> None:
-    import psycopg
+    """Write `engine_name`'s workbook, its run record and its metrics (see the module docstring).
 
-    from stages.errors import PipelineError
+    Raises PipelineError when the ingest marker is missing, the database drifted from it, or
+    the database fails for good (after the retries of `export`'s retry policy)."""
     from stages.report import metrics
-    from stages.report.workbook import Sheet, write_leads_workbook
     from stages.rules.config import load_params
-    from stages.store import db, leads, loads
-    from stages.store.files import write_json
+    from stages.store import db
 
     params = load_params()
     engine = params.engine(engine_name)
-    marker_path = params.path("ingest", engine.name, ".json")
+    marker = _ingest_marker(params, engine.name)
+    started = time.monotonic()
+    stats, state = db.retrying(
+        params.export.retry_policy,
+        lambda: _export_snapshot(params, engine.name, marker),
+        describe=f"{STAGE}@{engine.name}",
+    )
+    _write_record(params, engine.name, stats, state, time.monotonic() - started)
+    metrics.write_engine_metrics(params, engine.name, marker, rows=stats.rows, sheets=stats.sheets)
+
+
+def _ingest_marker(params: Params, engine: str) -> dict[str, Any]:
+    """data/ingest/<engine>.json, which says what the database should hold."""
+    from stages.errors import PipelineError
+    from stages.store import drift
+
+    marker_path = params.files(engine).marker
     if not marker_path.is_file():
         raise PipelineError(
-            f"{STAGE}@{engine.name}: {marker_path.name} is missing; "
-            f"run `{leads.REPAIR_COMMAND.format(engine=engine.name)}`."
+            f"{STAGE}@{engine}: {marker_path.name} is missing; "
+            f"run `{drift.REPAIR_COMMAND.format(engine=engine)}`."
         )
-    marker = json.loads(marker_path.read_text(encoding="utf-8"))
-    settings = params.export
-    source_tag = settings.source_tag or None
-    workbook = params.path("exports", engine.name, ".xlsx")
-    started = time.monotonic()
+    marker: dict[str, Any] = json.loads(marker_path.read_text(encoding="utf-8"))
+    return marker
 
-    def export_once() -> tuple[WorkbookStats, dict[str, int | str | None]]:
-        with db.connect() as conn:
-            # One snapshot for every sheet: a load committed meanwhile shows in none of them.
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            with conn.transaction():
-                drift = leads.check_drift(conn, engine.name, marker.get("database", {}))
-                if drift:
-                    raise PipelineError(f"{STAGE}@{engine.name}: {drift}")
-                history = loads.engine_loads(conn, engine.name, source_tag)
-                since = loads.not_seen_since(history, settings.not_seen_loads)
-                changes = [
-                    Sheet(
-                        "New",
-                        CHANGE_COLUMNS,
-                        loads.new_leads(conn, engine.name, source_tag, history[-1])
-                        if history
-                        else (),
-                    ),
-                    Sheet(
-                        "Not seen",
-                        CHANGE_COLUMNS,
-                        loads.not_seen_leads(conn, engine.name, source_tag, since) if since else (),
-                    ),
-                    Sheet("Summary", SUMMARY_COLUMNS, [_summary_row(load) for load in history]),
-                ]
-                # What this snapshot holds, so status can tell when the database moves on.
-                latest = leads.loads_after(conn, engine.name, None, source_tag).latest_id
-                state = {"load_id": latest, **db.database_identity(conn)}
-                rows = _counted(leads.engine_leads(conn, engine.name, source_tag), workbook.name)
-                written = write_leads_workbook(
-                    workbook,
-                    rows,
-                    rows_per_sheet=settings.rows_per_sheet,
-                    extra_sheets=changes,
-                )
-                return written, {**state, "leads": written.rows}
 
-    stats, state = db.retrying(
-        settings.retry_policy, export_once, describe=f"{STAGE}@{engine.name}"
-    )
+def _export_snapshot(
+    params: Params, engine: str, marker: dict[str, Any]
+) -> tuple[WorkbookStats, dict[str, int | str | None]]:
+    """One attempt: every sheet from one snapshot of the database, written to the workbook;
+    returns the workbook's figures and what the snapshot held (load id, database identity)."""
+    import psycopg
+
+    from stages.errors import PipelineError
+    from stages.report.workbook import write_leads_workbook
+    from stages.store import db, drift, leads
+
+    source_tag = params.export.source_tag or None
+    workbook = params.files(engine).workbook
+    with db.connect() as conn:
+        # One snapshot for every sheet: a load committed meanwhile shows in none of them.
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        with conn.transaction():
+            lost = drift.check_drift(conn, engine, marker.get("database", {}))
+            if lost:
+                raise PipelineError(f"{STAGE}@{engine}: {lost}")
+            changes = _change_sheets(conn, engine, source_tag, params.export.not_seen_loads)
+            # What this snapshot holds, so status can tell when the database moves on.
+            latest = drift.loads_after(conn, engine, None, source_tag).latest_id
+            state = {"load_id": latest, **db.database_identity(conn)}
+            rows = _counted(leads.engine_leads(conn, engine, source_tag), workbook.name)
+            written = write_leads_workbook(
+                workbook, rows, rows_per_sheet=params.export.rows_per_sheet, extra_sheets=changes
+            )
+            return written, {**state, "leads": written.rows}
+
+
+def _change_sheets(
+    conn: psycopg.Connection, engine: str, source_tag: str | None, not_seen_loads: int
+) -> list[Sheet]:
+    """The sheets after Leads: New, Not seen and Summary (stages.store.loads reads them)."""
+    from stages.store import loads
+
+    history = loads.engine_loads(conn, engine, source_tag)
+    since = loads.not_seen_since(history, not_seen_loads)
+    new = loads.new_leads(conn, engine, source_tag, history[-1]) if history else ()
+    not_seen = loads.not_seen_leads(conn, engine, source_tag, since) if since else ()
+    return [
+        Sheet("New", CHANGE_COLUMNS, new),
+        Sheet("Not seen", CHANGE_COLUMNS, not_seen),
+        Sheet("Summary", SUMMARY_COLUMNS, [_summary_row(load) for load in history]),
+    ]
+
+
+def _write_record(
+    params: Params,
+    engine: str,
+    stats: WorkbookStats,
+    state: dict[str, int | str | None],
+    seconds: float,
+) -> None:
+    """data/exports/<engine>.json: what this run wrote and the snapshot it read."""
+    from stages.store.files import write_json
+
     write_json(
-        params.path("exports", engine.name, ".json"),
+        params.files(engine).export_record,
         {
             "rows": stats.rows,
             "sheets": stats.sheets,
             "bytes": stats.bytes,
             "new": stats.extra_rows.get("New", 0),
             "not_seen": stats.extra_rows.get("Not seen", 0),
-            "seconds": round(time.monotonic() - started, 3),
-            "source_tag": source_tag or "",
+            "seconds": round(seconds, 3),
+            "source_tag": params.export.source_tag or "",
             "database": state,
         },
     )
-    metrics.write_engine_metrics(params, engine.name, marker, rows=stats.rows, sheets=stats.sheets)
 
 
 def _summary_row(load: LoadFigures) -> tuple[Any, ...]:

@@ -23,6 +23,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
@@ -42,7 +43,9 @@ COUNTING = (
 )
 
 if TYPE_CHECKING:
+    from stages.rules.config import Engine, Params
     from stages.rules.crawl import LineParser, Reject, UnreadableFile
+    from stages.store import leads
     from stages.store.leads import Found
 
 
@@ -213,12 +216,16 @@ def collapse_check(
 def ingest(
     engine_name: str, file: Path | None, source_tag: str | None, accept: bool = False
 ) -> dict[str, object]:
+    """Load `engine_name`'s crawl file (or `file`, by hand) into PostgreSQL; return its stats.
+
+    A run by hand writes its rejects under logs/ingest/ and no marker or metrics. Raises
+    PipelineError for a missing or unreadable file, a file that looks like a lost crawl (unless
+    `accept`), and database failures that outlast `ingest`'s retries."""
     from stages.errors import PipelineError
-    from stages.observe.progress import phase
     from stages.report import metrics
     from stages.rules.config import load_params
     from stages.rules.crawl import LineParser, UnreadableFile
-    from stages.store import db, leads, loads
+    from stages.store import db
     from stages.store.files import atomic_output, write_json
 
     params = load_params()
@@ -229,45 +236,18 @@ def ingest(
     }
     tag = source_tag if source_tag is not None else params.ingest.source_tag
     by_hand = file is not None
-    path = _crawl_file(engine.name, file or params.path("raw", engine.name, ".txt"), by_hand)
-    seen_at = _seen_at(params.path("raw", engine.name, ".meta.json"), path, by_hand)
-    rejects_path = (
-        params.root / "logs" / STAGE / f"{engine.name}.{path.name}.rejects.tsv"
-        if by_hand
-        else params.path("ingest", engine.name, ".rejects.tsv")
-    )
-    parser = LineParser(engine)
+    path = _crawl_file(engine.name, file or params.files(engine.name).raw, by_hand)
+    seen_at = _seen_at(params.files(engine.name).source, path, by_hand)
+    rejects_path = _rejects_path(params, engine.name, path, by_hand)
     started = time.monotonic()
     with atomic_output(rejects_path, "w") as rejects:
         tally = LineTally(rejects)
         guard = collapse_check(engine.name, tally, settings, accept)
-
-        def load_once() -> leads.LoadResult:
-            # One transaction: the load and its line counts (stages.store.loads) commit together.
-            with db.connect() as conn, conn.transaction(), contextlib.ExitStack() as merging:
-
-                def found() -> Iterator[Found]:
-                    yield from tally.found(path, parser)
-                    # The ids are in: what load_leads does next is the set-based merge.
-                    merging.enter_context(phase(f"merge {engine.name} leads into PostgreSQL"))
-
-                result = leads.load_leads(
-                    conn,
-                    engine,
-                    found(),
-                    source_tag=tag,
-                    seen_at=seen_at,
-                    by_hand=by_hand,
-                    before_commit=guard,
-                )
-                counts = {**tally.summary(), "retracted": result.retracted}
-                loads.record_line_counts(conn, result.load_id, counts)
-                return result
-
+        load = _Load(engine, path, LineParser(engine), tag, seen_at, by_hand, tally, guard)
         try:
             loaded = db.retrying(
                 params.ingest.retry_policy,
-                load_once,
+                load.once,
                 describe=f"{STAGE}@{engine.name}: loading {path.name}",
             )
         except UnreadableFile as exc:
@@ -284,9 +264,56 @@ def ingest(
         "rejects_file": str(rejects_path.relative_to(params.root)),
     }
     if not by_hand:
-        write_json(params.path("ingest", engine.name, ".json"), stats)
+        write_json(params.files(engine.name).marker, stats)
         metrics.record_load(params, engine, path, stats)
     return stats
+
+
+@dataclass
+class _Load:
+    """One load of a crawl file: what `once` needs for each attempt (stages.store.db.retrying)."""
+
+    engine: Engine
+    path: Path
+    parser: LineParser
+    source_tag: str
+    seen_at: datetime
+    by_hand: bool
+    tally: LineTally
+    guard: Callable[[int, int | None], None]
+
+    def once(self) -> leads.LoadResult:
+        """One attempt, in one transaction: the load and its line counts (stages.store.loads)
+        commit together."""
+        from stages.observe.progress import phase
+        from stages.store import db, leads, loads
+
+        with db.connect() as conn, conn.transaction(), contextlib.ExitStack() as merging:
+
+            def found() -> Iterator[Found]:
+                yield from self.tally.found(self.path, self.parser)
+                # The ids are in: what load_leads does next is the set-based merge.
+                merging.enter_context(phase(f"merge {self.engine.name} leads into PostgreSQL"))
+
+            result = leads.load_leads(
+                conn,
+                self.engine,
+                found(),
+                source_tag=self.source_tag,
+                seen_at=self.seen_at,
+                by_hand=self.by_hand,
+                before_commit=self.guard,
+            )
+            counts = {**self.tally.summary(), "retracted": result.retracted}
+            loads.record_line_counts(conn, result.load_id, counts)
+            return result
+
+
+def _rejects_path(params: Params, engine: str, path: Path, by_hand: bool) -> Path:
+    """data/ingest/<engine>.rejects.tsv; a run by hand writes beside its logs instead."""
+    if by_hand:
+        return params.root / "logs" / STAGE / f"{engine}.{path.name}.rejects.tsv"
+    return params.files(engine).rejects
 
 
 def _unreadable(engine: str, path: Path, exc: UnreadableFile) -> str:
@@ -325,7 +352,7 @@ def dry_run(engine_name: str, file: Path | None, out: IO[str]) -> dict[str, obje
 
     params = load_params()
     engine = params.engine(engine_name)
-    path = _crawl_file(engine.name, file or params.path("raw", engine.name, ".txt"), bool(file))
+    path = _crawl_file(engine.name, file or params.files(engine.name).raw, bool(file))
     parser = LineParser(engine)
     tally = LineTally()
     try:

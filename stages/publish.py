@@ -24,7 +24,7 @@ def publish(engine_name: str) -> None:
 
     params = load_params()
     engine = params.engine(engine_name)
-    workbook = params.path("exports", engine.name, ".xlsx")
+    workbook = params.files(engine.name).workbook
     if not workbook.is_file():
         raise PipelineError(
             f"{STAGE}@{engine.name}: {workbook.name} is missing; "
@@ -47,7 +47,7 @@ def publish(engine_name: str) -> None:
         )
         record.update(published=True, uri=s3.describe(target), **uploaded)
     record["time"] = datetime.now(UTC).isoformat(timespec="seconds")
-    write_json(params.path("published", engine.name, ".json"), record)
+    write_json(params.files(engine.name).published, record)
 
 
 def main(argv: list[str] | None = None) -> int:

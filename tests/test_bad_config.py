@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 import pytest
 
 from stages import download, export, ingest
-from stages.rules.config import can_match_an_id, load_params
+from stages.rules.config import load_params
+from stages.rules.patterns import can_match_an_id
 from tests.support.pg import url_for_database
 
 DATABASE_PASSWORD = "Cfg-Pw-0c8e51"

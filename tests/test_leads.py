@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from stages.rules.config import Engine
-from stages.store import db, leads
+from stages.store import db, drift, leads
 from tests.support.pg import create_database, drop_database
 
 JANUARY = datetime(2025, 1, 6, tzinfo=UTC)
@@ -347,21 +347,21 @@ REPAIR = "`dvc repro --downstream --force ingest@cloudbeds`"
 
 def test_no_drift_right_after_a_load(conn):
     result = load(conn, ["a1", "b2"])
-    assert leads.check_drift(conn, "cloudbeds", {"database": result.fingerprint}) is None
-    assert leads.check_drift(conn, "cloudbeds", result.fingerprint) is None
+    assert drift.check_drift(conn, "cloudbeds", {"database": result.fingerprint}) is None
+    assert drift.check_drift(conn, "cloudbeds", result.fingerprint) is None
 
 
 def test_later_loads_and_other_engines_are_not_drift(conn):
     marker = load(conn, ["a1", "b2"], seen_at=JANUARY).fingerprint
     load(conn, ["c3"], seen_at=FEBRUARY)
     load(conn, ["m1"], engine=MEWS)
-    assert leads.check_drift(conn, "cloudbeds", marker) is None
+    assert drift.check_drift(conn, "cloudbeds", marker) is None
 
 
 def test_truncated_leads_are_drift_naming_the_engine_and_the_repair(conn):
     marker = load(conn, ["a1", "b2"]).fingerprint
     conn.execute("TRUNCATE hotel_booking_engines")
-    message = leads.check_drift(conn, "cloudbeds", marker)
+    message = drift.check_drift(conn, "cloudbeds", marker)
     assert message is not None
     assert message.startswith("Engine cloudbeds: ")
     assert "holds 0 leads but ingest left 2" in message
@@ -371,7 +371,7 @@ def test_truncated_leads_are_drift_naming_the_engine_and_the_repair(conn):
 def test_deleted_leads_are_drift(conn):
     marker = load(conn, ["a1", "b2", "c3"]).fingerprint
     conn.execute("DELETE FROM hotel_booking_engines WHERE property_id = 'b2'")
-    assert "holds 2 leads but ingest left 3" in str(leads.check_drift(conn, "cloudbeds", marker))
+    assert "holds 2 leads but ingest left 3" in str(drift.check_drift(conn, "cloudbeds", marker))
 
 
 def test_a_fresh_empty_database_is_drift(conn, pg_server):
@@ -379,7 +379,7 @@ def test_a_fresh_empty_database_is_drift(conn, pg_server):
     name, url = create_database(pg_server)
     try:
         with db.connect(url) as fresh:
-            message = leads.check_drift(fresh, "cloudbeds", marker)
+            message = drift.check_drift(fresh, "cloudbeds", marker)
     finally:
         drop_database(pg_server, name)
     assert message is not None
@@ -390,11 +390,11 @@ def test_a_fresh_empty_database_is_drift(conn, pg_server):
 def test_a_reset_load_history_is_drift(conn):
     marker = load(conn, ["a1"]).fingerprint
     conn.execute("DELETE FROM ingest_loads")
-    assert "no longer records ingest load" in str(leads.check_drift(conn, "cloudbeds", marker))
+    assert "no longer records ingest load" in str(drift.check_drift(conn, "cloudbeds", marker))
 
 
 def test_a_marker_without_a_load_is_drift(conn):
-    message = leads.check_drift(conn, "cloudbeds", {})
+    message = drift.check_drift(conn, "cloudbeds", {})
     assert message is not None
     assert "records no database load" in message
     assert REPAIR in message
@@ -408,14 +408,14 @@ REEXPORT = "`dvc repro --downstream --force export@cloudbeds`"
 
 def exported(conn, tag: str | None = None) -> dict:
     """The export marker's "database" entry, as export@cloudbeds records it now."""
-    latest = leads.loads_after(conn, "cloudbeds", None, tag).latest_id
+    latest = drift.loads_after(conn, "cloudbeds", None, tag).latest_id
     listed = sum(1 for _ in leads.engine_leads(conn, "cloudbeds", tag))
     return {"load_id": latest, "leads": listed, **db.database_identity(conn)}
 
 
 def test_a_workbook_written_after_the_last_load_is_current(conn):
     ingest = load(conn, ["a1b2c3", "d4e5f6"]).fingerprint
-    assert leads.check_workbook(conn, "cloudbeds", exported(conn), ingest) is None
+    assert drift.check_workbook(conn, "cloudbeds", exported(conn), ingest) is None
 
 
 def test_a_load_by_hand_that_adds_leads_makes_the_workbook_stale(conn):
@@ -424,19 +424,19 @@ def test_a_load_by_hand_that_adds_leads_makes_the_workbook_stale(conn):
     leads.load_leads(
         conn, CLOUDBEDS, ["g7h8i9"], source_tag="manual", seen_at=FEBRUARY, by_hand=True
     )
-    message = leads.check_workbook(conn, "cloudbeds", recorded, ingest)
+    message = drift.check_workbook(conn, "cloudbeds", recorded, ingest)
     assert message is not None and message.startswith("Engine cloudbeds: ")
     assert "3 leads to list now, the workbook lists 2" in message
     assert "1 load since, the latest by hand at" in message
     assert REEXPORT in message
-    assert leads.check_drift(conn, "cloudbeds", ingest) is None  # nothing was lost
+    assert drift.check_drift(conn, "cloudbeds", ingest) is None  # nothing was lost
 
 
 def test_a_later_load_that_changes_no_count_still_makes_the_workbook_stale(conn):
     ingest = load(conn, ["a1b2c3", "d4e5f6"], seen_at=JANUARY).fingerprint
     recorded = exported(conn)
     load(conn, ["a1b2c3"], seen_at=FEBRUARY)  # last seen moves: the Leads sheet changes
-    message = leads.check_workbook(conn, "cloudbeds", recorded, ingest)
+    message = drift.check_workbook(conn, "cloudbeds", recorded, ingest)
     assert message is not None
     assert "2 leads to list now, the workbook lists 2" in message
     assert "the latest by a pipeline run" in message
@@ -447,7 +447,7 @@ def test_a_re_run_of_the_same_crawl_changes_no_lead_and_leaves_the_workbook_curr
     recorded = exported(conn)
     again = load(conn, ["a1b2c3", "d4e5f6"], seen_at=JANUARY)
     assert (again.inserted, again.updated) == (0, 0)
-    assert leads.check_workbook(conn, "cloudbeds", recorded, ingest) is None
+    assert drift.check_workbook(conn, "cloudbeds", recorded, ingest) is None
 
 
 def test_leads_added_outside_the_pipeline_make_the_workbook_stale(conn):
@@ -461,7 +461,7 @@ def test_leads_added_outside_the_pipeline_make_the_workbook_stale(conn):
         " ARRAY['commoncrawl'], 'crawl', now(), now() FROM booking_engines e"
         " WHERE e.name = 'cloudbeds'"
     )
-    message = leads.check_workbook(conn, "cloudbeds", recorded, ingest)
+    message = drift.check_workbook(conn, "cloudbeds", recorded, ingest)
     assert message is not None
     assert "2 leads to list now, the workbook lists 1" in message
     assert "outside the pipeline" in message
@@ -471,18 +471,18 @@ def test_a_load_the_export_filters_out_leaves_the_workbook_current(conn):
     ingest = load(conn, ["a1b2c3"]).fingerprint
     recorded = exported(conn, "commoncrawl")
     load(conn, ["g7h8i9"], tag="manual", seen_at=FEBRUARY)
-    assert leads.check_workbook(conn, "cloudbeds", recorded, ingest, "commoncrawl") is None
-    assert leads.check_workbook(conn, "cloudbeds", recorded, ingest, None) is not None
+    assert drift.check_workbook(conn, "cloudbeds", recorded, ingest, "commoncrawl") is None
+    assert drift.check_workbook(conn, "cloudbeds", recorded, ingest, None) is not None
 
 
 def test_without_an_export_record_a_load_after_the_ingest_makes_the_workbook_stale(conn):
     ingest = load(conn, ["a1b2c3"], seen_at=JANUARY).fingerprint
-    assert leads.check_workbook(conn, "cloudbeds", None, ingest) is None
-    assert leads.check_workbook(conn, "cloudbeds", {}, ingest) is None
+    assert drift.check_workbook(conn, "cloudbeds", None, ingest) is None
+    assert drift.check_workbook(conn, "cloudbeds", {}, ingest) is None
     load(conn, ["g7h8i9"], seen_at=FEBRUARY)
-    message = leads.check_workbook(conn, "cloudbeds", None, ingest)
+    message = drift.check_workbook(conn, "cloudbeds", None, ingest)
     assert message is not None and "2 leads to list now;" in message
-    assert leads.check_workbook(conn, "cloudbeds", None, None) is None
+    assert drift.check_workbook(conn, "cloudbeds", None, None) is None
 
 
 # --- export rows -----------------------------------------------------------------------------
@@ -550,7 +550,7 @@ def test_export_rows_stream_through_a_server_side_cursor(conn):
 
 def test_export_of_an_engine_never_loaded_is_empty(conn):
     assert list(leads.engine_leads(conn, "siteminder")) == []
-    assert leads.lead_count(conn, "siteminder") == 0
+    assert drift.lead_count(conn, "siteminder") == 0
 
 
 def test_seen_at_must_carry_a_timezone(conn):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from stages.tools import dvcstate
+from stages.tools import dvcprune, dvcstate
 from tests.support.dvckill import a_dvc_process_in
 from tests.support.pipeline import pipeline_copy, ran_pipeline
 
@@ -68,7 +68,7 @@ def test_after_the_prune_dvc_status_is_clean_and_the_other_engines_entries_are_u
 ):
     kept = {name: entry_text(project, name) for name in lock_entries(project) if KEPT in name}
 
-    dvcstate.prune_lockfile(project.root)
+    dvcprune.prune_lockfile(project.root)
 
     assert project.dvc("status").stdout.strip() == "Data and pipelines are up to date."
     assert {name: entry_text(project, name) for name in kept} == kept
@@ -77,7 +77,7 @@ def test_after_the_prune_dvc_status_is_clean_and_the_other_engines_entries_are_u
 def test_a_pruned_dvc_lock_is_written_as_dvc_writes_it_so_a_no_op_repro_leaves_its_bytes(
     project,
 ):
-    dvcstate.prune_lockfile(project.root)
+    dvcprune.prune_lockfile(project.root)
     pruned = (project.root / "dvc.lock").read_bytes()
 
     assert "Data and pipelines are up to date" in project.dvc("repro").stdout
@@ -86,7 +86,7 @@ def test_a_pruned_dvc_lock_is_written_as_dvc_writes_it_so_a_no_op_repro_leaves_i
 
 
 def test_a_second_prune_finds_nothing_and_leaves_dvc_lock_untouched(project):
-    dvcstate.prune_lockfile(project.root)
+    dvcprune.prune_lockfile(project.root)
     before = (project.root / "dvc.lock").stat()
 
     again = project.stage("tools.dvcstate", "prune-lock", check=True)
@@ -100,7 +100,7 @@ def test_the_prune_leaves_dvc_lock_alone_while_a_dvc_process_runs_in_the_project
     before = (project.root / "dvc.lock").read_bytes()
     with a_dvc_process_in(project, tmp_path) as running:
         with pytest.raises(dvcstate.DvcBusy, match=f"pid {running.pid}.*prune-lock"):
-            dvcstate.prune_lockfile(project.root)
+            dvcprune.prune_lockfile(project.root)
         assert (project.root / "dvc.lock").read_bytes() == before
 
 

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 import yaml
 
-from stages.tools import parallel
+from stages.tools.pipeline import engine_stages
 from tests.support.pg import create_database, drop_database
 from tests.support.project import REPO, Project
 from tests.support.s3 import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, REGION, s3_client
@@ -115,10 +115,7 @@ def copy_of(template: Project, destination: Path) -> Path:
 
 
 def engine_stage_names(*engines: str) -> list[str]:
-    from stages.rules.config import load_params
-
-    params = load_params(REPO)
-    return [name for engine in engines for name in parallel.engine_stages(params, engine)]
+    return [name for engine in engines for name in engine_stages(REPO, engine)]
 
 
 def ran(output: str) -> list[str]:

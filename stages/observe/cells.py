@@ -23,8 +23,8 @@ from typing import Any
 from stages.observe import journal, progress, recorder
 from stages.observe.drift import CHANGED, DRIFT
 from stages.observe.dvcview import DvcView, changed_after, relative, stale_reasons
-from stages.observe.graph import load_yaml
 from stages.observe.records import Attempt, parse_time
+from stages.tools.pipeline import load_yaml
 
 UP_TO_DATE, STALE, RUNNING, FAILED, UNKNOWN = "up to date", "stale", "running", "failed", "unknown"
 STATES = (UP_TO_DATE, STALE, RUNNING, FAILED, UNKNOWN)

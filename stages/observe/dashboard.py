@@ -40,10 +40,10 @@ from typing import Any
 
 from stages.errors import ConfigError, PipelineError, first_line
 from stages.observe import dvcview, journal, logs_api, records, runs, runtable
-from stages.observe.graph import pipeline_graph
 from stages.observe.snapshot import collect
 from stages.store import loads
 from stages.store.secrets import redact
+from stages.tools.pipeline import pipeline_graph
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from stages.observe.records import Attempt
 from stages.store.secrets import redact
 
 # An engine's finding: DRIFT when it lost what the ingest left, CHANGED when it moved on after
-# the export, OK when it matches both markers (stages.store.leads has the checks and the fix).
+# the export, OK when it matches both markers (stages.store.drift has the checks and the fix).
 DRIFT, CHANGED, OK = "drift", "changed", "ok"
 NOT_INGESTED, UNCHECKED = "not ingested", "unchecked"
 
@@ -98,21 +98,21 @@ def _finding(
 ) -> Finding:
     import psycopg
 
-    from stages.store import leads
+    from stages.store.drift import REPAIR_COMMAND, check_drift, check_workbook, lead_count
 
     if marker is None:
         return Finding(engine, NOT_INGESTED, "no ingest marker yet")
     ingested = marker.get("database") or {}
     try:
         with conn.transaction():
-            problem = leads.check_drift(conn, engine, ingested)
-            found = leads.lead_count(conn, engine)
+            problem = check_drift(conn, engine, ingested)
+            found = lead_count(conn, engine)
             changed = None
             if not problem:
                 recorded = (exported or {}).get("database")
-                changed = leads.check_workbook(conn, engine, recorded, ingested, source_tag)
+                changed = check_workbook(conn, engine, recorded, ingested, source_tag)
     except psycopg.errors.UndefinedTable:
-        repair = leads.REPAIR_COMMAND.format(engine=engine)
+        repair = REPAIR_COMMAND.format(engine=engine)
         problem = (
             f"Engine {engine}: database {conn.info.dbname} has no pipeline tables (it was "
             f"replaced or re-created); run `{repair}` to load them again."

@@ -15,11 +15,11 @@ from typing import Any
 
 from stages.errors import first_line
 from stages.observe import journal
-from stages.observe.graph import load_yaml
 from stages.observe.records import Attempt, parse_time
 from stages.store import s3
 from stages.store.secrets import redact
 from stages.tools import dvcstate
+from stages.tools.pipeline import load_yaml
 
 
 @dataclass

@@ -29,9 +29,9 @@ from stages.observe.cells import (
 )
 from stages.observe.drift import CHANGED, DRIFT, DatabaseView, Finding, database_view
 from stages.observe.dvcview import DvcView, dvc_view
-from stages.observe.graph import pipeline_graph
 from stages.observe.records import Attempt
 from stages.tools import dvcstate
+from stages.tools.pipeline import pipeline_graph
 
 TREND_POINTS = 30  # ingests per engine on the leads trend
 RECENT_FAILURES = 10  # failed or retried attempts listed
@@ -88,7 +88,7 @@ class Snapshot:
     headline: str
     dvc_error: str | None
     engines: list[EngineSummary]
-    graph: dict[str, Any]  # stages.observe.graph.pipeline_graph
+    graph: dict[str, Any]  # stages.tools.pipeline.pipeline_graph
     cells: list[Cell]
     database: DatabaseView
     drift: list[Finding]  # one per engine, in params order

@@ -58,7 +58,7 @@ def write_engine_metrics(
     is 0. Returns the path written."""
     figures = {name: int(ingest_marker.get(key) or 0) for name, key in INGEST_METRICS.items()}
     figures.update(rows=int(rows), sheets=int(sheets))
-    path = params.path("metrics", engine, ".json")
+    path = params.files(engine).metrics
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, figures)
     return path
@@ -73,7 +73,7 @@ def record_load(
     and the source tag: what decides which leads the load makes. Returns whether a row was
     added."""
     key = crawl_key(engine, crawl_file, str(ingest_marker.get("source_tag") or ""))
-    path = params.path("loads", engine.name, ".csv")
+    path = params.files(engine.name).loads
     rows = read_loads(path)
     if rows and rows[-1]["crawl"] == key:
         return False

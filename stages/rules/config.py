@@ -6,14 +6,14 @@ and value before a stage does any work: an unknown key is named with the nearest
 value of the wrong type or out of range is named with the range. Stage code reads attributes
 (`params.export.rows_per_sheet`), never the YAML dict.
 
-Adding a setting is one line in its section's class below: `name: type = setting(default, ...)`.
+Adding a setting is one line in its section's class below: `name: type = setting(default, ...)`
+(stages.rules.settings holds the validator; stages.rules.patterns the id-pattern check).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import typing
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from typing import Any
 import yaml
 
 from stages.errors import ConfigError
+from stages.rules.patterns import can_match_an_id
+from stages.rules.settings import as_text, build, refuse_unknown, setting
 
 ID_CASES = ("preserve", "lower", "upper")
 ENGINE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -50,28 +52,6 @@ def database_configured() -> bool:
     return any(os.environ.get(name, "").strip() for name in DATABASE_VARIABLES)
 
 
-# --- declaring a setting ----------------------------------------------------------------------
-
-
-def setting(
-    default: Any = MISSING,
-    *,
-    least: float | None = None,
-    above: float | None = None,
-    most: float | None = None,
-    choices: tuple[str, ...] | None = None,
-    parse: typing.Callable[[str, Any], Any] | None = None,
-) -> Any:
-    """A params.yaml key of a section class: its default (none: required) and allowed values.
-
-    `least`/`most` bound a number inclusively, `above` exclusively; `choices` lists the allowed
-    words; `parse(key, value)` replaces the type check for values that need more (a regex), and
-    returns the value to store or raises ConfigError.
-    """
-    rules = {"least": least, "above": above, "most": most, "choices": choices, "parse": parse}
-    return field(default=default, metadata=rules)
-
-
 class _Retrying:
     """A section whose transient failures are retried (retries, retry_delay, max_retry_delay)."""
 
@@ -98,7 +78,7 @@ class RetryPolicy:
 
 def _location(key: str, value: Any) -> str:
     """A folder, s3://<bucket>/<prefix> or remote://<dvc remote>/<prefix>, without trailing /."""
-    text = _text(key, value)
+    text = as_text(key, value)
     if text.startswith(("s3://", "remote://")) and not _names_a_bucket(text):
         raise ConfigError(
             f"params.yaml: `{key}` is {text!r}; name a bucket (s3://<bucket>/<prefix>) or a DVC "
@@ -116,7 +96,7 @@ def _location(key: str, value: Any) -> str:
 
 def _publish_target(key: str, value: Any) -> str:
     """Empty (publish nothing), s3://<bucket>/<prefix>/ or remote://<dvc remote>/<prefix>."""
-    text = "" if value is None else _text(key, value)
+    text = "" if value is None else as_text(key, value)
     if text and not _names_a_bucket(text):
         raise ConfigError(
             f"params.yaml: `{key}` is {text!r}; use s3://<bucket>/<prefix>/, "
@@ -126,7 +106,7 @@ def _publish_target(key: str, value: Any) -> str:
 
 
 def _non_empty(key: str, value: Any) -> str:
-    text = _text(key, value)
+    text = as_text(key, value)
     if not text.strip():
         raise ConfigError(f"params.yaml: `{key}` is empty; give it a value.")
     return text
@@ -205,7 +185,7 @@ def _url_patterns(key: str, value: Any) -> tuple[re.Pattern[str], ...]:
 
 
 def _id_separator(key: str, value: Any) -> str:
-    text = "" if value is None else _text(key, value)
+    text = "" if value is None else as_text(key, value)
     if any(char.isalnum() or char.isspace() for char in text):
         raise ConfigError(
             f"params.yaml: `{key}` must be punctuation that splits ids, such as ';,'."
@@ -214,7 +194,7 @@ def _id_separator(key: str, value: Any) -> str:
 
 
 def _booking_url(key: str, value: Any) -> str:
-    text = _text(key, value)
+    text = as_text(key, value)
     if "{id}" not in text:
         raise ConfigError(f"params.yaml: `{key}` must contain the placeholder {{id}}.")
     return text
@@ -261,6 +241,30 @@ class Engine:
         return self.booking_url.replace("{id}", property_id)
 
 
+# Where each per-engine file is declared in dvc.yaml: as an `out` or a `metric` of a stage kind,
+# or not at all (records of a run that DVC must not hash). tests/test_dvc_native.py holds
+# dvc.yaml's outs and metrics to exactly these.
+def _file(folder: str, suffix: str, *, out: str = "", metric: str = "") -> Any:
+    return field(metadata={"folder": folder, "suffix": suffix, "out": out, "metric": metric})
+
+
+@dataclass(frozen=True)
+class EngineFiles:
+    """Every file the pipeline keeps for one engine, as absolute paths (params `paths` folder +
+    `<engine><suffix>`): the one place that names them (`Params.files`)."""
+
+    raw: Path = _file("raw", ".txt", out="download")  # the crawl file
+    source: Path = _file("raw", ".meta.json", out="download")  # its identity: ingest's dep
+    download_record: Path = _file("raw", ".download.json")  # when, how long, attempts
+    rejects: Path = _file("ingest", ".rejects.tsv", out="ingest")
+    marker: Path = _file("ingest", ".json")  # counts and database fingerprint
+    loads: Path = _file("loads", ".csv", out="ingest")  # load history, in git: dvc plots
+    workbook: Path = _file("exports", ".xlsx", out="export")
+    export_record: Path = _file("exports", ".json")  # rows, sheets, the snapshot it read
+    metrics: Path = _file("metrics", ".json", metric="export")  # in git: dvc metrics
+    published: Path = _file("published", ".json")  # what publish uploaded, and where
+
+
 @dataclass(frozen=True)
 class Params:
     """params.yaml, validated: one typed object per section, engines by name."""
@@ -280,6 +284,15 @@ class Params:
     def path(self, kind: str, engine: str, suffix: str) -> Path:
         """data/<kind>/<engine><suffix>, with the folder taken from params `paths`."""
         return self.root / getattr(self.paths, kind) / f"{engine}{suffix}"
+
+    def files(self, engine: str) -> EngineFiles:
+        """Every per-engine file of `engine` (EngineFiles), under this project's root."""
+        return EngineFiles(
+            **{
+                spec.name: self.path(spec.metadata["folder"], engine, spec.metadata["suffix"])
+                for spec in fields(EngineFiles)
+            }
+        )
 
     def engine(self, name: str) -> Engine:
         try:
@@ -320,8 +333,8 @@ def load_params(root: Path | None = None) -> Params:
         raise ConfigError(
             "params.yaml must be a mapping of sections (source, paths, engines, ...)."
         )
-    _refuse_unknown("", raw, [*SECTIONS, "engines"])
-    sections = {name: _build(kind, raw.get(name, MISSING), name) for name, kind in SECTIONS.items()}
+    refuse_unknown("", raw, [*SECTIONS, "engines"])
+    sections = {name: build(kind, raw.get(name, MISSING), name) for name, kind in SECTIONS.items()}
     engines = raw.get("engines")
     if not isinstance(engines, dict):
         raise ConfigError("params.yaml: `engines` must be a mapping of engine name to its rules.")
@@ -336,97 +349,7 @@ def _engine(name: Any, spec: Any) -> Engine:
     key = f"engines.{name}"
     if not isinstance(name, str) or not ENGINE_NAME.match(name):
         raise ConfigError(f"params.yaml: `{key}`: engine names are lower-case letters, digits, _.")
-    return _build(Engine, spec, key, name=name)
-
-
-# --- the one validator ------------------------------------------------------------------------
-
-
-def _build(kind: type, data: Any, key: str, **internal: Any) -> Any:
-    """An instance of the section class `kind` from the YAML mapping `data` at `key`."""
-    if data is MISSING:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"params.yaml: `{key}` must be a mapping of settings.")
-    declared = [f for f in fields(kind) if not f.metadata.get("internal")]
-    _refuse_unknown(key, data, [f.name for f in declared])
-    hints = typing.get_type_hints(kind)
-    values = dict(internal)
-    for spec in declared:
-        name = f"{key}.{spec.name}"
-        if spec.name not in data:
-            if spec.default is MISSING and spec.default_factory is MISSING:
-                raise ConfigError(f"params.yaml: `{key}` is missing `{spec.name}`; add it.")
-            continue
-        values[spec.name] = _value(name, data[spec.name], hints[spec.name], spec.metadata)
-    return kind(**values)
-
-
-def _refuse_unknown(section: str, data: dict[Any, Any], known: list[str]) -> None:
-    for name in data:
-        if name in known:
-            continue
-        import difflib  # only on this error path
-
-        key = f"{section}.{name}" if section else str(name)
-        nearest = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
-        hint = f"did you mean `{section + '.' if section else ''}{nearest[0]}`?" if nearest else ""
-        where = f"`{section}`" if section else "params.yaml"
-        raise ConfigError(
-            f"params.yaml: `{key}` is not a known setting; {hint or 'remove it.'} "
-            f"{where} takes: {', '.join(known)}."
-        )
-
-
-def _value(key: str, value: Any, kind: Any, rules: Any) -> Any:
-    """`value` checked against the type `kind` and the `setting()` rules; the value to store."""
-    if rules.get("parse"):
-        return rules["parse"](key, value)
-    if kind is str:
-        text = _text(key, value)
-        if rules.get("choices") and text not in rules["choices"]:
-            raise ConfigError(
-                f"params.yaml: `{key}` is {text!r}; use one of {', '.join(rules['choices'])}."
-            )
-        return text
-    if kind is int or kind is float:
-        whole = kind is int
-        number = isinstance(value, int) if whole else isinstance(value, int | float)
-        in_range = number and not isinstance(value, bool) and _in_range(value, rules)
-        if not in_range:
-            raise ConfigError(f"params.yaml: `{key}` is {value!r}; use {_describe(whole, rules)}.")
-        return value if whole else float(value)
-    raise TypeError(f"{key}: settings of type {kind!r} need a parse function")
-
-
-def _in_range(value: float, rules: Any) -> bool:
-    if value != value:  # NaN passes no bound
-        return False
-    least, above, most = rules.get("least"), rules.get("above"), rules.get("most")
-    return (
-        (least is None or value >= least)
-        and (above is None or value > above)
-        and (most is None or value <= most)
-    )
-
-
-def _describe(whole: bool, rules: Any) -> str:
-    """ "a whole number from 1 to 1048575", "a number above 0", ... for an error message."""
-    noun = "a whole number" if whole else "a number"
-    least, above, most = rules.get("least"), rules.get("above"), rules.get("most")
-    if least is not None and most is not None:
-        return f"{noun} from {least} to {most}"
-    if above is not None:
-        return f"{noun} above {above}"
-    if least is not None:
-        return f"{noun}, {least} or more"
-    return noun
-
-
-def _text(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"params.yaml: `{key}` is {value!r}; use text (quote it in YAML).")
-    return value
+    return build(Engine, spec, key, name=name)
 
 
 def _names_a_bucket(location: str) -> bool:
@@ -436,102 +359,3 @@ def _names_a_bucket(location: str) -> bool:
     if location.startswith("s3://"):
         return bool(S3_BUCKET.match(location.removeprefix("s3://").partition("/")[0]))
     return False
-
-
-# --- can an id pattern match anything? ------------------------------------------------------
-#
-# Whether a regex matches some non-empty string is decided on its parse tree: each node offers
-# a few candidate texts (a class its first member, a repeat its minimum and one more, a branch
-# each alternative), their combinations are tried with fullmatch, and one hit proves the
-# pattern can match. No hit is proof of the opposite only when every node was one whose
-# candidates are complete: literals, classes, dots, groups, branches, greedy or lazy repeats
-# and \A, \Z, ^, $ (without MULTILINE). Lookarounds, backreferences, conditionals, word
-# boundaries, possessive repeats, atomic groups and scoped flags make the answer "maybe", and
-# a maybe is accepted: the check must never refuse a pattern that can match.
-
-_CANDIDATE_LIMIT = 256
-_PRINTABLE = "".join(map(chr, range(0x21, 0x7F))) + " \t\n"
-
-
-def can_match_an_id(pattern: re.Pattern[str]) -> bool:
-    """False only when `pattern` provably fully matches no non-empty string."""
-    try:
-        # private, stable since 3.11; any surprise below means "maybe"
-        from re import _parser  # type: ignore[attr-defined]  # typeshed has no stub for it
-
-        tree = _parser.parse(pattern.pattern, pattern.flags)
-        candidates, exact = _candidates(tree, tree.state)
-    except Exception:
-        return True
-    if any(text and pattern.fullmatch(text) for text in candidates):
-        return True
-    return not exact
-
-
-def _candidates(nodes: Any, state: Any) -> tuple[list[str], bool]:
-    """Candidate texts for a sequence of parse-tree nodes, and whether they are complete."""
-    texts, exact = [""], True
-    for op, av in nodes:
-        options, node_exact = _node_candidates(op, av, state)
-        exact = exact and node_exact
-        texts = [head + tail for head in texts for tail in options]
-        if len(texts) > _CANDIDATE_LIMIT:
-            texts, exact = texts[:_CANDIDATE_LIMIT], False
-    return texts, exact
-
-
-def _node_candidates(op: Any, av: Any, state: Any) -> tuple[list[str], bool]:
-    from re import _constants as sre  # type: ignore[attr-defined]  # private: no stub
-
-    if op is sre.LITERAL:
-        return [chr(av)], True
-    if op in (sre.NOT_LITERAL, sre.ANY, sre.IN):
-        member = _class_member(op, av, state)
-        return ([member] if member is not None else []), True
-    if op is sre.SUBPATTERN:
-        _group, add_flags, del_flags, body = av
-        texts, exact = _candidates(body, state)
-        return texts, exact and not (add_flags or del_flags)
-    if op is sre.BRANCH:
-        texts, exact = [], True
-        for branch in av[1]:
-            found, branch_exact = _candidates(branch, state)
-            texts += found
-            exact = exact and branch_exact
-        return texts, exact
-    if op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
-        least, most, body = av
-        found, exact = _candidates(body, state)
-        texts = []
-        for count in (n for n in (least, least + 1) if n <= most):
-            repeated = [""]
-            for _ in range(count):
-                repeated = [head + tail for head in repeated for tail in found]
-                if len(repeated) > _CANDIDATE_LIMIT:
-                    repeated, exact = repeated[:_CANDIDATE_LIMIT], False
-            texts += repeated
-        return texts, exact
-    if op is sre.AT:
-        multiline = state.flags & re.MULTILINE and av in (sre.AT_BEGINNING, sre.AT_END)
-        simple = (sre.AT_BEGINNING, sre.AT_END, sre.AT_BEGINNING_STRING, sre.AT_END_STRING)
-        return [""], av in simple and not multiline
-    # Lookarounds, backreferences, conditionals, possessive repeats, atomic groups: a maybe.
-    return [""], False
-
-
-def _class_member(op: Any, av: Any, state: Any) -> str | None:
-    """A character the one-character node matches, preferring printable ASCII; None if none."""
-    from re import _compiler, _parser  # type: ignore[attr-defined]  # private: no stub
-
-    node = _compiler.compile(_parser.SubPattern(state, [(op, av)]), state.flags)
-    found = node.search(_PRINTABLE) or node.search(_all_characters())
-    return found.group() if found else None
-
-
-_ALL_CHARACTERS: list[str] = []
-
-
-def _all_characters() -> str:
-    if not _ALL_CHARACTERS:
-        _ALL_CHARACTERS.append("".join(map(chr, range(0x110000))))
-    return _ALL_CHARACTERS[0]

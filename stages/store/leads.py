@@ -1,4 +1,4 @@
-"""Hotel leads in PostgreSQL: the ingest merge, the export query and the drift check.
+"""Hotel leads in PostgreSQL: the ingest merge and the export query.
 
 A load is one transaction under a per-engine advisory lock: the ids are COPYed into a staging
 table while they are parsed, then merged with set-based SQL. Nothing is ever deleted: a lead
@@ -6,8 +6,9 @@ missing from a newer crawl file keeps its row and its last_seen_at.
 
 Each lead keeps its evidence (the first line that produced it) and each engine the fingerprint
 of the rules its leads were checked against. When the rules change, the load first brings the
-stored leads in line (`recheck`): ids re-normalised and merged, booking URLs re-derived, and
-leads whose evidence no longer yields their id retracted (kept, but left out of the export).
+stored leads in line (stages.store.recheck): ids re-normalised and merged, booking URLs
+re-derived, and leads whose evidence no longer yields their id retracted (kept, but left out of
+the export). Whether the database still holds what the markers say is stages.store.drift.
 """
 
 from __future__ import annotations
@@ -15,27 +16,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import islice
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import psycopg
 
 from stages.errors import ConfigError
 from stages.rules.config import Engine
-from stages.rules.crawl import LineParser, evidence_line, rules_fingerprint
 from stages.store.db import advisory_key, database_identity
+from stages.store.recheck import Recheck, recheck
 
 DETECTION_METHOD = "crawl"
 # Ids per COPY write: large blocks keep Python's per-call cost low, and memory stays flat.
 COPY_BLOCK = 65_536
-# What a re-run costs nothing to try and fixes a database that lost an engine's leads: it
-# re-runs ingest@E without re-downloading, then export@E and publish@E from the new marker.
-REPAIR_COMMAND = "dvc repro --downstream --force ingest@{engine}"
-# What brings a workbook in line with a database that changed after the export (a load by
-# hand, another checkout's load into a shared database): DVC cannot see the database, so
-# only a forced export writes the workbook again, and publish follows it.
-REEXPORT_COMMAND = "dvc repro --downstream --force export@{engine}"
 EXPORT_COLUMNS = (
     "hotel_name",
     "city",
@@ -52,38 +46,10 @@ EXPORT_COLUMNS = (
 # COPY text format gives \, tab, newline and carriage return a meaning; crawl ids never hold
 # them, but an id that does must arrive intact rather than split or mangled.
 COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-RECHECK_BATCH = 10_000
 
 # One staged row per id a line named: (property_id, line number, booking URL, evidence). A
 # repeat of an id already staged may carry "" for both: the first line of each id decides.
 Found = tuple[str, int, str, str]
-
-
-@dataclass(frozen=True)
-class Recheck:
-    """What bringing an engine's stored leads in line with changed rules did to them."""
-
-    checked: int = 0  # leads whose evidence was read again (0: the rules had not changed)
-    urls: int = 0  # booking URL re-derived
-    renamed: int = 0  # id re-normalised (id_case), onto a new id or merged into another lead
-    merged: int = 0  # rows folded into another lead of the same id
-    retracted: int = 0  # evidence no longer yields the id
-    unretracted: int = 0  # evidence yields the id again
-
-    @property
-    def rows_changed(self) -> int:
-        return self.urls + self.renamed + self.retracted + self.unretracted
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "checked": self.checked,
-            "rows_changed": self.rows_changed,
-            "urls": self.urls,
-            "renamed": self.renamed,
-            "merged": self.merged,
-            "retracted": self.retracted,
-            "unretracted": self.unretracted,
-        }
 
 
 @dataclass(frozen=True)
@@ -165,57 +131,31 @@ def load_leads(
     if seen_at.tzinfo is None:
         raise ValueError("seen_at must be timezone-aware")
     with conn.transaction(), conn.cursor() as cur:
-        # Two loads of one engine take turns; loads of different engines never wait.
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", [advisory_key("engine", engine.name)])
-        # Room to hash a large file's ids in memory; past that PostgreSQL spills to disk.
-        cur.execute("SET LOCAL work_mem = '256MB'")
-        engine_id = _upsert_engine(cur, engine)
+        engine_id = _take_engine(cur, engine)
         rules = recheck(conn, engine_id, engine)
-        cur.execute(
-            'CREATE TEMP TABLE lead_staging (property_id text COLLATE "C" NOT NULL,'
-            " line bigint NOT NULL, booking_url text NOT NULL, evidence text NOT NULL)"
-            " ON COMMIT DROP"
-        )
-        with cur.copy("COPY lead_staging FROM STDIN") as copy:
-            valid = _copy_ids(copy, ids)
+        valid = _stage_ids(cur, ids)
         # Counted before the merge, while the visibility map still spares the heap: after it,
         # counting reads every page the merge wrote. Loads of one engine take turns and the
         # merge never deletes, so it adds exactly `inserted`.
         cur.execute("SELECT count(*) FROM hotel_booking_engines WHERE engine_id = %s", [engine_id])
         before = _one(cur)
         retracted_before = _retracted(cur, engine_id)
-        counts = _merge(cur, engine_id, engine, source_tag, seen_at)
-        leads = before + counts[1]
+        merged = _merge(cur, engine_id, engine, source_tag, seen_at)
+        leads = before + merged.inserted
         retracted = _retracted(cur, engine_id) if retracted_before else 0
         if before_commit is not None:
-            cur.execute(
-                "SELECT unique_ids FROM ingest_loads WHERE engine_id = %s AND NOT by_hand"
-                " ORDER BY finished_at DESC LIMIT 1",
-                [engine_id],
-            )
-            previous = cur.fetchone()
-            before_commit(counts[0], previous[0] if previous else None)
-        cur.execute(
-            "INSERT INTO ingest_loads (engine_id, source_tag, seen_at, valid, unique_ids,"
-            " inserted, updated, unchanged, leads, by_hand)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id::text",
-            [engine_id, source_tag, seen_at, valid, *counts, leads, by_hand],
-        )
-        load_id = _one(cur)
+            before_commit(merged.unique, _previous_unique(cur, engine_id))
+        load_id = _record_load(cur, engine_id, source_tag, seen_at, valid, merged, leads, by_hand)
         # Dropped now, not only at commit, so a caller's transaction can hold two loads.
         cur.execute("DROP TABLE lead_staging, lead_ids")
         identity = database_identity(conn)
-    unique, inserted, updated, unchanged = counts
     return LoadResult(
         load_id=load_id,
         engine=engine.name,
         source_tag=source_tag,
         seen_at=seen_at,
         valid=valid,
-        unique=unique,
-        inserted=inserted,
-        updated=updated,
-        unchanged=unchanged,
+        **merged._asdict(),
         leads=leads,
         database=identity["database"],
         database_id=identity["database_id"],
@@ -223,6 +163,57 @@ def load_leads(
         unretracted=retracted_before - retracted,
         rules=rules,
     )
+
+
+def _take_engine(cur: psycopg.Cursor, engine: Engine) -> int:
+    """Take the engine's load lock and its id (registering it if new); set the load's memory."""
+    # Two loads of one engine take turns; loads of different engines never wait.
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", [advisory_key("engine", engine.name)])
+    # Room to hash a large file's ids in memory; past that PostgreSQL spills to disk.
+    cur.execute("SET LOCAL work_mem = '256MB'")
+    return _upsert_engine(cur, engine)
+
+
+def _stage_ids(cur: psycopg.Cursor, ids: Iterable[str] | Iterable[Found]) -> int:
+    """COPY `ids` into a new temp table lead_staging; return how many were copied."""
+    cur.execute(
+        'CREATE TEMP TABLE lead_staging (property_id text COLLATE "C" NOT NULL,'
+        " line bigint NOT NULL, booking_url text NOT NULL, evidence text NOT NULL)"
+        " ON COMMIT DROP"
+    )
+    with cur.copy("COPY lead_staging FROM STDIN") as copy:
+        return _copy_ids(copy, ids)
+
+
+def _previous_unique(cur: psycopg.Cursor, engine_id: int) -> int | None:
+    """The unique ids of the engine's latest pipeline load (not by hand); None if none."""
+    cur.execute(
+        "SELECT unique_ids FROM ingest_loads WHERE engine_id = %s AND NOT by_hand"
+        " ORDER BY finished_at DESC LIMIT 1",
+        [engine_id],
+    )
+    previous = cur.fetchone()
+    return previous[0] if previous else None
+
+
+def _record_load(
+    cur: psycopg.Cursor,
+    engine_id: int,
+    source_tag: str,
+    seen_at: datetime,
+    valid: int,
+    merged: Merged,
+    leads: int,
+    by_hand: bool,
+) -> str:
+    """Insert the load's row into ingest_loads; return its id."""
+    cur.execute(
+        "INSERT INTO ingest_loads (engine_id, source_tag, seen_at, valid, unique_ids,"
+        " inserted, updated, unchanged, leads, by_hand)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id::text",
+        [engine_id, source_tag, seen_at, valid, *merged, leads, by_hand],
+    )
+    return str(_one(cur))
 
 
 def _retracted(cur: psycopg.Cursor, engine_id: int) -> int:
@@ -336,10 +327,19 @@ WHERE i.new_hotel_id IS NULL
 """
 
 
+class Merged(NamedTuple):
+    """What the merge did to the staged ids; `unique == inserted + updated + unchanged`."""
+
+    unique: int
+    inserted: int
+    updated: int
+    unchanged: int
+
+
 def _merge(
     cur: psycopg.Cursor, engine_id: int, engine: Engine, source_tag: str, seen_at: datetime
-) -> tuple[int, int, int, int]:
-    """Merge lead_staging into the engine's leads; return (unique, inserted, updated, unchanged)."""
+) -> Merged:
+    """Merge lead_staging into the engine's leads."""
     params = {
         "engine_id": engine_id,
         "booking_url": engine.booking_url,
@@ -361,311 +361,13 @@ def _merge(
     inserted = cur.rowcount
     cur.execute(SEEN_AGAIN, params)
     updated = cur.rowcount
-    return unique, inserted, updated, unique - inserted - updated
-
-
-# --- rules changed: bring the stored leads in line -----------------------------------------
-
-APPLY_URLS = """
-UPDATE hotel_booking_engines AS l SET booking_url = c.booking_url
-FROM lead_changes AS c
-WHERE c.kind = 'url' AND l.engine_id = %(engine_id)s AND l.property_id = c.old_id
-"""
-
-APPLY_RETRACT = """
-UPDATE hotel_booking_engines AS l SET retracted_at = now()
-FROM lead_changes AS c
-WHERE c.kind = 'retract' AND l.engine_id = %(engine_id)s AND l.property_id = c.old_id
-"""
-
-APPLY_UNRETRACT = """
-UPDATE hotel_booking_engines AS l SET retracted_at = NULL, booking_url = c.booking_url
-FROM lead_changes AS c
-WHERE c.kind = 'unretract' AND l.engine_id = %(engine_id)s AND l.property_id = c.old_id
-"""
-
-# Renamed leads, and the leads already holding the new ids, gathered per new id ...
-FOLDS = """
-CREATE TEMP TABLE lead_folds ON COMMIT DROP AS
-SELECT c.new_id, l.property_id, l.hotel_id, c.booking_url, l.sources, l.detection_method,
-       l.first_seen_at, l.last_seen_at, l.evidence, l.retracted_at
-FROM lead_changes AS c
-JOIN hotel_booking_engines AS l ON l.engine_id = %(engine_id)s AND l.property_id = c.old_id
-WHERE c.kind = 'rename'
-UNION ALL
-SELECT l.property_id, l.property_id, l.hotel_id, l.booking_url, l.sources, l.detection_method,
-       l.first_seen_at, l.last_seen_at, l.evidence, l.retracted_at
-FROM hotel_booking_engines AS l
-WHERE l.engine_id = %(engine_id)s
-  AND l.property_id IN (SELECT new_id FROM lead_changes WHERE kind = 'rename')
-  AND l.property_id NOT IN (SELECT old_id FROM lead_changes WHERE kind = 'rename')
-"""
-
-FOLDS_DELETE = """
-DELETE FROM hotel_booking_engines AS l USING lead_folds AS f
-WHERE l.engine_id = %(engine_id)s AND l.property_id = f.property_id
-"""
-
-# ... and written back as one lead per id: the earliest lead's hotel, URL and evidence, the
-# widest seen dates, every source; retracted only if every folded lead was.
-FOLDS_INSERT = """
-INSERT INTO hotel_booking_engines (engine_id, property_id, hotel_id, booking_url, sources,
-                                   detection_method, first_seen_at, last_seen_at, evidence,
-                                   retracted_at)
-SELECT %(engine_id)s, f.new_id,
-       (array_agg(f.hotel_id ORDER BY f.first_seen_at, f.property_id))[1],
-       (array_agg(f.booking_url ORDER BY f.first_seen_at, f.property_id))[1],
-       ARRAY(SELECT DISTINCT s FROM lead_folds AS g, unnest(g.sources) AS s
-             WHERE g.new_id = f.new_id ORDER BY s),
-       (array_agg(f.detection_method ORDER BY f.first_seen_at, f.property_id))[1],
-       min(f.first_seen_at), max(f.last_seen_at),
-       (array_agg(f.evidence ORDER BY f.first_seen_at, f.property_id))[1],
-       CASE WHEN bool_and(f.retracted_at IS NOT NULL) THEN max(f.retracted_at) END
-FROM lead_folds AS f
-GROUP BY f.new_id
-"""
-
-
-def recheck(conn: psycopg.Connection, engine_id: int, engine: Engine) -> Recheck:
-    """Bring `engine`'s stored leads in line with its current rules, if they changed.
-
-    Compares `rules_fingerprint(engine)` with the one stored for the engine; when they differ
-    (or none is stored), every lead's evidence (its bare id when it has none) is parsed again:
-    a lead whose evidence still yields its id gets the URL the line gives now (and is
-    un-retracted); one yielding its id in another case (id_case changed) is renamed, and
-    merged with the lead already holding that id; any other lead is retracted, never deleted.
-    Runs inside the caller's transaction; the changes are applied set-based.
-    """
-    fingerprint = rules_fingerprint(engine)
-    row = conn.execute(
-        "SELECT rules_fingerprint FROM booking_engines WHERE id = %s", [engine_id]
-    ).fetchone()
-    if row is not None and row[0] == fingerprint:
-        return Recheck()
-    parser = LineParser(engine)  # evidence_line gives back the line's own bytes
-    conn.execute(
-        'CREATE TEMP TABLE lead_changes (old_id text COLLATE "C" NOT NULL,'
-        ' new_id text COLLATE "C", booking_url text, kind text NOT NULL) ON COMMIT DROP'
-    )
-    checked = 0
-    with conn.cursor(name=f"recheck_{uuid.uuid4().hex}") as stored, conn.cursor() as cur:
-        stored.execute(
-            "SELECT property_id, coalesce(evidence, property_id), booking_url,"
-            " retracted_at IS NOT NULL FROM hotel_booking_engines WHERE engine_id = %s",
-            [engine_id],
-        )
-        while batch := stored.fetchmany(RECHECK_BATCH):
-            checked += len(batch)
-            changes = [c for c in map(lambda r: _recheck_one(parser, *r), batch) if c]
-            if changes:
-                with cur.copy("COPY lead_changes FROM STDIN") as copy:
-                    for change in changes:
-                        copy.write_row(change)
-    with conn.cursor() as cur:
-        params = {"engine_id": engine_id}
-        cur.execute("SELECT kind, count(*) FROM lead_changes GROUP BY kind")
-        kinds: dict[str, int] = dict(cur.fetchall())
-        cur.execute(APPLY_URLS, params)
-        cur.execute(APPLY_RETRACT, params)
-        cur.execute(APPLY_UNRETRACT, params)
-        merged = 0
-        if kinds.get("rename"):
-            cur.execute(FOLDS, params)
-            cur.execute(FOLDS_DELETE, params)
-            removed = cur.rowcount
-            cur.execute(FOLDS_INSERT, params)
-            merged = removed - cur.rowcount
-            cur.execute("DROP TABLE lead_folds")
-        cur.execute("DROP TABLE lead_changes")
-        cur.execute(
-            "UPDATE booking_engines SET rules_fingerprint = %s WHERE id = %s",
-            [fingerprint, engine_id],
-        )
-    return Recheck(
-        checked=checked,
-        urls=kinds.get("url", 0),
-        renamed=kinds.get("rename", 0),
-        merged=merged,
-        retracted=kinds.get("retract", 0),
-        unretracted=kinds.get("unretract", 0),
-    )
-
-
-def _recheck_one(
-    parser: LineParser, property_id: str, evidence: str, url: str, retracted: bool
-) -> tuple[str, str | None, str | None, str] | None:
-    """The change (old id, new id, URL, kind) one stored lead needs, or None."""
-    outcome = parser.parse(evidence_line(evidence))
-    ids = outcome if type(outcome) is tuple else (outcome,) if type(outcome) is str else ()
-    if property_id in ids:
-        new_url = parser.booking_url(property_id)
-        if retracted:
-            return (property_id, property_id, new_url, "unretract")
-        return (property_id, property_id, new_url, "url") if new_url != url else None
-    folded = property_id.casefold()
-    for found in ids:
-        if found.casefold() == folded:
-            return (property_id, found, parser.booking_url(found), "rename")
-    return None if retracted else (property_id, None, None, "retract")
+    return Merged(unique, inserted, updated, unique - inserted - updated)
 
 
 def _one(cur: psycopg.Cursor) -> Any:
     row = cur.fetchone()
     assert row is not None
     return row[0]
-
-
-def lead_count(conn: psycopg.Connection, engine_name: str) -> int:
-    """How many leads the database holds for `engine_name`, from every source."""
-    row = conn.execute(
-        "SELECT count(*) FROM hotel_booking_engines AS l"
-        " JOIN booking_engines AS e ON e.id = l.engine_id WHERE e.name = %s",
-        [engine_name],
-    ).fetchone()
-    return row[0] if row else 0
-
-
-def check_drift(conn: psycopg.Connection, engine_name: str, marker: dict[str, Any]) -> str | None:
-    """A sentence saying how the database lost what the ingest marker records, or None.
-
-    `marker` is the ingest marker of `engine_name`, holding the load's `fingerprint` under
-    "fingerprint" or "database", or the fingerprint itself. Drift is the marker's load missing
-    (the database was replaced or reset) or fewer leads of the engine than the load left (rows
-    were deleted or truncated).
-    """
-    nested = (marker.get(key) for key in ("fingerprint", "database"))
-    fingerprint = next((value for value in nested if isinstance(value, dict)), marker)
-    repair = f"run `{REPAIR_COMMAND.format(engine=engine_name)}` to load them again"
-    try:
-        load_id = str(uuid.UUID(str(fingerprint.get("load_id"))))
-        expected = int(fingerprint["leads"])
-    except (KeyError, TypeError, ValueError):
-        return f"Engine {engine_name}: the ingest marker records no database load; {repair}."
-    row = conn.execute(
-        "SELECT e.name FROM ingest_loads AS l JOIN booking_engines AS e ON e.id = l.engine_id"
-        " WHERE l.id = %s",
-        [load_id],
-    ).fetchone()
-    identity = database_identity(conn)
-    database = identity["database"]
-    if row is None:
-        if fingerprint.get("database_id") not in (None, identity["database_id"]):
-            cause = (
-                f"database {database} is not the one its leads were loaded into "
-                "(it was replaced or re-created)"
-            )
-        else:
-            cause = f"database {database} no longer records ingest load {load_id} (it was reset)"
-        return f"Engine {engine_name}: {cause}; {repair}."
-    if row[0] != engine_name:
-        return (
-            f"Engine {engine_name}: the ingest marker names load {load_id} of engine {row[0]}; "
-            f"{repair}."
-        )
-    found = lead_count(conn, engine_name)
-    if found < expected:
-        return (
-            f"Engine {engine_name}: database {database} holds {found} leads but ingest left "
-            f"{expected} (rows were deleted or the table truncated); {repair}."
-        )
-    return None
-
-
-LOADS_AFTER_SQL = """
-SELECT count(*),
-       (array_agg(l.id::text ORDER BY l.finished_at DESC, l.id DESC))[1],
-       (array_agg(l.by_hand ORDER BY l.finished_at DESC, l.id DESC))[1],
-       max(l.finished_at)
-FROM ingest_loads AS l JOIN booking_engines AS e ON e.id = l.engine_id
-WHERE e.name = %(engine)s
-  AND (%(source_tag)s::text IS NULL OR l.source_tag = %(source_tag)s::text)
-  AND (l.inserted > 0 OR l.updated > 0)
-  AND l.finished_at > coalesce(
-        (SELECT finished_at FROM ingest_loads WHERE id = %(load_id)s::uuid), '-infinity')
-"""
-# The leads an export lists: EXPORT_SQL's filter, counted.
-LISTED_SQL = """
-SELECT count(*) FROM hotel_booking_engines AS l JOIN booking_engines AS e ON e.id = l.engine_id
-WHERE e.name = %(engine)s AND l.retracted_at IS NULL
-  AND (%(source_tag)s::text IS NULL OR %(source_tag)s::text = ANY (l.sources))
-"""
-
-
-@dataclass(frozen=True)
-class LaterLoads:
-    """The loads of an engine that finished after a given one (all of them when it is None)."""
-
-    count: int
-    latest_id: str | None
-    latest_by_hand: bool | None
-    latest_at: datetime | None
-
-
-def loads_after(
-    conn: psycopg.Connection, engine_name: str, load_id: str | None, source_tag: str | None
-) -> LaterLoads:
-    """The loads of `engine_name` (with `source_tag` unless None) committed after `load_id`
-    that changed its leads (added some or rewrote some: a re-run of the same crawl changes
-    none); every such load counts when `load_id` is None, not a load id, or no longer
-    recorded."""
-    try:
-        load_id = str(uuid.UUID(str(load_id))) if load_id is not None else None
-    except ValueError:
-        load_id = None
-    row = conn.execute(
-        LOADS_AFTER_SQL,
-        {"engine": engine_name, "source_tag": source_tag or None, "load_id": load_id},
-    ).fetchone()
-    assert row is not None  # an aggregate always answers one row
-    return LaterLoads(*row)
-
-
-def check_workbook(
-    conn: psycopg.Connection,
-    engine_name: str,
-    exported: dict[str, Any] | None,
-    ingested: dict[str, Any] | None = None,
-    source_tag: str | None = None,
-) -> str | None:
-    """A sentence saying how the database changed after the export wrote the engine's
-    workbook (so the workbook is stale, though DVC cannot see it), with the fix; or None.
-
-    `exported` is the export marker's "database" entry: the engine's latest load (with the
-    export's source tag) and the rows listed, read in the export's snapshot, and the database
-    identity (`database_identity`). A
-    load committed after it (by hand with `stages.ingest --file`, or another checkout's load
-    into a shared database) or a different count of listed leads (rows added, deleted or
-    retracted outside the pipeline) is a change. Without it (no export yet, or a marker
-    written before it was recorded), the ingest marker's fingerprint `ingested` stands in and
-    only a load after the ingest's counts. Lost leads are `check_drift`'s finding, not this.
-    """
-    recorded = exported if (exported or {}).get("database_id") else None
-    reference = (recorded or ingested or {}).get("load_id")
-    if recorded is None and reference is None:
-        return None  # nothing was exported or ingested yet: no workbook to be behind
-    later = loads_after(conn, engine_name, reference, source_tag)
-    row = conn.execute(
-        LISTED_SQL, {"engine": engine_name, "source_tag": source_tag or None}
-    ).fetchone()
-    listed = row[0] if row else 0
-    expected = int(recorded["leads"]) if recorded and recorded.get("leads") is not None else None
-    if not later.count and expected in (None, listed):
-        return None
-    if later.count and later.latest_at is not None:
-        how = "by hand" if later.latest_by_hand else "by a pipeline run"
-        at = later.latest_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        plural = "s" if later.count > 1 else ""
-        cause = f"{later.count} load{plural} since, the latest {how} at {at}"
-    else:
-        cause = "leads were added, deleted or retracted outside the pipeline"
-    figures = f"{listed:,} leads to list now" + (
-        f", the workbook lists {expected:,}" if expected is not None else ""
-    )
-    fix = REEXPORT_COMMAND.format(engine=engine_name)
-    return (
-        f"Engine {engine_name}: database {database_identity(conn)['database']} changed after "
-        f"the export ({figures}; {cause}); the workbook is stale: run `{fix}`."
-    )
 
 
 EXPORT_SQL = """

@@ -1,29 +1,9 @@
-"""DVC's own state files: check them, keep the last good dvc.lock, repair them, stop dvc safely.
+"""DVC's own state files: check them, keep the last good dvc.lock, repair them.
 
     python -m stages.tools.dvcstate check          # exit 1 and one line per damaged file
     python -m stages.tools.dvcstate repair         # = python -m stages.observe.status --repair
     python -m stages.tools.dvcstate run ARGS ...   # `dvc ARGS` run the safe way (CI uses it)
     python -m stages.tools.dvcstate prune-lock     # drop entries of stages no longer declared
-
-How DVC 3.x reacts to each signal (read from dvc/cli, dvc/stage/run.py, dvc/rwlock.py and
-dvc/utils/serialize/_common.py) and what that leaves behind:
-
-- dvc.lock (after every stage) and .dvc/tmp/rwlock (before and after every stage and status
-  check) are rewritten in place: open with truncation, dump, close. A process that dies between
-  the open and the close leaves the file empty or cut at a buffer boundary, and every later
-  `dvc repro`/`dvc status` fails on it ("dvc.lock validation failed", "Unable to read
-  RWLock-file ... JSON structure is corrupted").
-- SIGTERM and SIGKILL: DVC installs no handler, so it dies on the spot, mid-write or not. The
-  repo lock (.dvc/tmp/lock, an flock) dies with it; the rwlock keeps its entries (DVC drops
-  those of dead pids by itself). A signal sent to the dvc process alone leaves the stage
-  command running on as an orphan.
-- SIGINT: ignored by DVC while a stage command runs (the command gets it when it was sent to
-  the process group, as a terminal's Ctrl-C is); at any other moment it raises
-  KeyboardInterrupt wherever DVC is, which can also be between the truncation and the write.
-
-So the safe way to stop a `dvc` we started is to never signal dvc itself: stop the stage
-command it runs (SIGTERM, which the stage runner turns into a clean interrupt), let DVC see the
-failed command and exit through its own cleanup, and wait. `stop_safely` does that.
 
 Repair, only when no dvc process works in the project (else it says which pid to wait for):
 - a damaged rwlock is removed: it only names pids of dead processes then, and DVC treats a
@@ -36,13 +16,8 @@ Repair, only when no dvc process works in the project (else it says which pid to
   engine runs again (ingest then changes nothing, publish uploads the same bytes again). The
   damaged file is kept as .dvc/tmp/dvc.lock.damaged for inspection.
 
-Pruning: DVC updates the dvc.lock entries of the stages it runs and never drops the others
-(dvc/dvcfile.py Lockfile.dump_stages in DVC 3.67; treeverse/dvc#5293, whose fix #5304 was
-closed unmerged; `dvc remove` cannot take foreach stages, #8210), so a removed
-engine's `download@E` ... `publish@E` stay in dvc.lock for good, and `dvc repro` parses and
-rewrites them after every stage. `prune-lock` drops every entry whose stage dvc.yaml no longer
-declares, under the same rules as the repair (no dvc running, DVC's repository lock held, an
-atomic write in DVC's own YAML layout, so DVC's next write changes nothing else).
+Stopping dvc without damage is stages.tools.dvcrun; dropping entries of removed stages is
+stages.tools.dvcprune. The command above dispatches to both.
 """
 
 from __future__ import annotations
@@ -52,7 +27,6 @@ import contextlib
 import fcntl
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -61,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.errors import PipelineError, sigterm_as_interrupt
+from stages.errors import PipelineError
+from stages.rules.config import project_root
 
 LOCKFILE = "dvc.lock"
 RWLOCK = ".dvc/tmp/rwlock"
@@ -69,8 +44,6 @@ REPO_LOCK = ".dvc/tmp/lock"
 LAST_GOOD = ".dvc/tmp/dvc.lock.last-good"
 DAMAGED = ".dvc/tmp/dvc.lock.damaged"
 REPAIR_COMMAND = "uv run python -m stages.observe.status --repair"
-PRUNE_COMMAND = "uv run python -m stages.tools.dvcstate prune-lock"
-POLL = 0.05  # seconds between looks at a dvc process being stopped
 
 
 @dataclass(frozen=True)
@@ -278,7 +251,9 @@ def repo_lock(root: Path, then: str = REPAIR_COMMAND) -> Iterator[None]:
 # --- repair -------------------------------------------------------------------------------------
 
 
-def _refuse_while_dvc_runs(root: Path, then: str) -> None:
+def refuse_while_dvc_runs(root: Path, then: str) -> None:
+    """Raise DvcBusy, naming the pids and saying to run `then` afterwards, while dvc works in
+    `root`: its state may be half-written right now."""
     busy = dvc_processes(root)
     if busy:
         raise DvcBusy(
@@ -293,7 +268,7 @@ def repair(root: Path) -> list[str]:
     Raises DvcBusy (naming the pids) when a dvc process works in the project: its state may be
     half-written right now, and only a finished dvc leaves files that can be judged.
     """
-    _refuse_while_dvc_runs(root, REPAIR_COMMAND)
+    refuse_while_dvc_runs(root, REPAIR_COMMAND)
     done: list[str] = []
     with repo_lock(root):
         if rwlock_damage(root):
@@ -315,7 +290,7 @@ def _restore_lockfile(root: Path, found: Damage) -> str:
     last_good = root / LAST_GOOD
     with contextlib.suppress(OSError):
         if lockfile_problem(last_good.read_bytes()) is None:
-            _write_atomically(lockfile, last_good.read_bytes())
+            write_atomically(lockfile, last_good.read_bytes())
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last_good.stat().st_mtime))
             return (
                 f"{LOCKFILE} {found.problem}: restored the last good copy (of {stamp}); "
@@ -323,7 +298,7 @@ def _restore_lockfile(root: Path, found: Damage) -> str:
             )
     committed = _committed_lockfile(root)
     if committed is not None:
-        _write_atomically(lockfile, committed)
+        write_atomically(lockfile, committed)
         return (
             f"{LOCKFILE} {found.problem}: restored the committed version (git HEAD); stages "
             f"run since that commit run again; {kept}"
@@ -346,7 +321,8 @@ def _committed_lockfile(root: Path) -> bytes | None:
     return shown.stdout
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` as one rename of an fsynced temp file beside it."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with temporary.open("wb") as handle:
         handle.write(data)
@@ -362,146 +338,6 @@ def repair_if_idle(root: Path) -> list[str]:
     return repair(root) if damage(root) else []
 
 
-# --- pruning -----------------------------------------------------------------------------------
-
-
-def declared_stages(root: Path) -> set[str]:
-    """The names of the stages `root`/dvc.yaml declares, foreach groups expanded by DVC's own
-    parser against params.yaml (`ingest@mews`, ...). Raises PipelineError when DVC cannot
-    read dvc.yaml (then nothing may be pruned: every entry would look stale)."""
-    from dvc.dvcfile import load_file
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    try:
-        with Repo(str(root)) as repo:
-            return set(load_file(repo, "dvc.yaml").stages.keys())
-    except DvcException as exc:
-        raise PipelineError(
-            f"dvc.yaml in {root} cannot be read ({exc}); fix it (`dvc status` shows where), "
-            f"then run `{PRUNE_COMMAND}`."
-        ) from None
-
-
-def _refuse_damaged(root: Path) -> None:
-    found = lockfile_damage(root)
-    if found:
-        raise PipelineError(
-            f"{found}, so it cannot be pruned; run `{REPAIR_COMMAND}` first, then "
-            f"`{PRUNE_COMMAND}`."
-        )
-
-
-def prune_lockfile(root: Path) -> list[str]:
-    """Drop the dvc.lock entries of stages dvc.yaml no longer declares; return their names
-    ([] when there were none, so a second run changes nothing).
-
-    The rest of dvc.lock is written back as DVC itself writes it (its ruamel round trip), so
-    the remaining entries keep their bytes, atomically, and the last good copy is refreshed.
-    Raises DvcBusy when a dvc process works in the project or holds its lock, and
-    PipelineError when dvc.lock is damaged (repair first) or dvc.yaml cannot be read.
-    """
-    from dvc.utils.serialize import dumps_yaml, parse_yaml_for_update
-
-    _refuse_while_dvc_runs(root, PRUNE_COMMAND)
-    path = root / LOCKFILE
-    if not path.exists():
-        return []
-    _refuse_damaged(root)  # before DVC reads it, which fails on a damaged one
-    declared = declared_stages(root)
-    with repo_lock(root, then=PRUNE_COMMAND):
-        _refuse_damaged(root)
-        data = parse_yaml_for_update(path.read_text(encoding="utf-8"), str(path))
-        entries = data.get("stages") or {}
-        stale = [name for name in entries if name not in declared]
-        if not stale:
-            return []
-        for name in stale:
-            del entries[name]
-        _write_atomically(path, dumps_yaml(data).encode("utf-8"))
-    save_good_copy(root)
-    return stale
-
-
-# --- stopping dvc -------------------------------------------------------------------------------
-
-
-def stage_processes(pid: int) -> list[int]:
-    """Pids of every process below the dvc process `pid` (the stage command it runs)."""
-    import psutil
-
-    try:
-        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-class SafeStopper:
-    """Stops running dvc processes without ever signalling dvc itself.
-
-    `stop()` sends SIGTERM to the stage commands (the stage runner turns it into a clean
-    interrupt: temp files removed, transaction rolled back, the attempt recorded), once per
-    process, and keeps doing so for any stage a dvc starts later, until every dvc has exited.
-    DVC sees a failed command and exits through its own cleanup, writing nothing half. Asked to
-    stop again (a second Ctrl-C), it kills the stage commands with SIGKILL: still never dvc.
-    """
-
-    def __init__(self, processes: Sequence[subprocess.Popen[Any]]):
-        self.processes = processes
-        self.signalled: set[int] = set()
-        self.hard = False
-
-    def stop(self) -> None:
-        """Stop the stages and wait for every dvc to exit; a KeyboardInterrupt meanwhile turns
-        the stop hard and the wait goes on."""
-        while True:
-            try:
-                self._wait_all()
-                return
-            except KeyboardInterrupt:
-                self.hard = True
-                self.signalled.clear()
-
-    def _wait_all(self) -> None:
-        while any(process.poll() is None for process in self.processes):
-            for process in self.processes:
-                if process.poll() is None:
-                    self._signal_stages(process.pid)
-            time.sleep(POLL)
-
-    def _signal_stages(self, pid: int) -> None:
-        for child in stage_processes(pid):
-            if child in self.signalled:
-                continue
-            self.signalled.add(child)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(child, signal.SIGKILL if self.hard else signal.SIGTERM)
-
-
-def run_dvc(root: Path, args: Sequence[str]) -> int:
-    """Run `dvc ARGS` in `root` the safe way; return its exit code (130 when interrupted).
-
-    Damaged state is repaired first (when no dvc runs); dvc runs in its own session, so a
-    terminal's Ctrl-C or a CI runner's signal to our group reaches only us; SIGINT/SIGTERM then
-    stop it through SafeStopper. A sound dvc.lock is copied as the last good one afterwards.
-    """
-    for line in repair_if_idle(root):
-        print(f"dvcstate: {line}", file=sys.stderr)
-    save_good_copy(root)
-    with sigterm_as_interrupt():
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dvc", *args], cwd=root, start_new_session=True
-        )
-        try:
-            code = process.wait()
-        except KeyboardInterrupt:
-            print("dvcstate: stopping dvc's stage; dvc then exits by itself", file=sys.stderr)
-            SafeStopper([process]).stop()
-            code = 130
-    save_good_copy(root)
-    return code
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m stages.tools.dvcstate",
@@ -512,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("check", "repair", "run", "prune-lock"))
     parser.add_argument("dvc_args", nargs=argparse.REMAINDER, help="for run: dvc's arguments")
     args = parser.parse_args(argv)
-    from stages.rules.config import project_root
+    # Imported here: dvcrun and dvcprune build on this module, which the runner imports alone.
+    from stages.tools.dvcprune import prune_lockfile
+    from stages.tools.dvcrun import run_dvc
 
     try:
         root = project_root()

@@ -24,29 +24,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import yaml
-
 from stages.errors import PipelineError, sigterm_as_interrupt
 from stages.observe.runs import RUN_VARIABLE
 from stages.rules.config import Params, load_params
 from stages.tools import dvcstate
-
-ENGINES_FOREACH = "${engines}"
-
-
-def engine_stages(params: Params, engine: str) -> list[str]:
-    """The stages dvc.yaml declares `foreach` engine, for `engine`: ["download@E", ...]."""
-    params.engine(engine)  # an unknown engine fails here, naming the engines there are
-    dvcfile = params.root / "dvc.yaml"
-    stages = (yaml.safe_load(dvcfile.read_text(encoding="utf-8")) or {}).get("stages") or {}
-    names = [
-        f"{name}@{engine}"
-        for name, spec in stages.items()
-        if isinstance(spec, dict) and spec.get("foreach") == ENGINES_FOREACH
-    ]
-    if not names:
-        raise PipelineError(f"{dvcfile} has no stage with `foreach: {ENGINES_FOREACH}`.")
-    return names
+from stages.tools.dvcrun import SafeStopper
+from stages.tools.pipeline import engine_stages
 
 
 def repro_command(params: Params, engine: str, *, pull: bool = False) -> list[str]:
@@ -54,9 +37,11 @@ def repro_command(params: Params, engine: str, *, pull: bool = False) -> list[st
 
     With `pull`, DVC fetches from the default remote what another machine already did: missing
     inputs, and the outputs of run-cache hits (`dvc pull --run-cache` alone fetches only the
-    outputs dvc.lock names, which a fresh CI runner does not have)."""
+    outputs dvc.lock names, which a fresh CI runner does not have). Raises ConfigError for an
+    engine params.yaml does not have."""
+    params.engine(engine)  # an unknown engine fails here, naming the engines there are
     command = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro"]
-    return [*command, *(["--pull"] if pull else []), *engine_stages(params, engine)]
+    return [*command, *(["--pull"] if pull else []), *engine_stages(params.root, engine)]
 
 
 @dataclass
@@ -64,6 +49,56 @@ class ChainResult:
     engine: str
     exit_code: int
     seconds: float
+
+
+class _Chains:
+    """The `dvc repro` processes of one run_chains call: started N at a time, output prefixed
+    with the engine, and stopped together without signalling dvc itself."""
+
+    def __init__(self, params: Params, engines: list[str], *, pull: bool):
+        self.root = params.root
+        self.commands = {engine: repro_command(params, engine, pull=pull) for engine in engines}
+        self.printing = threading.Lock()
+        self.starting = threading.Lock()
+        self.running: dict[str, subprocess.Popen[str]] = {}
+        self.stopping = threading.Event()
+        # One pipeline run on the dashboard for all the chains (stages.observe.runs groups by it).
+        self.env = dict(os.environ)
+        self.env[RUN_VARIABLE] = self.env.get(RUN_VARIABLE) or f"parallel-{uuid.uuid4()}"
+
+    def run(self, engine: str) -> ChainResult:
+        """Run `engine`'s chain to its end, printing its lines as `[engine] line`."""
+        started = time.monotonic()
+        with self.starting:
+            if self.stopping.is_set():
+                return ChainResult(engine, 130, 0.0)
+            # Its own session: a terminal's Ctrl-C reaches only us, and we stop dvc safely.
+            process = subprocess.Popen(
+                self.commands[engine],
+                cwd=self.root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                errors="replace",
+                start_new_session=True,
+                env=self.env,
+            )
+            self.running[engine] = process
+        with process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                with self.printing:
+                    print(f"[{engine}] {line}", end="", flush=True)
+        return ChainResult(engine, process.returncode, time.monotonic() - started)
+
+    def stop(self) -> None:
+        """Start no more chains and stop the running ones' stages; dvc then exits by itself."""
+        with self.starting:
+            self.stopping.set()
+            started = list(self.running.values())
+        print("parallel: stopping the running stages; dvc then exits by itself", file=sys.stderr)
+        SafeStopper(started).stop()
 
 
 def run_chains(
@@ -75,56 +110,18 @@ def run_chains(
     Damaged DVC state (a dvc killed mid-write earlier) is repaired first, when no dvc runs.
     Interrupted (Ctrl-C, or SIGTERM when a CI job is cancelled), it never signals dvc itself
     (a dvc killed while it rewrites dvc.lock or its rwlock leaves them empty): it stops the
-    stage each `dvc repro` runs (stages.tools.dvcstate.SafeStopper), the stage removes its temporary
-    files and rolls its transaction back, and each dvc exits through its own cleanup."""
+    stage each `dvc repro` runs (stages.tools.dvcrun.SafeStopper), the stage removes its
+    temporary files and rolls its transaction back, and each dvc exits through its own cleanup.
+    """
     for line in dvcstate.repair_if_idle(params.root):
         print(f"parallel: {line}", file=sys.stderr)
-    commands = {engine: repro_command(params, engine, pull=pull) for engine in engines}
-    printing = threading.Lock()
-    starting = threading.Lock()
-    running: dict[str, subprocess.Popen[str]] = {}
-    stopping = threading.Event()
-    # One pipeline run on the dashboard for all the chains (stages.observe.runs groups by this).
-    run_env = dict(os.environ)
-    run_env[RUN_VARIABLE] = run_env.get(RUN_VARIABLE) or f"parallel-{uuid.uuid4()}"
-
-    def run(engine: str) -> ChainResult:
-        started = time.monotonic()
-        with starting:
-            if stopping.is_set():
-                return ChainResult(engine, 130, 0.0)
-            # Its own session: a terminal's Ctrl-C reaches only us, and we stop dvc safely.
-            process = subprocess.Popen(
-                commands[engine],
-                cwd=params.root,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                errors="replace",
-                start_new_session=True,
-                env=run_env,
-            )
-            running[engine] = process
-        with process:
-            assert process.stdout is not None
-            for line in process.stdout:
-                with printing:
-                    print(f"[{engine}] {line}", end="", flush=True)
-        return ChainResult(engine, process.returncode, time.monotonic() - started)
-
+    chains = _Chains(params, engines, pull=pull)
     pool = ThreadPoolExecutor(max_workers=max(jobs, 1))
     with sigterm_as_interrupt():
         try:
-            return list(pool.map(run, engines))
+            return list(pool.map(chains.run, engines))
         except KeyboardInterrupt:
-            with starting:
-                stopping.set()
-                started = list(running.values())
-            print(
-                "parallel: stopping the running stages; dvc then exits by itself", file=sys.stderr
-            )
-            dvcstate.SafeStopper(started).stop()
+            chains.stop()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -155,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.stages:
             for engine in engines:
-                print("\n".join(engine_stages(params, engine)))
+                print("\n".join(engine_stages(params.root, engine)))
             return 0
         results = run_chains(params, engines, args.jobs, pull=args.pull)
     except PipelineError as exc:

@@ -1,11 +1,11 @@
 """PostgreSQL fixtures: one real server per test session, one fresh database per test.
 
 `pg_server` is the server in `TEST_DATABASE_URL` when that is set, else the pipeline's own embedded
-PostgreSQL (`stages.store.db.embedded_server_url`) in a folder this session owns, stopped by that
-folder alone and deleted when the session ends. Before each test that uses it the server is checked:
-one that stopped is started again (the test gets a warning), and one that cannot be had fails that
-one test and ends the run, instead of an error in every test after it. `database_url` creates a
-uniquely named database on it, points DATABASE_URL at it and drops it afterwards.
+PostgreSQL (`stages.store.embedded.embedded_server_url`) in a folder this session owns, stopped by
+that folder alone and deleted when the session ends. Before each test that uses it the server is
+checked: one that stopped is started again (the test gets a warning), and one that cannot be had
+fails that one test and ends the run, instead of an error in every test after it. `database_url`
+creates a uniquely named database on it, points DATABASE_URL at it and drops it afterwards.
 `private_pg_server` is a server of a test's own, for tests that restart it.
 
 The folders live in the system temp folder, not under pytest's: as root the embedded server runs
@@ -32,7 +32,7 @@ import pytest
 
 from stages.errors import PipelineError, first_line
 from stages.rules.config import DATABASE_VARIABLES
-from stages.store import db
+from stages.store import embedded
 from stages.store.secrets import redact
 
 SERVER = pytest.StashKey["SessionServer"]()
@@ -68,9 +68,9 @@ class SessionServer:
                 f"TEST_DATABASE_URL ({redact(self.url)}) does not answer ({problem}); start that "
                 "server again, or unset TEST_DATABASE_URL to let the tests start their own.",
             )
-        pgdata = self.root / db.EMBEDDED_FOLDER
+        pgdata = self.root / embedded.EMBEDDED_FOLDER
         try:
-            url = db.embedded_server_url(self.root)
+            url = embedded.embedded_server_url(self.root)
         except PipelineError as exc:
             failure = str(exc)  # reported outside this block, without the chained traceback
         else:
@@ -104,7 +104,7 @@ def server_folder(name: str) -> Iterator[Path]:
     try:
         yield root
     finally:
-        db.stop_embedded_server(root)
+        embedded.stop_embedded_server(root)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -117,12 +117,12 @@ class PrivateServer:
 
     @property
     def pgdata(self) -> Path:
-        return self.root / db.EMBEDDED_FOLDER
+        return self.root / embedded.EMBEDDED_FOLDER
 
     def restart(self) -> None:
         """Stop the server (fast shutdown: every session is terminated), then start it again."""
-        db.stop_embedded_server(self.root)
-        assert db.embedded_server_url(self.root) == self.url
+        embedded.stop_embedded_server(self.root)
+        assert embedded.embedded_server_url(self.root) == self.url
 
 
 @contextmanager
@@ -130,7 +130,7 @@ def private_pg_server(name: str) -> Iterator[PrivateServer]:
     """Start an embedded PostgreSQL of its own; stop it (whatever happened to it) and delete it
     on exit. Stopping goes by its data folder, so a server restarted meanwhile is stopped too."""
     with server_folder(name) as root:
-        yield PrivateServer(root, db.embedded_server_url(root))
+        yield PrivateServer(root, embedded.embedded_server_url(root))
 
 
 @pytest.fixture(scope="session")
