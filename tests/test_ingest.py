@@ -556,3 +556,17 @@ def test_a_url_that_gives_no_id_beside_one_that_does_is_counted_and_listed(proje
     assert (stats["accepted_lines"], stats["rejected"], stats["urls_without_id"]) == (2, 0, 1)
     rejects = (project.root / "data/ingest/cloudbeds.rejects.tsv").read_text().splitlines()
     assert rejects[1:] == ["1\turl:no_id\thttps://hotels.cloudbeds.com/booking/rooms"]
+
+
+def test_an_item_of_an_id_list_that_is_no_id_is_counted_and_listed(project, database_url):
+    uuid = "6e2a6e1d-0a5b-4c53-9c6a-ab1e00c9d9c7"
+    project.write_raw(
+        "mews",
+        f"https://app.mews.com/distributor/{uuid};zzz\n",
+        datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    assert ingest.main(["--engine", "mews"]) == 0
+    stats = marker(project, "mews")
+    assert (stats["accepted_lines"], stats["valid"], stats["list_items_without_id"]) == (1, 1, 1)
+    rejects = (project.root / "data/ingest/mews.rejects.tsv").read_text().splitlines()
+    assert rejects[1:] == ["1\titem:malformed_id\tzzz"]
