@@ -394,82 +394,22 @@ _REDIRECT_TARGET = re.compile(
 )
 # Column names of crawl exports (Screaming Frog, Sitebulb, wget logs, `url<TAB>status`): a line
 # made of these alone is a header row, never a lead.
-_HEADER_WORDS = frozenset(
-    [
-        "url",
-        "urls",
-        "uri",
-        "link",
-        "links",
-        "href",
-        "src",
-        "page",
-        "pages",
-        "address",
-        "source",
-        "target",
-        "final_url",
-        "redirect",
-        "redirect_url",
-        "canonical",
-        "location",
-        "status",
-        "status_code",
-        "statuscode",
-        "http_status",
-        "code",
-        "response",
-        "content",
-        "type",
-        "content_type",
-        "mime",
-        "title",
-        "name",
-        "id",
-        "ids",
-        "property",
-        "property_id",
-        "hotel",
-        "engine",
-        "booking_url",
-        "domain",
-        "host",
-        "hostname",
-        "path",
-        "query",
-        "referrer",
-        "referer",
-        "anchor",
-        "anchor_text",
-        "text",
-        "date",
-        "time",
-        "timestamp",
-        "crawled",
-        "depth",
-        "size",
-        "length",
-    ]
-)
+# fmt: off
+_HEADER_WORDS = frozenset((
+    "url", "urls", "uri", "link", "links", "href", "src", "page", "pages", "address", "source",
+    "target", "final_url", "redirect", "redirect_url", "canonical", "location", "status",
+    "status_code", "statuscode", "http_status", "code", "response", "content", "type",
+    "content_type", "mime", "title", "name", "id", "ids", "property", "property_id", "hotel",
+    "engine", "booking_url", "domain", "host", "hostname", "path", "query", "referrer",
+    "referer", "anchor", "anchor_text", "text", "date", "time", "timestamp", "crawled", "depth",
+    "size", "length",
+))
 # Placeholders left in hand-kept lists: text, never a property's slug.
-_PLACEHOLDERS = frozenset(
-    [
-        "null",
-        "none",
-        "nan",
-        "n/a",
-        "na",
-        "true",
-        "false",
-        "yes",
-        "no",
-        "ok",
-        "tbd",
-        "todo",
-        "test",
-        "html",
-    ]
-)
+_PLACEHOLDERS = frozenset((
+    "null", "none", "nan", "n/a", "na", "true", "false", "yes", "no", "ok", "tbd", "todo", "test",
+    "html",
+))
+# fmt: on
 _MIN_WORD_ID = 3  # characters: the shortest real slug seen is far longer (`seasidehoteldirect`)
 _FIELDS = re.compile(r"[\s\"'<>()\[\]{}`,;|=]+")  # the words of a header row
 _FIELD_END = re.compile(r"[,;|]")  # the end of a URL's field in a CSV-like export row
