@@ -1193,3 +1193,8 @@ def test_a_utf8_file_with_nul_lines_is_not_taken_for_cjk_utf16(tmp_path):
     path = tmp_path / "crawl.txt"
     path.write_bytes(text)
     assert lines_of_file(path) == text.splitlines()
+
+
+def test_a_query_value_cut_off_by_brackets_is_left_out_of_the_booking_url():
+    line = "(https://hotels.cloudbeds.com/reservation/Qw3rTy?x=(1))"
+    assert booking_url("cloudbeds", line) == "https://hotels.cloudbeds.com/reservation/Qw3rTy"

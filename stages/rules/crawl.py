@@ -667,8 +667,9 @@ class LineParser:
 
         The crawled host (region, subdomain), the path up to the end of the pattern's match
         (group prefix, RMS agent and unit) and the query without tracking parameters (utm_*,
-        _ga, _gl, gclid, fbclid) are kept, as https; a bare id, or a pattern not anchored at
-        the host, gives the engine's `booking_url` template. Call it right after `parse`.
+        _ga, _gl, gclid, fbclid) and empty values are kept, as https; a bare id, or a pattern
+        not anchored at the host, gives the engine's `booking_url` template. Call it right
+        after `parse`.
         """
         found = self._found
         if type(found) is dict:  # several URLs on the line: each id has its own
@@ -690,6 +691,7 @@ class LineParser:
                 and p.isascii()
                 and p.isprintable()
                 and " " not in p
+                and p[-1] != "="  # a value cut off by extraction (`?x=(1)`) is no value
             ]
             if kept:
                 page += "?" + "&".join(kept)
