@@ -412,6 +412,7 @@ _PLACEHOLDERS = frozenset((
 # fmt: on
 _MIN_WORD_ID = 3  # characters: the shortest real slug seen is far longer (`seasidehoteldirect`)
 _FIELDS = re.compile(r"[\s\"'<>()\[\]{}`,;|=]+")  # the words of a header row
+_ENCODED_END = re.compile(r"%(3F|23)", re.I)  # an encoded `?` or `#`
 _FIELD_END = re.compile(r"[,;|]")  # the end of a URL's field in a CSV-like export row
 # Tracking parameters dropped from a booking URL: they name the campaign, not the page.
 _TRACKING = ("utm_", "_ga=", "_gl=", "gclid=", "fbclid=")
@@ -761,9 +762,6 @@ class LineParser:
                 return _INVALID_UTF8
             if _CONTROL.search(path):
                 return _CONTROL_CHARS
-            if "?" in path or "#" in path:  # an encoded `%3Futm_source%3Dx` after the id
-                path, _, extra = path.partition("#")[0].partition("?")
-                query = f"{extra}&{query}" if query and extra else extra or query
         if path.endswith("/"):
             path = path[:-1]
         target = host + path
@@ -793,6 +791,15 @@ class LineParser:
                     if accepted:
                         self._found = (match, "") if page else None
                         return accepted
+        if "%" in text:
+            cut = _ENCODED_END.search(text)
+            if cut and cut.start() < len(_used_part(text)):
+                # `.../Qw3rTy%3Futm_source%3Dx`: when the whole path gives no id, an encoded
+                # `?` or `#` in it is read as where the path ends (ids may hold them: tried first).
+                if cut[1] == "23":
+                    return self._parse_url(text[: cut.start()])
+                query = unquote(text[cut.end() :], errors="replace")  # encoded with the `?`
+                return self._parse_url(f"{text[: cut.start()]}?{query}")
         return _MALFORMED_ID if found else _NO_ID
 
     def _host(self, authority: str) -> str:
