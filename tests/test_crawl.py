@@ -1062,10 +1062,17 @@ def test_an_export_column_after_a_query_stays_out_of_the_booking_url(line):
     )
 
 
-def test_a_status_column_after_a_mews_id_list_is_no_item_of_the_list():
+@pytest.mark.parametrize(
+    ("line", "ids"),
+    [
+        (f"https://app.mews.com/distributor?ids={UUID};{SECOND},404", (UUID, SECOND)),
+        (f"https://app.mews.com/distributor/{UUID},200", UUID),
+        (f"https://app.mews.com/distributor/{UUID};{SECOND}|200|text/html", (UUID, SECOND)),
+    ],
+)
+def test_a_status_column_after_a_mews_id_list_is_no_item_of_the_list(line, ids):
     parser = LineParser(ENGINES["mews"])
-    line = f"https://app.mews.com/distributor?ids={UUID};{SECOND},404"
-    assert parser.parse(line.encode()) == (UUID, SECOND)
+    assert parser.parse(line.encode()) == ids
     assert parser.item_misses == 0
 
 

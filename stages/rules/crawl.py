@@ -378,9 +378,12 @@ _OTHER_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:(?!\d)")
 # "&utm_source=" glued on a path without its "?": where the query begins. A `&` ending the
 # path (`.../Qw3rTy&`) or doubled begins an empty query: debris, not part of the id.
 _GLUED_QUERY = re.compile(r"&(?=[\w.\[\]-]+=|&*$)")
-# Columns of a crawler export glued to a URL that has a query (`?currency=usd,200`,
-# `;301;text/html`): an HTTP status or a MIME type after `,` `;` `|` ends the URL's field.
-_EXPORT_COLUMNS = re.compile(r"[,;|](?:[1-5][0-9]{2}|[a-z]+/[\w.+-]+)(?:[,;|].*)?$", re.I)
+# Columns of a crawler export glued to a URL (`?currency=usd,200`, `;301;text/html`, and
+# `<uuid>,200` where `,` also separates Mews ids): an HTTP status or a MIME type after `,` `;`
+# `|` ends the URL's field.
+_EXPORT_COLUMNS = re.compile(
+    r"[,;|](?:[1-5][0-9]{2}|(?:text|application|image)/[\w.+-]+)(?:[,;|].*)?$", re.I
+)
 # Redirect wrappers that carry the real URL in a parameter (Google's /url?q=, Facebook's and
 # Instagram's link shims, YouTube's /redirect, Outlook's safe links): the line names the target.
 _REDIRECT = re.compile(
@@ -581,9 +584,10 @@ class LineParser:
                     return _TEXT_WORD  # `seasidedirect.`: running text, not a list of ids
                 return outcome if type(retry) is Reject else retry
             return outcome
-        query_at = len(_used_part(url))
-        if query_at < len(url) and (columns := _EXPORT_COLUMNS.search(url, query_at)):
-            url = url[: columns.start()]  # `?currency=usd,200`: the status is the next column
+        if "," in url or ";" in url or "|" in url:
+            columns = _EXPORT_COLUMNS.search(url)
+            if columns:
+                url = url[: columns.start()]  # `?currency=usd,200`: the status is the next column
         if "&" in url:
             head = _used_part(url)
             after_host = head.find("//") + 2 if "//" in head else 0
