@@ -127,7 +127,7 @@ class LineTally:
 
     def _missed_items(self, number: int, items: list[str]) -> None:
         """Count the items of an accepted line's id list that were no id, and list them."""
-        from stages.crawl import safe_text
+        from stages.rules.crawl import safe_text
 
         self.list_items_without_id += len(items)
         if self.rejects:
