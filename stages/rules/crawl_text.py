@@ -11,7 +11,7 @@ names an engine.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 # Whitespace that may surround a line: ASCII whitespace (bytes.strip), and for lines that are
 # not ASCII also Unicode spaces and the BOM (files joined with `cat` carry one mid-file).
@@ -114,8 +114,9 @@ def used_part(text: str) -> str:
 
 
 def rescuable(text: str, wrong_host: bool) -> bool:
-    """Whether `_messy` may find an id in a plain line the fast path rejected: a query glued
-    on with `&`, an attribute (`href=`), encoded quotes around it, or a URL after a prefix."""
+    """Whether `LineParser._messy` may find an id in a plain line the fast path rejected: a
+    query glued on with `&`, an attribute (`href=`), encoded quotes around it, a URL after a
+    prefix, or a redirect wrapper (`wrong_host`: the line's host is none of the engine's)."""
     if "&" in text or "=" in text:
         head = text.partition("?")[0]  # a fragment in it only costs a needless second look
         if "&" in head or "=" in head:
@@ -141,8 +142,6 @@ def redirect_target(url: str) -> str | None:
 
 def encoded_value(match: re.Match[str]) -> str:
     """A query value written in raw quotes, percent-encoded so it stays one word of the URL."""
-    from urllib.parse import quote
-
     return match[1] + quote(match[2] + match[3] + match[2], safe="")
 
 
@@ -179,7 +178,7 @@ def cleaned(word: str) -> str:
             (closing == "%22" and ((opened == "%22" and openings) or end == used_part(end)))
             or (closing == "%27" and opened == "%27" and openings)
         ):
-            return word  # trailing punctuation stays: `_one` drops it only if the URL fails
+            return word  # trailing punctuation stays: `LineParser._one` drops it if the URL fails
         word, openings = end[:-3], openings - 1  # one closing quote per opening one
 
 
