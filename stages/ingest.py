@@ -39,7 +39,8 @@ COUNTING = (
     "lines = blank + rejected + accepted_lines; valid = ids on accepted lines (a line may"
     " name several) = unique + duplicates; unique = inserted + updated + unchanged;"
     " urls_without_id = URLs of the engine's hosts that gave no id on accepted lines (listed"
-    " in the rejects file as url:<reason>)"
+    " in the rejects file as url:<reason>); list_items_without_id = items of an id list"
+    " (`<uuid>;zzz`) that were no id, on accepted lines (listed as item:malformed_id)"
 )
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class LineTally:
 
     def reset(self) -> None:
         self.lines = self.blank = self.accepted = self.valid = self.urls_without_id = 0
+        self.list_items_without_id = 0
         self.rejected: Counter[str] = Counter()
         if self.rejects:
             self.rejects.seek(0)
@@ -78,7 +80,7 @@ class LineTally:
         from stages.rules.crawl import BLANK, UnreadableFile, iter_lines, open_crawl, safe_text
 
         self.reset()
-        misses = parser.misses
+        misses, item_misses = parser.misses, parser.item_misses
         progress = Progress(f"read {path.name}", unit="lines")
         size = max(path.stat().st_size, 1)
         try:
@@ -95,6 +97,9 @@ class LineTally:
                         if parser.misses != misses:  # a URL beside others gave no id
                             misses = parser.misses
                             self._missed(number, parser.missed)
+                        if parser.item_misses != item_misses:  # `<uuid>;zzz`: zzz is no id
+                            item_misses = parser.item_misses
+                            self._missed_items(number, parser.missed_items)
                         yield number, outcome, raw
                     elif outcome is BLANK:
                         self.blank += 1
@@ -122,6 +127,16 @@ class LineTally:
             for reason, url in missed:
                 text = safe_text(url.encode("utf-8", "surrogatepass"))
                 self.rejects.write(f"{number}\turl:{reason.value}\t{text}\n")
+
+    def _missed_items(self, number: int, items: list[str]) -> None:
+        """Count the items of an accepted line's id list that were no id, and list them."""
+        from stages.rules.crawl import safe_text
+
+        self.list_items_without_id += len(items)
+        if self.rejects:
+            for item in items:
+                text = safe_text(item.encode("utf-8", "surrogatepass"))
+                self.rejects.write(f"{number}\titem:malformed_id\t{text}\n")
 
     def found(self, path: Path, parser: LineParser) -> Iterator[Found]:
         """A staged row per id: (id, line number, booking URL, evidence), "" for a repeat."""
@@ -155,6 +170,7 @@ class LineTally:
             "accepted_lines": self.accepted,
             "valid": self.valid,
             "urls_without_id": self.urls_without_id,
+            "list_items_without_id": self.list_items_without_id,
             "counting": COUNTING,
         }
 

@@ -175,3 +175,29 @@ def test_generated_cloudbeds_api_lines_are_rejected_as_junk():
     ]
     api = [line for line in api if "/booking/reservation/" not in line]
     assert api and all(parser.parse(line.encode()) == Reject.NO_ID for line in api)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_generated_lines_hold_export_rows_several_urls_and_escaped_urls(engine):
+    lines = list(generate_lines(PARAMS.engines[engine], 5000))
+    assert any(re.search(r"\t200$|,200$|;301$|\|200$", line) for line in lines)
+    assert any(line.count("://") >= 2 and "google.com/url" not in line for line in lines)
+    assert any("\\/" in line for line in lines)
+    assert any(line in ("url", "url\tstatus", '"url","status"') for line in lines)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_generated_export_rows_and_escaped_urls_give_ids(engine):
+    parser = LineParser(PARAMS.engines[engine])
+    shaped = [
+        line
+        for line in generate_lines(PARAMS.engines[engine], 5000)
+        if re.search(r"\t200|,200|;301|\|200|\\/|google\.com/url", line)
+    ]
+    assert shaped
+    assert all(type(parser.parse(line.encode())) in (str, tuple) for line in shaped)
+
+
+def test_generated_cloudbeds_lines_use_regional_language_tags():
+    lines = list(generate_lines(PARAMS.engines["cloudbeds"], 5000))
+    assert any(re.search(r"/(es-419|zh-Hant-TW|de-CH-1996|pt_BR)/", line) for line in lines)

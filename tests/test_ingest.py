@@ -52,7 +52,9 @@ def test_counts_add_up_for_every_sample_engine(project, database_url):
         assert len(leads(database_url, engine)) == stats["unique"]
         rejects = (project.root / stats["rejects_file"]).read_text().splitlines()
         assert rejects[0] == "line\treason\ttext"
-        assert len(rejects) - 1 == stats["rejected"]
+        # Besides rejected lines, URLs and list items without an id on accepted lines.
+        misses = stats["urls_without_id"] + stats["list_items_without_id"]
+        assert len(rejects) - 1 == stats["rejected"] + misses
 
 
 def test_ids_keep_their_case_rule_and_get_canonical_urls(project, database_url):
@@ -266,7 +268,9 @@ def loaded_leads(project, database_url, engine, data: bytes) -> dict[str, tuple]
     return {key: value[:2] for key, value in leads(database_url, engine).items()}
 
 
-@pytest.mark.parametrize("kind", ["utf-16", "utf-16-be", "utf-32", "gzip", "utf-16-le"])
+@pytest.mark.parametrize(
+    "kind", ["utf-16", "utf-16-be", "utf-32", "gzip", "utf-16-le", "gzip-in-gzip"]
+)
 def test_a_utf16_utf32_or_gzip_file_loads_the_same_leads_as_its_utf8_original(
     project, database_url, kind
 ):
@@ -275,6 +279,8 @@ def test_a_utf16_utf32_or_gzip_file_loads_the_same_leads_as_its_utf8_original(
         conn.execute("TRUNCATE hotel_booking_engines, hotels, ingest_loads CASCADE")
     if kind == "gzip":
         data = gzip.compress(REAL_LINES.encode())
+    elif kind == "gzip-in-gzip":  # a .gz gzipped again by an upload tool
+        data = gzip.compress(gzip.compress(REAL_LINES.encode()))
     else:
         bom = codecs.BOM_UTF16_BE if kind == "utf-16-be" else b""
         data = bom + REAL_LINES.encode(kind)
@@ -556,3 +562,17 @@ def test_a_url_that_gives_no_id_beside_one_that_does_is_counted_and_listed(proje
     assert (stats["accepted_lines"], stats["rejected"], stats["urls_without_id"]) == (2, 0, 1)
     rejects = (project.root / "data/ingest/cloudbeds.rejects.tsv").read_text().splitlines()
     assert rejects[1:] == ["1\turl:no_id\thttps://hotels.cloudbeds.com/booking/rooms"]
+
+
+def test_an_item_of_an_id_list_that_is_no_id_is_counted_and_listed(project, database_url):
+    uuid = "6e2a6e1d-0a5b-4c53-9c6a-ab1e00c9d9c7"
+    project.write_raw(
+        "mews",
+        f"https://app.mews.com/distributor/{uuid};zzz\n",
+        datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    assert ingest.main(["--engine", "mews"]) == 0
+    stats = marker(project, "mews")
+    assert (stats["accepted_lines"], stats["valid"], stats["list_items_without_id"]) == (1, 1, 1)
+    rejects = (project.root / "data/ingest/mews.rejects.tsv").read_text().splitlines()
+    assert rejects[1:] == ["1\titem:malformed_id\tzzz"]

@@ -5,9 +5,11 @@
 writes one file per engine, named by its `file` in params.yaml. Lines mix full URLs with query
 strings and fragments, scheme-less host/path lines, bare ids and case variants, in the shapes
 real crawls hold (localised and regional paths, group prefixes, sub-pages, RMS agents and
-units, Mews `?ids=` and `<uuid>;<uuid>`, and about 5 % wrapped in HTML/text extraction
-debris), with about 30 % repeated ids, 2 % blank lines and 2 % junk (other sites, lookalike
-hosts, cut-off lines). The truth about real lines is tests/corpus/, not this module.
+units, Mews `?ids=` and `<uuid>;<uuid>`, regional language tags, about 5 % wrapped in
+HTML/text extraction debris, and about REAL_SHARE as crawler export rows, several URLs on a
+line, JSON-escaped URLs or redirect wrappers), with about 30 % repeated ids, 2 % blank lines
+and 2 % junk (other sites, lookalike hosts, cut-off lines, export header rows).
+The truth about real lines is tests/corpus/, not this module.
 The same seed gives the same bytes. Files are written line by line, so memory stays flat.
 
 Engines without built-in line shapes (one just added to params.yaml) get generic lines: the
@@ -25,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from stages.errors import ConfigError, PipelineError
 from stages.rules.config import Engine, load_params
@@ -35,6 +38,7 @@ JUNK_SHARE = 0.02
 REPEAT_SHARE = 0.30
 RECENT_IDS = 5000  # repeats are drawn from a bounded pool, so memory stays flat
 BATCH_LINES = 10_000
+REAL_SHARE = 0.04  # URL lines in the shapes of `_REAL_SHAPES`: few, so benchmarks see them
 
 _ALNUM = string.ascii_letters + string.digits
 _WORDS = (
@@ -80,6 +84,21 @@ _DEBRIS = (
     '$booking="{}";',
     '<a href="{}" class="btn">Book now</a>',
 )
+
+# Crawler export rows around a URL ({} is the URL): a status, MIME type or title column.
+_EXPORT_ROWS = (
+    "{}\t200",
+    "{},200",
+    '"{}",200,"text/html"',
+    "{};301",
+    "{}|200",
+    "200\t{}",
+    '"Hotel, Bay";"{}";200',
+)
+# Header rows of crawl exports: junk that must never become a lead.
+_HEADER_ROWS = ("url", "url\tstatus", '"url","status"', '"Address","Status Code","Content Type"')
+# Regional language tags before a Cloudbeds page, rarer than the plain ones.
+_REGIONAL_TAGS = ("/es-419", "/zh-Hant-TW", "/de-CH-1996", "/pt_BR")
 
 
 @dataclass(frozen=True)
@@ -157,15 +176,35 @@ def _line(rng: random.Random, shapes: Shapes, property_id: str) -> str:
             line = "HTTPS://" + url
         else:
             line = "https://" + url
-    if rng.random() < 0.05:
+    roll = rng.random()
+    # Only around URLs: a bare id in quotes or brackets is text (parser's text_word rule).
+    if roll < 0.05 and kind >= 0.10:
         line = rng.choice(_DEBRIS).format(line)
+    elif 0.05 <= roll < 0.05 + REAL_SHARE and kind >= 0.10:
+        line = _real_shape(rng, shapes, line)
     if rng.random() < 0.02:
         line = rng.choice((" ", "\t", "  ")) + line + rng.choice(("", " ", "\t"))
     return line
 
 
+def _real_shape(rng: random.Random, shapes: Shapes, url: str) -> str:
+    """`url` as real crawl files also hold it: in an export row, beside another URL of the
+    engine, JSON-escaped (scraped inline JSON), or inside a Google redirect."""
+    kind = rng.random()
+    if kind < 0.45:
+        return rng.choice(_EXPORT_ROWS).format(url)
+    if kind < 0.70:
+        other = "https://" + shapes.url(rng, shapes.new_id(rng))
+        return url + rng.choice((" ", ",", "|")) + other
+    if kind < 0.90 or not url.startswith("http"):
+        return url.replace("/", "\\/")
+    return f"https://www.google.com/url?q={quote(url, safe='')}&sa=D&source=editors"
+
+
 def _junk(rng: random.Random, shapes: Shapes) -> str:
     kind = rng.random()
+    if kind < 0.05:
+        return rng.choice(_HEADER_ROWS)
     if kind < 0.5:
         template = rng.choice(_OTHER_SITES)
         words = {"w": rng.choice(_WORDS), "w2": rng.choice(_WORDS), "n": rng.randrange(10**6)}
@@ -190,6 +229,8 @@ def _cloudbeds_url(rng: random.Random, property_id: str) -> str:
     if rng.random() < 0.05:
         return f"{host}/widget/load/{property_id}/vertical"
     prefix = rng.choice(("", "", "", "", "/es", "/en", "/pt-br"))
+    if rng.random() < 0.03:
+        prefix = rng.choice(_REGIONAL_TAGS)
     kind = rng.choice(("reservation", "reservation", "reservas", "booking/reservation"))
     sub = rng.choice(("", "", "", "", "/guests", "/rooms"))
     return f"{host}{prefix}/{kind}/{property_id}{sub}"

@@ -1,0 +1,66 @@
+"""What a crawl line can come to, and the fingerprint of the rules that decide it.
+
+`LineParser.parse` (stages/rules/crawl.py, where the contract is written out) gives a str, a
+tuple of str, BLANK or a `Reject`; `rules_fingerprint` is stored with each engine's leads so
+that a change of the rules has their evidence read again (stages/store/leads.py `recheck`).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from stages.rules.config import Engine
+
+# Bumped when the parser reads lines differently, so stored evidence is checked again.
+RULES_VERSION = 4
+
+
+class Reject(Enum):
+    """Why a line gave no property id. `value` is the code written to reject files."""
+
+    TOO_LONG = "too_long"  # longer than max_length bytes
+    INVALID_UTF8 = "invalid_utf8"  # the line, or its percent-decoded path, is not UTF-8
+    CONTROL_CHARS = "control_chars"  # C0/C1 control character or DEL (NUL included)
+    UNSUPPORTED_SCHEME = "unsupported_scheme"  # a scheme other than http/https
+    WRONG_HOST = "wrong_host"  # not one of the engine's hosts, nor a subdomain of one
+    NO_ID = "no_id"  # right host, but no url pattern matches the path
+    MALFORMED_ID = "malformed_id"  # an id was found (or a bare line) not matching id_pattern
+    HEADER_ROW = "header_row"  # a crawl export's column header (`url`, `"url","status"`)
+    TEXT_WORD = "text_word"  # a bare word an engine of word-like ids does not take: see `_word`
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Blank(Enum):
+    """The one outcome of a whitespace-only line: neither an id nor a rejection."""
+
+    BLANK = "blank"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+BLANK = Blank.BLANK
+ParseResult = str | tuple[str, ...] | Reject | Blank
+
+
+def rules_fingerprint(engine: Engine) -> str:
+    """A short hash of everything that decides which id(s) and URL a line gives for `engine`.
+
+    Stored with the engine's leads; a different value at the next ingest means the rules
+    changed and the stored evidence is read again (see stages/store/leads.py `recheck`).
+    """
+    import hashlib
+    import json
+
+    rules = [
+        RULES_VERSION,
+        list(engine.hosts),
+        [pattern.pattern for pattern in engine.url_patterns],
+        engine.id_pattern.pattern,
+        engine.id_case,
+        engine.id_separator,
+        engine.booking_url,
+    ]
+    return hashlib.sha256(json.dumps(rules).encode()).hexdigest()[:16]

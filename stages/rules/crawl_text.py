@@ -1,0 +1,249 @@
+"""Crawl-line text to URL candidates: the debris, escapes and fields around URLs in real lines.
+
+What `stages.rules.crawl.LineParser` reads before it looks for an engine's id: which lines are
+plain, where a line breaks into words, which words hold URLs (`urls_in`), the debris of HTML or
+text extraction around them (`cleaned`), JSON escapes and HTML entities (`unescaped`), the
+columns of crawler exports (`url_field`, `field_end`), redirect wrappers (`redirect_target`),
+crawl-export header words, and the query a booking URL keeps (`kept_query`). Nothing here
+names an engine.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote, unquote
+
+# Whitespace that may surround a line: ASCII whitespace (bytes.strip), and for lines that are
+# not ASCII also Unicode spaces and the BOM (files joined with `cat` carry one mid-file).
+UNICODE_SPACE = (
+    " \t\n\r\x0b\x0c\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
+CONTROL_BYTES = bytes(range(0x20)) + b"\x7f"  # the same, for ASCII lines
+
+
+# A plain line, the common case, takes the fast path of `parse`: ASCII without these bytes and
+# not ending in punctuation. The bytes are controls (a tab separates the fields of a crawler
+# export), space, quotes, brackets, backtick, backslash (JSON's `\/`), and `;` `,` `|` (HTML
+# entities, CSV fields, URLs glued together). Any other line takes `_messy`. One bytes.translate
+# tells them apart: far cheaper than a regex scan of the line.
+NOT_PLAIN = CONTROL_BYTES + b" \"'<>()[]{}`\\;,|"
+TRAILING = ".,;:!?)]}>'\""  # punctuation after a URL in running text or code
+TRAILING_BYTES = TRAILING.encode()
+_LEADING = "([{<'\""
+_ENCODED_QUOTES = ("%22", "%27")
+_ENTITIES = (
+    ("&quot;", '"'),
+    ("&#34;", '"'),
+    ("&#x22;", '"'),
+    ("&apos;", "'"),
+    ("&#39;", "'"),
+    ("&#x27;", "'"),
+    ("&lt;", "<"),
+    ("&gt;", ">"),
+    ("&amp;", "&"),
+)
+# JSON escapes of scraped inline JSON: `https:\/\/host\/path`, `\u0026` for &, `\"`, and `\\`
+# for a backslash, so JSON inside JSON (`https:\\\/\\\/`) is undone pass by pass.
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|([/\"'\\]))")
+_JSON_DEPTH = 3  # JSON in JSON in JSON; deeper nesting is not seen in crawls
+# A value in raw quotes inside a query (`?q="hi there"&x=1`): part of the URL, not its end.
+QUOTED_VALUE = re.compile(r"([?&][\w.\[\]-]+=)([\"'])([^\"'\n]*)\2(?=[&#]|$|\s)")
+# Where a line breaks into words: whitespace, quotes, brackets.
+TOKEN_SPLIT = re.compile(r"[\s\"'<>()\[\]{}`]+")
+# A comma, semicolon or bar where the next URL begins (`<url>,<url>` of an export row).
+_NEXT_URL = re.compile(r"[,;|](?=(?:https?:)?//|[\w-]+(?:\.[\w-]+)+/)", re.I)
+_EMBEDDED_URL = re.compile(r"(?:https?:)?//", re.I)  # where a URL starts inside a word
+_ATTRIBUTE = re.compile(r"^[\w$.-]+=")  # href=, src=, $booking=, data-url=
+OTHER_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:(?!\d)")
+# "&utm_source=" glued on a path without its "?": where the query begins. A `&` ending the
+# path (`.../Qw3rTy&`) or doubled begins an empty query: debris, not part of the id.
+_GLUED_QUERY = re.compile(r"&(?=[\w.\[\]-]+=|&*$)")
+# Columns of a crawler export glued to a URL (`?currency=usd,200`, `;301;text/html`, and
+# `<uuid>,200` where `,` also separates Mews ids): an HTTP status or a MIME type after `,` `;`
+# `|` ends the URL's field.
+_EXPORT_COLUMNS = re.compile(
+    r"[,;|](?:[1-5][0-9]{2}|(?:text|application|image)/[\w.+-]+)(?:[,;|].*)?$", re.I
+)
+# Redirect wrappers that carry the real URL in a parameter (Google's /url?q=, Facebook's and
+# Instagram's link shims, YouTube's /redirect, Outlook's safe links): the line names the target.
+_REDIRECT = re.compile(
+    r"(?:www\.)?google\.[a-z.]{2,6}/url"
+    r"|l[m]?\.facebook\.com/l\.php|l\.instagram\.com/?"
+    r"|(?:www\.)?youtube\.com/redirect|[\w-]+\.safelinks\.protection\.outlook\.com/?",
+    re.I,
+)
+_REDIRECT_TARGET = re.compile(
+    r"(?:^|&)(?:q|u|url|target)=((?:https?(?::|%3A)|//|%2F%2F)[^&]*)", re.I
+)
+# Column names of crawl exports (Screaming Frog, Sitebulb, wget logs, `url<TAB>status`): a line
+# made of these alone is a header row, never a lead.
+# fmt: off
+HEADER_WORDS = frozenset((
+    "url", "urls", "uri", "link", "links", "href", "src", "page", "pages", "address", "source",
+    "target", "final_url", "redirect", "redirect_url", "canonical", "location", "status",
+    "status_code", "statuscode", "http_status", "code", "response", "content", "type",
+    "content_type", "mime", "title", "name", "id", "ids", "property", "property_id", "hotel",
+    "engine", "booking_url", "domain", "host", "hostname", "path", "query", "referrer",
+    "referer", "anchor", "anchor_text", "text", "date", "time", "timestamp", "crawled", "depth",
+    "size", "length",
+))
+# Placeholders left in hand-kept lists: text, never a property's slug.
+PLACEHOLDERS = frozenset((
+    "null", "none", "nan", "n/a", "na", "true", "false", "yes", "no", "ok", "tbd", "todo", "test",
+    "html",
+))
+# fmt: on
+MIN_WORD_ID = 3  # characters: the shortest real slug seen is far longer (`seasidehoteldirect`)
+FIELDS = re.compile(r"[\s\"'<>()\[\]{}`,;|=]+")  # the words of a header row
+ENCODED_END = re.compile(r"%(3F|23)", re.I)  # an encoded `?` or `#`
+_FIELD_END = re.compile(r"[,;|]")  # the end of a URL's field in a CSV-like export row
+# Tracking parameters dropped from a booking URL: they name the campaign, not the page.
+_TRACKING = ("utm_", "_ga=", "_gl=", "gclid=", "fbclid=")
+
+
+def used_part(text: str) -> str:
+    """`text` up to its query or fragment: the part whose bytes must be clean."""
+    cut = len(text)
+    for mark in "?#":
+        found = text.find(mark)
+        if 0 <= found < cut:
+            cut = found
+    return text[:cut]
+
+
+def rescuable(text: str, wrong_host: bool) -> bool:
+    """Whether `LineParser._messy` may find an id in a plain line the fast path rejected: a
+    query glued on with `&`, an attribute (`href=`), encoded quotes around it, a URL after a
+    prefix, or a redirect wrapper (`wrong_host`: the line's host is none of the engine's)."""
+    if "&" in text or "=" in text:
+        head = text.partition("?")[0]  # a fragment in it only costs a needless second look
+        if "&" in head or "=" in head:
+            return True
+    if "%2" in text and (text[:3] in _ENCODED_QUOTES or text[-3:] in _ENCODED_QUOTES):
+        return True
+    if wrong_host and ("=http" in text or "=//" in text):
+        return True  # maybe a redirect wrapper (`google.com/url?q=https%3A...`)
+    # `booking_link:https://...`: the URL starts after the first colon's own slashes.
+    slashes = text.find("//")
+    return wrong_host and slashes > 0 and slashes != text.find(":") + 1
+
+
+def redirect_target(url: str) -> str | None:
+    """The URL a redirect wrapper (`_REDIRECT`) carries in its query, decoded once; else None."""
+    rest = url[url.find("//") + 2 :] if "//" in url[:8] else url
+    path, _, query = rest.partition("#")[0].partition("?")
+    if not query or not _REDIRECT.fullmatch(path):
+        return None
+    target = _REDIRECT_TARGET.search(query)
+    return unquote(target[1], errors="replace") if target else None
+
+
+def encoded_value(match: re.Match[str]) -> str:
+    """A query value written in raw quotes, percent-encoded so it stays one word of the URL."""
+    return match[1] + quote(match[2] + match[3] + match[2], safe="")
+
+
+def field_end(url: str) -> int:
+    """Where a URL's field of a CSV-like row ends: its first `,` `;` `|` before the query."""
+    field_end = _FIELD_END.search(used_part(url))
+    return field_end.start() if field_end else len(url)
+
+
+def _json_char(match: re.Match[str]) -> str:
+    """The character of one JSON escape; `\\u` of a control or non-ASCII one stays as written."""
+    if match[2]:
+        return match[2]
+    char = chr(int(match[1], 16))
+    return char if " " <= char <= "~" else match[0]
+
+
+def cleaned(word: str) -> str:
+    """`word` without the debris of extraction around it: what comes before a URL's scheme
+    (`href=`, `$booking=`), encoded quotes (`%22...%22`), opening brackets and quotes.
+
+    A closing %22 is debris after an opening one, or at the end of a path; inside a query or
+    fragment it is the value's own (`?q=%22hi%22`). A closing %27 only after an opening one
+    (it may end an id)."""
+    opened, openings = word[:3], 0
+    while word[:3] in _ENCODED_QUOTES:
+        word, openings = word[3:].lstrip(_LEADING), openings + 1
+    start = _EMBEDDED_URL.search(word)  # `$booking=https://...`, `url:https://...`
+    word = word[start.start() :] if start else _ATTRIBUTE.sub("", word).lstrip(_LEADING)
+    while True:
+        end = word.rstrip(TRAILING)
+        closing = end[-3:]
+        if not (
+            (closing == "%22" and ((opened == "%22" and openings) or end == used_part(end)))
+            or (closing == "%27" and opened == "%27" and openings)
+        ):
+            return word  # trailing punctuation stays: `LineParser._one` drops it if the URL fails
+        word, openings = end[:-3], openings - 1  # one closing quote per opening one
+
+
+def urls_in(word: str) -> list[str]:
+    """The URLs one word of a line holds (none, one, or several glued with `,` `;` `|`),
+    each from its scheme (or its host) on, without debris; a URL has a '/'. A word of
+    another scheme (ftp:, mailto:) is kept whole, to be rejected as such."""
+    urls = []
+    for piece in _NEXT_URL.split(word) if ("," in word or ";" in word or "|" in word) else (word,):
+        scheme = OTHER_SCHEME.match(piece)
+        if scheme and scheme.group().lower() not in ("http:", "https:"):
+            if "/" in piece:
+                urls.append(piece)
+            continue
+        url = cleaned(piece)
+        if "/" in url:
+            urls.append(url)
+    return urls
+
+
+def unescaped(text: str) -> str:
+    """`text` with JSON escapes undone (JSON inside JSON too), any other backslash read as a
+    slash as browsers do, and the HTML entities of quotes, brackets and `&` decoded."""
+    if "\\" in text:
+        for _ in range(_JSON_DEPTH):  # scraped inline JSON, maybe JSON inside JSON
+            once = _JSON_ESCAPE.sub(_json_char, text)
+            if once == text:
+                break
+            text = once
+        text = text.replace("\\", "/")
+    if "&" in text:
+        for entity, char in _ENTITIES:
+            if entity in text:
+                text = text.replace(entity, char)
+    return text
+
+
+def url_field(url: str) -> str:
+    """`url` without the export columns after it (`?currency=usd,200`: the status is the next
+    column) and with a query glued on by `&` (`.../Qw3rTy&utm_source=x`) given its `?`."""
+    if "," in url or ";" in url or "|" in url:
+        columns = _EXPORT_COLUMNS.search(url)
+        if columns:
+            url = url[: columns.start()]
+    if "&" in url:
+        head = used_part(url)
+        after_host = head.find("//") + 2 if "//" in head else 0
+        path = head.find("/", after_host)
+        glued = _GLUED_QUERY.search(head, path) if path >= 0 else None
+        if glued:
+            url = f"{url[: glued.start()]}?{url[glued.end() :]}"
+    return url
+
+
+def kept_query(query: str) -> str:
+    """The parameters of `query` a booking URL keeps: not tracking ones (utm_*, _ga, _gl,
+    gclid, fbclid, in any case), not empty (`?x=(1)` cut by extraction), printable ASCII."""
+    kept = [
+        p
+        for p in query.split("&")
+        if p
+        and not p.lower().startswith(_TRACKING)
+        and p.isascii()
+        and p.isprintable()
+        and " " not in p
+        and p[-1] != "="
+    ]
+    return "&".join(kept)
