@@ -85,13 +85,26 @@ def test_a_no_op_repro_is_timed_against_dvc_status(pg_server, capsys):
     assert what(line) == "no-op dvc repro, 1 engines (4 stages)" and "target <= 1.20x" in line
 
 
-def test_start_up_is_timed_for_every_stage_in_dvc_yaml(capsys):
-    assert startup.main(TINY) == 0
+def test_start_up_is_timed_for_every_stage_in_dvc_yaml(pg_server, capsys):
+    assert startup.main(["--pg", pg_server, *TINY]) == 0
 
     lines = figure_lines(capsys.readouterr().out)
-    timed = [line.split("start-up of stages.")[1].split()[0] for line in lines]
+    help_lines = [line for line in lines if "start-up of stages." in line]
+    timed = [line.split("start-up of stages.")[1].split()[0] for line in help_lines]
     assert timed == startup.stage_kinds()
-    assert all("target <= 0.35 s" in line for line in lines)
+    assert all("target <= 0.35 s" in line for line in help_lines)
+
+
+def test_a_stage_with_nothing_to_do_is_timed_against_a_bare_interpreter(pg_server, capsys):
+    assert startup.main(["--pg", pg_server, "--only", "ingest", *TINY]) == 0
+
+    lines = figure_lines(capsys.readouterr().out)
+    no_work = [what(line) for line in lines if "with nothing to do" in line]
+    assert no_work == [
+        "stages.ingest with nothing to do, whole process",
+        "stages.export with nothing to do, whole process",
+    ]
+    assert all("own cost (less a bare interpreter)" in line for line in lines[1:])
 
 
 def test_the_whole_pipeline_runs_from_clean_and_peak_memory_is_reported(pg_server, capsys):
