@@ -311,7 +311,9 @@ def load_params(root: Path | None = None) -> Params:
     root = root or project_root()
     path = root / "params.yaml"
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # libyaml when available: 15x faster, and every stage reads the file once or twice.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path} is missing.") from None
     except yaml.YAMLError as exc:
