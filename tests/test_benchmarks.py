@@ -48,7 +48,9 @@ def what(line: str) -> str:
 def test_ingest_is_timed_against_the_floor_for_a_first_load_and_a_reload(pg_server, capsys):
     assert ingest.main(["--lines", "300", "--pg", pg_server, *TINY]) == 0
 
-    lines = figure_lines(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert out.count("floor and ours leave the same leads: yes") == 2
+    lines = figure_lines(out)
     assert [what(line) for line in lines] == [
         "ingest 300 lines, first load",
         "ingest 300 lines, re-load a week later",
