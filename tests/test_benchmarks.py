@@ -130,8 +130,8 @@ def test_dvc_repro_is_timed_against_a_shell_loop_and_the_planned_prefect_flow(pg
     assert [what(line) for line in lines] == [
         "dvc repro vs shell loop, 4 engines x 20 lines",
         "dvc repro vs Prefect flow, 4 engines x 20 lines",
-        "stages.parallel --jobs 2 vs shell loop, 4 engines x 20 lines",
-        "stages.parallel --jobs 2 vs Prefect flow, 4 engines x 20 lines",
+        "stages.tools.parallel --jobs 2 vs shell loop, 4 engines x 20 lines",
+        "stages.tools.parallel --jobs 2 vs Prefect flow, 4 engines x 20 lines",
     ]
     assert "target <= 1.50x" in lines[0] and "target <= 0.50x" in lines[1]
     assert "Prefect flow body alone: median" in lines[1]
