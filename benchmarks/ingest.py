@@ -4,8 +4,11 @@
 
 Ours is the stage as DVC runs it (`python -m stages.ingest --engine E` in a throw-away project
 on a private PostgreSQL): start-up, parsing every line, rejects file, COPY, merge, marker. The
-floor is `benchmarks/floor_ingest.py floor`: the same file's ids, parsed beforehand, COPYed
-into an index-less temp table and merged by one statement into the same schema. Each run gets
+floor is `benchmarks/floor_ingest.py floor`, the database's share alone: the same file's leads,
+parsed and deduplicated before the clock starts (one row per id with the URL and evidence of
+its first line), COPYed into an index-less temp table and merged by one statement into the same
+schema, timed from its connection to its commit. Before timing, one run of each checks that
+both leave the same leads (that run is the warm-up). Each run gets
 a fresh database: empty for the first load; for the re-load, a copy of one holding the leads
 of our own first load of the file (vacuumed, as a weekly run finds them), loaded again a week
 later so that every lead moves. Target: ours <= 1.3x the floor. `--executemany` also times,
@@ -16,39 +19,53 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from benchmarks import common, timing
 
 TARGET = 1.3
 
 
-def parsed_ids(engine_name: str, crawl: Path, out: Path) -> int:
-    """Write the valid ids of `crawl` (duplicates included) to `out` as COPY text."""
+def parsed_leads(engine_name: str, crawl: Path, out: Path) -> tuple[int, int]:
+    """Write the leads of `crawl` to `out` as COPY text, parsed and deduplicated as our ingest
+    stores them: one line per unique id with the booking URL and evidence of the first line
+    naming it, in the order of first appearance. Returns (valid ids, unique ids)."""
+    from stages.ingest import LineTally
     from stages.rules.config import load_params
-    from stages.rules.crawl import LineParser, iter_lines
+    from stages.rules.crawl import LineParser
     from stages.store.leads import COPY_ESCAPES
 
     parser = LineParser(load_params(common.REPO).engine(engine_name))
-    count = 0
-    with crawl.open("rb") as lines, out.open("w", encoding="utf-8") as ids:
-        for raw in iter_lines(lines):
-            found = parser.parse(raw)
-            if type(found) is str:
-                ids.write(found.translate(COPY_ESCAPES) + "\n")
-                count += 1
-    return count
+    first: dict[str, tuple[str, str]] = {}
+    valid = 0
+    for property_id, _, url, evidence in LineTally().found(crawl, parser):
+        valid += 1
+        if property_id not in first:  # the first line of an id always carries its evidence
+            first[property_id] = (url, evidence)
+    with out.open("w", encoding="utf-8") as leads:
+        for property_id, (url, evidence) in first.items():
+            fields = (property_id, url, evidence)
+            leads.write("\t".join(f.translate(COPY_ESCAPES) for f in fields) + "\n")
+    return valid, len(first)
 
 
-def lead_count(url: str) -> int:
+# What a load leaves behind, as one digest: the floor must leave the same rows as ours.
+LEADS_DIGEST = """
+SELECT count(*), md5(string_agg(concat_ws('|', l.property_id, l.booking_url, l.evidence,
+                                          l.sources::text, l.first_seen_at, l.last_seen_at,
+                                          l.detection_method, l.retracted_at),
+                                E'\n' ORDER BY l.property_id))
+FROM hotel_booking_engines AS l
+"""
+
+
+def leads_digest(url: str) -> tuple[int, str]:
     import psycopg
 
-    from stages.store import db
-
     with psycopg.connect(url) as conn:
-        return db.scalar(conn, "SELECT count(*) FROM hotel_booking_engines")
+        row = conn.execute(LEADS_DIGEST).fetchone()
+        assert row is not None
+        return row[0], row[1]
 
 
 def run(args: argparse.Namespace) -> list[timing.Figure]:
@@ -61,95 +78,101 @@ def run(args: argparse.Namespace) -> list[timing.Figure]:
     with common.postgres(args.pg) as base_url, common.scratch("ingest") as folder:
         databases = common.Databases(base_url)
         try:
-            ids = folder / "ids.txt"
-            valid = parsed_ids(engine.name, crawl, ids)
-            print(f"# {crawl.name}: {args.lines:,} lines, {valid:,} valid ids", flush=True)
+            ids = folder / "leads.txt"
+            valid, unique = parsed_leads(engine.name, crawl, ids)
+            print(
+                f"# {crawl.name}: {args.lines:,} lines, {valid:,} valid ids, {unique:,} unique"
+                " (parsed and deduplicated for the floor before the clock)",
+                flush=True,
+            )
             project = common.stage_project(folder / "project", stages_from=args.stages)
-            runs = _Runs(args, engine, project, crawl, ids, databases)
             empty = databases.migrated()
-            loaded = runs.first_load(empty)
+            loaded = databases.copy(empty)
+            loaded_url = databases.url(loaded)
+            # The leads as our own first load leaves them (their order on disk matters).
+            common.place_raw(project, engine.name, crawl, common.SEEN_AT)
+            timing.run_measured(
+                [common.PYTHON, "-m", "stages.ingest", "--engine", engine.name],
+                cwd=project,
+                env=common.child_env(DATABASE_URL=loaded_url),
+            )
+            common.vacuum(loaded_url)
+            state = {"url": ""}
+
+            def ours() -> timing.Measured:
+                return timing.run_measured(
+                    [common.PYTHON, "-m", "stages.ingest", "--engine", engine.name],
+                    cwd=project,
+                    env=common.child_env(DATABASE_URL=state["url"]),
+                )
+
+            def floor() -> timing.Measured:
+                return floor_load(state["url"], engine, state["seen_at"], ids)
+
             for what, template, seen_at in (
                 ("first load", empty, common.SEEN_AT),
                 ("re-load a week later", loaded, common.SEEN_AGAIN_AT),
             ):
-                figures += runs.figures(what, template, seen_at)
+                common.place_raw(project, engine.name, crawl, seen_at)
+                state["seen_at"] = seen_at
+
+                def fresh(name: str, template: str = template) -> None:
+                    state["url"] = databases.fresh(template)
+
+                # The floor is a floor only if it leaves the leads ours leaves.
+                digests = []
+                for case in (ours, floor):
+                    fresh("", template)
+                    case()
+                    digests.append(leads_digest(state["url"]))
+                same = "yes" if digests[0] == digests[1] else f"NO: {digests}"
+                print(f"# {what}: floor and ours leave the same leads: {same}", flush=True)
+                # That run of each was the warm-up.
+                results = timing.interleaved(
+                    [("ours (stages.ingest)", ours), ("floor (COPY + one merge)", floor)],
+                    args.repeat,
+                    warmup=False,
+                    before_each=fresh,
+                )
+                figures.append(
+                    timing.compare(
+                        "1",
+                        f"ingest {args.lines:,} lines, {what}",
+                        results["ours (stages.ingest)"],
+                        results["floor (COPY + one merge)"],
+                        max_ratio=TARGET,
+                    )
+                )
+                if args.executemany:
+                    state["url"] = databases.fresh(template)
+                    started = timing.Series("row-by-row executemany upserts")
+                    started.runs.append(
+                        floor_load(state["url"], engine, seen_at, ids, "executemany")
+                    )
+                    figures.append(
+                        timing.compare(
+                            "1",
+                            f"ingest {args.lines:,} lines, {what}, vs executemany",
+                            results["ours (stages.ingest)"],
+                            started,
+                        )
+                    )
         finally:
             databases.drop_all()
     return figures
 
 
-@dataclass
-class _Runs:
-    """The timed runs of one engine's crawl: ours (the stage) and the floor, each on a fresh
-    copy of a template database."""
-
-    args: argparse.Namespace
-    engine: Any
-    project: Path
-    crawl: Path
-    ids: Path
-    databases: common.Databases
-    url: str = ""
-    seen_at: str = common.SEEN_AT
-
-    def ingest(self, url: str) -> timing.Measured:
-        return timing.run_measured(
-            [common.PYTHON, "-m", "stages.ingest", "--engine", self.engine.name],
-            cwd=self.project,
-            env=common.child_env(DATABASE_URL=url),
-        )
-
-    def first_load(self, empty: str) -> str:
-        """A template database holding the leads as our own first load leaves them (their
-        order on disk matters), vacuumed as a weekly run finds them."""
-        loaded = self.databases.copy(empty)
-        loaded_url = self.databases.url(loaded)
-        common.place_raw(self.project, self.engine.name, self.crawl, common.SEEN_AT)
-        self.ingest(loaded_url)
-        common.vacuum(loaded_url)
-        return loaded
-
-    def figures(self, what: str, template: str, seen_at: str) -> list[timing.Figure]:
-        """Ours against the floor (and, with --executemany, row-by-row upserts) on copies of
-        `template`, the crawl dated `seen_at`."""
-        common.place_raw(self.project, self.engine.name, self.crawl, seen_at)
-        self.seen_at = seen_at
-
-        def fresh(name: str) -> None:
-            self.url = self.databases.fresh(template)
-
-        results = timing.interleaved(
-            [
-                ("ours (stages.ingest)", lambda: self.ingest(self.url)),
-                ("floor (COPY + one merge)", lambda: self.floor(self.url)),
-            ],
-            self.args.repeat,
-            warmup=not self.args.no_warmup,
-            before_each=fresh,
-        )
-        lines = f"{self.args.lines:,} lines"
-        ours = results["ours (stages.ingest)"]
-        floor = results["floor (COPY + one merge)"]
-        figures = [timing.compare("1", f"ingest {lines}, {what}", ours, floor, max_ratio=TARGET)]
-        if self.args.executemany:
-            upserts = timing.Series("row-by-row executemany upserts")
-            upserts.runs.append(self.floor(self.databases.fresh(template), "executemany"))
-            figures.append(
-                timing.compare("1", f"ingest {lines}, {what}, vs executemany", ours, upserts)
-            )
-        return figures
-
-    def floor(self, url: str, mode: str = "floor") -> timing.Measured:
-        return floor_load(url, self.engine, self.seen_at, self.ids, mode)
-
-
 def floor_load(url: str, engine, seen_at: str, ids: Path, mode: str = "floor") -> timing.Measured:
-    return timing.run_measured(
+    """Run a baseline of benchmarks/floor_ingest.py; its time is the one it prints, from its
+    connection to its commit (its start-up is not the database's share)."""
+    measured = timing.run_measured(
         [common.PYTHON, "-m", "benchmarks.floor_ingest", mode, url, engine.name]
         + [engine.display_name, engine.booking_url, seen_at, str(ids)],
         cwd=common.REPO,
         env=common.child_env(),
     )
+    seconds = float(measured.output.rsplit("seconds=", 1)[1].split()[0])
+    return timing.Measured(seconds, measured.peak_rss_mb, measured.output)
 
 
 def main(argv: list[str] | None = None) -> int:

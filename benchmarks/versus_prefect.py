@@ -8,13 +8,15 @@ the 4 engines and generated crawl files of `--lines` lines, on a fresh copy of a
 database): `dvc repro`; the same 16 stage commands in a shell loop, one after the other (no
 orchestration at all); and the seed's planned Prefect 3 flow (benchmarks/prefect_flow.py:
 ConcurrentTaskRunner, every engine's chain at once, retries per params.yaml), its tasks running
-the same stage commands. Each is timed as a whole process, start-up included: for Prefect that
-covers its import and its temporary local API server (ephemeral mode: PREFECT_API_URL unset,
-PREFECT_HOME in the benchmark's temp folder; the warm-up round creates its database). The
-flow's body alone is printed beside it.
+the same stage commands; and `python -m stages.tools.parallel --jobs 2` (one `dvc repro` chain per
+engine, two at a time: the concurrent counterpart of the flow). Each is timed as a whole
+process, start-up included: for Prefect that covers its import and its temporary local API
+server (ephemeral mode: PREFECT_API_URL unset, PREFECT_HOME in the benchmark's temp folder; the
+warm-up round creates its database). The flow's body alone is printed beside it.
 
 The embedded PostgreSQL starts before the clock, and byte code is cached (benchmarks.common).
-Targets: `dvc repro` <= 1.5x the shell loop and <= 0.5x the Prefect flow.
+Targets: `dvc repro` <= 1.5x the shell loop and <= 0.5x the Prefect flow (stages.tools.parallel is
+held to the same two).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from benchmarks import common, prefect_flow, timing
 from benchmarks.pipeline import ENGINES, CleanRuns
 
 REPRO, LOOP, PREFECT = "dvc repro from clean", "the 16 stage commands, no DVC", "Prefect flow"
+PARALLEL = "stages.tools.parallel --jobs 2 from clean"
 MAX_VS_LOOP = 1.5
 MAX_VS_PREFECT = 0.5
 
@@ -68,8 +71,20 @@ def compare(lines: int, args: argparse.Namespace, databases: common.Databases) -
             flow_seconds.append(float(last))
             return measured
 
+        def parallel() -> timing.Measured:
+            return timing.run_measured(
+                [common.PYTHON, "-m", "stages.tools.parallel", "--jobs", "2"],
+                cwd=runs.root,
+                env=runs.env,
+            )
+
         results = timing.interleaved(
-            [(REPRO, runs.repro), (LOOP, runs.stages_alone), (PREFECT, prefect)],
+            [
+                (REPRO, runs.repro),
+                (PARALLEL, parallel),
+                (LOOP, runs.stages_alone),
+                (PREFECT, prefect),
+            ],
             args.repeat,
             warmup=not args.no_warmup,
             before_each=runs.fresh,
@@ -91,6 +106,20 @@ def compare(lines: int, args: argparse.Namespace, databases: common.Databases) -
                 results[PREFECT],
                 max_ratio=MAX_VS_PREFECT,
                 note=f"Prefect flow body alone: median {statistics.median(timed):.2f} s",
+            ),
+            timing.compare(
+                "7",
+                f"stages.tools.parallel --jobs 2 vs shell loop, {what}",
+                results[PARALLEL],
+                results[LOOP],
+                max_ratio=MAX_VS_LOOP,
+            ),
+            timing.compare(
+                "7",
+                f"stages.tools.parallel --jobs 2 vs Prefect flow, {what}",
+                results[PARALLEL],
+                results[PREFECT],
+                max_ratio=MAX_VS_PREFECT,
             ),
         ]
 

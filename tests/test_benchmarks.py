@@ -48,7 +48,9 @@ def what(line: str) -> str:
 def test_ingest_is_timed_against_the_floor_for_a_first_load_and_a_reload(pg_server, capsys):
     assert ingest.main(["--lines", "300", "--pg", pg_server, *TINY]) == 0
 
-    lines = figure_lines(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert out.count("floor and ours leave the same leads: yes") == 2
+    lines = figure_lines(out)
     assert [what(line) for line in lines] == [
         "ingest 300 lines, first load",
         "ingest 300 lines, re-load a week later",
@@ -85,13 +87,26 @@ def test_a_no_op_repro_is_timed_against_dvc_status(pg_server, capsys):
     assert what(line) == "no-op dvc repro, 1 engines (4 stages)" and "target <= 1.20x" in line
 
 
-def test_start_up_is_timed_for_every_stage_in_dvc_yaml(capsys):
-    assert startup.main(TINY) == 0
+def test_start_up_is_timed_for_every_stage_in_dvc_yaml(pg_server, capsys):
+    assert startup.main(["--pg", pg_server, *TINY]) == 0
 
     lines = figure_lines(capsys.readouterr().out)
-    timed = [line.split("start-up of stages.")[1].split()[0] for line in lines]
+    help_lines = [line for line in lines if "start-up of stages." in line]
+    timed = [line.split("start-up of stages.")[1].split()[0] for line in help_lines]
     assert timed == startup.stage_kinds()
-    assert all("target <= 0.35 s" in line for line in lines)
+    assert all("target <= 0.35 s" in line for line in help_lines)
+
+
+def test_a_stage_with_nothing_to_do_is_timed_against_a_bare_interpreter(pg_server, capsys):
+    assert startup.main(["--pg", pg_server, "--only", "ingest", *TINY]) == 0
+
+    lines = figure_lines(capsys.readouterr().out)
+    no_work = [what(line) for line in lines if "with nothing to do" in line]
+    assert no_work == [
+        "stages.ingest with nothing to do, whole process",
+        "stages.export with nothing to do, whole process",
+    ]
+    assert all("own cost (less a bare interpreter)" in line for line in lines[1:])
 
 
 def test_the_whole_pipeline_runs_from_clean_and_peak_memory_is_reported(pg_server, capsys):
@@ -115,6 +130,8 @@ def test_dvc_repro_is_timed_against_a_shell_loop_and_the_planned_prefect_flow(pg
     assert [what(line) for line in lines] == [
         "dvc repro vs shell loop, 4 engines x 20 lines",
         "dvc repro vs Prefect flow, 4 engines x 20 lines",
+        "stages.tools.parallel --jobs 2 vs shell loop, 4 engines x 20 lines",
+        "stages.tools.parallel --jobs 2 vs Prefect flow, 4 engines x 20 lines",
     ]
     assert "target <= 1.50x" in lines[0] and "target <= 0.50x" in lines[1]
     assert "Prefect flow body alone: median" in lines[1]

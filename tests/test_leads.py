@@ -131,6 +131,34 @@ def test_ids_holding_copy_special_characters_arrive_intact(conn):
     assert set(lead_rows(conn)) == {*odd, "plain"}
 
 
+def stored_leads(conn) -> list[tuple[str, str, str]]:
+    return conn.execute(
+        "SELECT property_id, booking_url, evidence FROM hotel_booking_engines ORDER BY 1"
+    ).fetchall()
+
+
+def test_evidence_holding_escaped_bytes_and_tabs_arrives_intact(conn):
+    # A junk line keeps its id; its evidence holds the invalid byte as a backslash escape.
+    url = "https://hotels.cloudbeds.com/reservation/"
+    rows = [
+        ("qmbRwE", 1, f"{url}qmbRwE", f"{url}qmbRwE?lang=\\xff"),
+        ("aBc123", 2, f"{url}aBc123", f"{url}aBc123\tBook now"),
+        ("zZ9yX8", 3, f"{url}zZ9yX8", f"{url}zZ9yX8"),
+    ]
+    load(conn, rows)
+    assert stored_leads(conn) == sorted((i, u, e) for i, _, u, e in rows)
+
+
+def test_an_id_holding_a_control_character_arrives_intact(conn):
+    url = "https://hotels.cloudbeds.com/reservation/"
+    rows = [
+        ("ctl\x01id", 1, f"{url}ctl\x01id", "ctl\\x01id"),
+        ("aBc123", 2, f"{url}aBc123", "a\\b"),
+    ]
+    load(conn, rows)
+    assert stored_leads(conn) == sorted((i, u, e) for i, _, u, e in rows)
+
+
 def test_an_empty_file_loads_nothing_and_still_records_the_load(conn):
     result = load(conn, [])
     assert result.counts()["valid"] == result.unique == result.leads == 0

@@ -46,6 +46,8 @@ EXPORT_COLUMNS = (
 # COPY text format gives \, tab, newline and carriage return a meaning; crawl ids never hold
 # them, but an id that does must arrive intact rather than split or mangled.
 COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# The same as replaces, backslash first so the escapes' own backslashes stay single.
+ESCAPE_ORDER = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 
 # One staged row per id a line named: (property_id, line number, booking URL, evidence). A
 # repeat of an id already staged may carry "" for both: the first line of each id decides.
@@ -255,20 +257,38 @@ def _copy_ids(copy: psycopg.Copy, ids: Iterable[str] | Iterable[Found]) -> int:
             or "\\" in text
             or "\r" in text
         ):
-            text = "\n".join(
-                "\t".join(
-                    (
-                        i.translate(COPY_ESCAPES),
-                        str(n),
-                        u.translate(COPY_ESCAPES),
-                        e.translate(COPY_ESCAPES),
-                    )
-                )
-                for i, n, u, e in rows
-            )
+            text = _escaped_block(rows)
         copy.write(text + "\n")
         written += len(block)
     return written
+
+
+def _escaped_block(rows: list[Found]) -> str:
+    """`rows` as COPY text with their special characters escaped.
+
+    One backslash in a block is enough to send it here, and nearly every block has some:
+    about 1 line in 120 of a real crawl keeps an id beside a control character or an invalid
+    UTF-8 byte, which its evidence holds as a backslash escape. So the block is escaped with a
+    few whole-text replaces, not per field (about 1 us a row against 5.8 us field by field):
+    fields are joined with NUL and rows with SOH, which evidence never holds (`evidence_text`
+    escapes control characters), and become tabs and newlines after the escaping.
+    """
+    text = "\x01".join([f"{i}\x00{n}\x00{u}\x00{e}" for i, n, u, e in rows])
+    if text.count("\x00") == 3 * len(rows) and text.count("\x01") == len(rows) - 1:
+        for char, escape in ESCAPE_ORDER:
+            text = text.replace(char, escape)
+        return text.replace("\x00", "\t").replace("\x01", "\n")
+    return "\n".join(  # an id or URL holding NUL or SOH: field by field
+        "\t".join(
+            (
+                i.translate(COPY_ESCAPES),
+                str(n),
+                u.translate(COPY_ESCAPES),
+                e.translate(COPY_ESCAPES),
+            )
+        )
+        for i, n, u, e in rows
+    )
 
 
 # The staged ids, deduplicated, each with the URL and evidence of the first line naming it;
