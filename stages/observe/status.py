@@ -13,8 +13,8 @@ DVC is the judge of what is up to date; the run history only explains (stages.ob
 says how a cell is judged).
 
 Exit code 0 when every stage is up to date and the database matches the markers, 1 otherwise,
-so CI can gate on it. The parts, each a module of stages.observe: dvc.yaml read by
-stages.tools.pipeline, `dvcview` (DVC's verdict in words), `drift` (the database), `cells` (the grid's judgement),
+so CI can gate on it. The parts: dvc.yaml read by stages.tools.pipeline; in stages.observe,
+`dvcview` (DVC's verdict in words), `drift` (the database), `cells` (the grid's judgement),
 `snapshot` (the typed snapshot the dashboard serves too) and `render` (the terminal view).
 """
 
