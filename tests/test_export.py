@@ -53,11 +53,13 @@ def test_re_export_of_unchanged_leads_is_byte_identical(project, database_url):
 
 def test_rows_roll_over_to_more_sheets_by_params(project, database_url):
     project.edit_params(lambda p: p["export"].update(rows_per_sheet=2))
-    loaded(project, text="a1\na2\na3\na4\na5\n")
+    loaded(project, text="".join(f"hotel{n}direct\n" for n in range(1, 6)))
     assert export.main(["--engine", "siteminder"]) == 0
     book = load_workbook(workbook_path(project))
     assert book.sheetnames[:3] == ["Leads", "Leads (2)", "Leads (3)"]
-    assert [r[6] for r in book["Leads (3)"].iter_rows(min_row=2, values_only=True)] == ["a5"]
+    assert [r[6] for r in book["Leads (3)"].iter_rows(min_row=2, values_only=True)] == [
+        "hotel5direct"
+    ]
 
 
 def test_the_source_tag_filter_comes_from_params(project, database_url):
