@@ -390,17 +390,25 @@ def _one(cur: psycopg.Cursor) -> Any:
     return row[0]
 
 
-EXPORT_SQL = """
+# A workbook row of each lead of engine %(engine)s, in EXPORT_COLUMNS order; every sheet that
+# lists leads (Leads here, New and Not seen in stages.store.loads) starts from it.
+LEAD_ROWS = """
 SELECT h.name, h.city, h.country, h.website, l.booking_url, e.display_name, l.property_id,
        l.sources, l.first_seen_at, l.last_seen_at
 FROM hotel_booking_engines AS l
 JOIN booking_engines AS e ON e.id = l.engine_id
 JOIN hotels AS h ON h.id = l.hotel_id
 WHERE e.name = %(engine)s
+"""
+
+EXPORT_SQL = (
+    LEAD_ROWS
+    + """
   AND (l.retracted_at IS NULL OR %(include_retracted)s)
   AND (%(source_tag)s::text IS NULL OR %(source_tag)s::text = ANY (l.sources))
 ORDER BY h.country NULLS LAST, h.city NULLS LAST, h.name NULLS LAST, l.property_id
 """
+)
 
 
 def engine_leads(

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from stages.store.leads import LEAD_ROWS
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -83,16 +85,13 @@ def engine_loads(
     ]
 
 
-_CHANGED_LEADS = """
-SELECT h.name, h.city, h.country, h.website, l.booking_url, e.display_name, l.property_id,
-       l.sources, l.first_seen_at, l.last_seen_at
-FROM hotel_booking_engines AS l
-JOIN booking_engines AS e ON e.id = l.engine_id
-JOIN hotels AS h ON h.id = l.hotel_id
-WHERE e.name = %(engine)s
+_CHANGED_LEADS = (
+    LEAD_ROWS
+    + """
   AND (%(source_tag)s::text IS NULL OR %(source_tag)s::text = ANY (l.sources))
   AND l.retracted_at IS NULL
 """
+)
 # In the order of the Leads sheet, so a reader finds a new lead where the Leads sheet has it.
 NEW_SQL = (
     _CHANGED_LEADS
