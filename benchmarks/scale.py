@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from benchmarks import common, timing
 from benchmarks.pipeline import CleanRuns
@@ -85,6 +86,9 @@ def measure(engines: int, args: argparse.Namespace, databases: common.Databases)
             args.repeat,
             warmup=False,
         )
+        if args.profile:
+            add_property(runs, changed_engine)
+            profile_repro(runs, args.profile / f"scale-{len(runs.engines)}.pstats")
         full, loop = clean["repro"].median, clean["loop"].median
         row = {
             "engines": len(runs.engines),
@@ -99,6 +103,41 @@ def measure(engines: int, args: argparse.Namespace, databases: common.Databases)
         }
         print(f"# {format_row(row)}", flush=True)
         return row
+
+
+# Where DVC's time goes in one `dvc repro`, by the one function of DVC 3 that does each job
+# (a function defined once, so nesting cannot count a job twice): the read-modify-write of
+# dvc.lock after every stage (modify_yaml), the other reads of dvc.yaml and dvc.lock
+# (FileMixin._load_yaml), the reads of params.yaml for templating and for each stage's params
+# (load_path), and the stage commands themselves (cmd_run).
+PROFILE_PARTS = {
+    "dvc.lock rewrites": ("dvc/utils/serialize/_yaml.py", "modify_yaml"),
+    "dvc.yaml and dvc.lock reads": ("dvc/dvcfile.py", "_load_yaml"),
+    "params.yaml reads": ("dvc/utils/serialize/__init__.py", "load_path"),
+    "stage commands (ours)": ("dvc/stage/run.py", "cmd_run"),
+}
+
+
+def profile_repro(runs: CleanRuns, out: Path) -> None:
+    """Run `dvc repro` once under cProfile into `out` (a pstats file) and print, per part of
+    PROFILE_PARTS, the cumulative seconds of its function (the parts need not add up to the
+    whole: the rest is DVC collecting the stages and checking what changed)."""
+    import pstats
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [common.PYTHON, "-m", "cProfile", "-o", str(out), "-m", "dvc", "repro"]
+    timing.run_measured(command, cwd=runs.root, env=runs.env)
+    stats = pstats.Stats(str(out)).stats  # type: ignore[attr-defined]
+    whole = max(cumulative for _, _, _, cumulative, _ in stats.values())
+    engines = len(runs.engines)
+    print(f"# profile of `dvc repro`, {engines} engines: {whole:.1f} s in all", flush=True)
+    for part, (suffix, name) in PROFILE_PARTS.items():
+        seconds = sum(
+            value[3]
+            for (file, _, function), value in stats.items()
+            if function == name and file.endswith(suffix)
+        )
+        print(f"#   {part}: {seconds:.1f} s ({seconds / whole:.0%})", flush=True)
 
 
 def add_property(runs: CleanRuns, engine_name: str) -> None:
@@ -142,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=50, help="lines per crawl file")
     parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
     parser.add_argument("--repeat", type=int, default=1, help="timed rounds per case")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FOLDER",
+        help="also profile one more one-engine-changed `dvc repro` per engine count "
+        "(pstats files in FOLDER) and print where DVC's time goes",
+    )
     timing.print_figures(run(parser.parse_args(argv)))
     return 0
 
