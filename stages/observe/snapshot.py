@@ -3,7 +3,7 @@ one typed object (`Snapshot`), built by `collect()` and turned into the JSON bot
 `Snapshot.to_json()`.
 
 It reads DVC's view (stages.observe.dvcview), dvc.yaml, dvc.lock, the stage markers, the run
-history, the heartbeats and the database (stages.observe.drift, in a thread beside DVC's work)
+history, the heartbeats and the database (stages.observe.dbview, in a thread beside DVC's work)
 and changes nothing but the last good copy of dvc.lock (stages.tools.dvcstate)."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from stages.observe.cells import (
     build_cells,
     read_markers,
 )
-from stages.observe.drift import CHANGED, DRIFT, DatabaseView, Finding, database_view
+from stages.observe.dbview import CHANGED, DRIFT, DatabaseView, Finding, database_view
 from stages.observe.dvcview import DvcView, dvc_view
 from stages.observe.records import Attempt
 from stages.tools import dvcstate
@@ -95,7 +95,7 @@ class Snapshot:
     totals: Totals
     failures: list[Failure]  # newest first
     damaged: list[str]  # DVC state files a killed dvc left damaged
-    trend: dict[str, list[dict[str, Any]]]  # engine -> [{"at", "leads"}], oldest first
+    trend: dict[str, list[dict[str, Any]]]  # engine -> trends() points, oldest first
 
     @property
     def stages(self) -> list[str]:
@@ -189,7 +189,7 @@ def collect(
         totals=_totals(markers, states),
         failures=_failures(everything, cells),
         damaged=dvc.damaged,
-        trend=_trend(everything, params.engines),
+        trend=trends(everything, params.engines),
     )
 
 
@@ -252,11 +252,23 @@ def _failures(attempts: list[Attempt], cells: list[Cell]) -> list[Failure]:
     ]
 
 
-def _trend(attempts: list[Attempt], engines: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-    """Leads per engine after each successful ingest, oldest first."""
-    trend: dict[str, list[dict[str, Any]]] = {engine: [] for engine in engines}
+def trends(attempts: Iterable[Attempt], engines: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per engine, after each successful ingest (oldest first, the last TREND_POINTS): leads,
+    new leads (inserted), retracted leads (0 when the ingest did not count any) and rejected
+    lines, from the counts the ingest attempts recorded."""
+    found: dict[str, list[dict[str, Any]]] = {engine: [] for engine in engines}
     for a in attempts:
-        succeeded = a.stage == "ingest" and a.outcome == "succeeded" and "leads" in a.counts
-        if succeeded and a.engine in trend:
-            trend[a.engine].append({"at": a.ended_at, "leads": a.counts["leads"]})
-    return {engine: points[-TREND_POINTS:] for engine, points in trend.items()}
+        if a.stage != "ingest" or a.outcome != "succeeded" or a.engine not in found:
+            continue
+        if "leads" not in a.counts:
+            continue
+        found[a.engine].append(
+            {
+                "at": a.ended_at,
+                "leads": a.counts["leads"],
+                "new": a.counts.get("inserted", 0),
+                "retracted": a.counts.get("retracted", 0),
+                "rejected": a.counts.get("rejected", 0),
+            }
+        )
+    return {engine: points[-TREND_POINTS:] for engine, points in found.items()}

@@ -4,7 +4,8 @@
 rejected lines and retracted leads. New leads of a load are its `inserted`; leads it did not
 see are the engine's leads after it less the unique ids it held. The workbook's New, Not seen
 and Summary sheets come from here (stages.export); the dashboard's trends come from the ingest
-attempts in the run history instead (no database needed), the same counts.
+attempts in the run history instead (stages.observe.snapshot.trends: no database needed), the
+same counts.
 
 Retracted leads (a flag the lead-evidence migration adds to hotel_booking_engines) are not
 leads: they are left out of New and Not seen; the flag is read through the row as JSON, so a
@@ -14,7 +15,7 @@ database without it answers too.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -23,10 +24,6 @@ from stages.store.leads import LEAD_ROWS
 
 if TYPE_CHECKING:
     import psycopg
-
-    from stages.observe.records import Attempt
-
-TREND_POINTS = 30
 
 
 @dataclass(frozen=True)
@@ -142,25 +139,3 @@ def _stream(
 
 def _int(value: Any) -> int | None:
     return None if value is None else int(value)
-
-
-def trends(attempts: Iterable[Attempt], engines: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-    """Per engine, after each successful ingest (oldest first, the last TREND_POINTS): leads,
-    new leads (inserted), retracted leads (0 when the ingest did not count any) and rejected
-    lines, from the counts the ingest attempts recorded."""
-    found: dict[str, list[dict[str, Any]]] = {engine: [] for engine in engines}
-    for a in attempts:
-        if a.stage != "ingest" or a.outcome != "succeeded" or a.engine not in found:
-            continue
-        if "leads" not in a.counts:
-            continue
-        found[a.engine].append(
-            {
-                "at": a.ended_at,
-                "leads": a.counts["leads"],
-                "new": a.counts.get("inserted", 0),
-                "retracted": a.counts.get("retracted", 0),
-                "rejected": a.counts.get("rejected", 0),
-            }
-        )
-    return {engine: points[-TREND_POINTS:] for engine, points in found.items()}
