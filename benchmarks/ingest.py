@@ -33,7 +33,7 @@ def parsed_leads(engine_name: str, crawl: Path, out: Path) -> tuple[int, int]:
     from stages.ingest import LineTally
     from stages.rules.config import load_params
     from stages.rules.crawl import LineParser
-    from stages.store.leads import COPY_ESCAPES
+    from stages.store.staging import COPY_ESCAPES
 
     parser = LineParser(load_params(common.REPO).engine(engine_name))
     first: dict[str, tuple[str, str]] = {}

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stages.observe import journal, records
 from stages.observe.cells import (
@@ -32,6 +32,9 @@ from stages.observe.dvcview import DvcView, dvc_view
 from stages.observe.records import Attempt
 from stages.tools import dvcstate
 from stages.tools.pipeline import pipeline_graph
+
+if TYPE_CHECKING:
+    from stages.rules.config import Params
 
 TREND_POINTS = 30  # ingests per engine on the leads trend
 RECENT_FAILURES = 10  # failed or retried attempts listed
@@ -144,27 +147,13 @@ def collect(
     params = load_params(root)
     graph = pipeline_graph(root)
     markers = {engine: read_markers(params, engine) for engine in params.engines}
-    found: list[DatabaseView] = []
-    worker = threading.Thread(
-        target=lambda: found.append(
-            database_view(
-                root,
-                {engine: marks["ingest"] for engine, marks in markers.items()},
-                start_db=start_db,
-                exports={engine: marks["export"] for engine, marks in markers.items()},
-                source_tag=params.export.source_tag or None,
-            )
-        ),
-        name="status-database",
-        daemon=True,
-    )
-    worker.start()  # the database round trips overlap DVC's work
+    # The database round trips overlap DVC's work.
+    database_read = _database_in_background(root, params, markers, start_db)
     dvc = dvc or dvc_view(root)
     logs = root / journal.LOGS_FOLDER
     local = journal.read_history(logs)
     beats = journal.read_heartbeats(logs)
-    worker.join(DATABASE_WAIT)
-    database = found[0] if found else DatabaseView(message="not checked in time")
+    database = database_read()
 
     everything = records.merge([*database.runs, *local])
     drift = [database.findings.get(engine) or Finding(engine) for engine in params.engines]
@@ -191,6 +180,34 @@ def collect(
         damaged=dvc.damaged,
         trend=trends(everything, params.engines),
     )
+
+
+def _database_in_background(
+    root: Path, params: Params, markers: dict[str, dict[str, dict[str, Any] | None]], start_db: bool
+) -> Callable[[], DatabaseView]:
+    """Start reading the database view in a thread; the function returned waits for it (at
+    most DATABASE_WAIT seconds, then the view says it was not checked in time)."""
+    found: list[DatabaseView] = []
+    worker = threading.Thread(
+        target=lambda: found.append(
+            database_view(
+                root,
+                {engine: marks["ingest"] for engine, marks in markers.items()},
+                start_db=start_db,
+                exports={engine: marks["export"] for engine, marks in markers.items()},
+                source_tag=params.export.source_tag or None,
+            )
+        ),
+        name="status-database",
+        daemon=True,
+    )
+    worker.start()
+
+    def result() -> DatabaseView:
+        worker.join(DATABASE_WAIT)
+        return found[0] if found else DatabaseView(message="not checked in time")
+
+    return result
 
 
 def _engine_summary(engine: Any, markers: dict[str, dict[str, Any] | None]) -> EngineSummary:
