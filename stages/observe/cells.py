@@ -23,7 +23,7 @@ from typing import Any
 from stages.observe import journal, progress, recorder
 from stages.observe.dbview import CHANGED, DRIFT
 from stages.observe.dvcview import DvcView, changed_after, relative, stale_reasons
-from stages.observe.records import Attempt, parse_time
+from stages.observe.records import Attempt, parse_time, seconds_between
 from stages.tools.pipeline import load_yaml
 
 UP_TO_DATE, STALE, RUNNING, FAILED, UNKNOWN = "up to date", "stale", "running", "failed", "unknown"
@@ -131,12 +131,10 @@ def _start(attempt: Attempt) -> datetime:
 
 def _last_run(attempts: list[Attempt]) -> LastRun:
     first, last = attempts[0], attempts[-1]
-    started, ended = parse_time(first.started_at), parse_time(last.ended_at)
-    seconds = round((ended - started).total_seconds(), 3) if started and ended else None
     return LastRun(
         started_at=first.started_at,
         ended_at=last.ended_at,
-        seconds=seconds,
+        seconds=seconds_between(first.started_at, last.ended_at),
         attempts=last.attempt,
         outcome=last.outcome,
         host=last.host,
