@@ -198,7 +198,7 @@ def ingest(
     from stages.report import metrics
     from stages.rules.config import load_params
     from stages.rules.crawl import LineParser, UnreadableFile
-    from stages.store import db
+    from stages.store import db, loads
     from stages.store.files import atomic_output, write_json
 
     params = load_params()
@@ -211,7 +211,7 @@ def ingest(
     started = time.monotonic()
     with atomic_output(rejects_path, "w") as rejects:
         tally = LineTally(rejects)
-        guard = None if accept else _collapse_guard(engine.name, tally, params)
+        guard = None if accept else loads.collapse_guard(engine.name, tally, params.ingest)
         load = _Load(engine, path, LineParser(engine), tag, seen_at, by_hand, tally, guard)
         try:
             loaded = db.retrying(
@@ -276,20 +276,6 @@ class _Load:
             counts = {**self.tally.summary(), "retracted": result.retracted}
             loads.record_line_counts(conn, result.load_id, counts)
             return result
-
-
-def _collapse_guard(
-    engine: str, tally: LineTally, params: Params
-) -> Callable[[int, int | None], None]:
-    """The load's `before_commit` guard with the engine's limits (stages.store.loads)."""
-    from stages.store.loads import collapse_guard
-
-    return collapse_guard(
-        engine,
-        tally,
-        max_rejected_share=params.ingest.max_rejected_share,
-        min_previous_share=params.ingest.min_previous_share,
-    )
 
 
 def _rejects_path(params: Params, engine: str, path: Path, by_hand: bool) -> Path:

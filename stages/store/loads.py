@@ -30,6 +30,8 @@ from stages.store.leads import LEAD_ROWS
 if TYPE_CHECKING:
     import psycopg
 
+    from stages.rules.config import Ingest
+
 
 @dataclass(frozen=True)
 class LoadFigures:
@@ -65,16 +67,16 @@ class LineCounts(Protocol):
 
 
 def collapse_guard(
-    engine: str, lines: LineCounts, *, max_rejected_share: float, min_previous_share: float
+    engine: str, lines: LineCounts, limits: Ingest
 ) -> Callable[[int, int | None], None]:
     """The `before_commit` guard of a load (stages.store.leads.load_leads): it raises
     PipelineError if the load looks like a lost crawl.
 
-    Fails when rejected lines exceed `max_rejected_share` of the non-blank lines, or when the
-    unique ids fall below `min_previous_share` of the previous pipeline load's (params.yaml
-    `ingest.*`); the message names the figures, the three commonest reject reasons and how to
-    accept on purpose.
+    Fails when rejected lines exceed `limits.max_rejected_share` of the non-blank lines, or when
+    the unique ids fall below `limits.min_previous_share` of the previous pipeline load's; the
+    message names the figures, the three commonest reject reasons and how to accept on purpose.
     """
+    max_rejected_share, min_previous_share = limits.max_rejected_share, limits.min_previous_share
 
     def check(unique: int, previous: int | None) -> None:
         rejected = sum(lines.rejected.values())
