@@ -121,12 +121,9 @@ def _figures(results: dict[str, timing.Series], size: int) -> list[timing.Figure
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.download", description=__doc__)
+    parser = timing.command("benchmarks.download", __doc__, repeat=5, stages="a proposal")
     parser.add_argument("--mb", type=float, default=200, help="object size in MB (about)")
-    parser.add_argument("--stages", type=Path, help="run this copy of stages/ (a proposal)")
-    timing.common_arguments(parser, repeat=5)
-    timing.print_figures(run(parser.parse_args(argv)))
-    return 0
+    return timing.run_command(parser, run, argv)
 
 
 if __name__ == "__main__":

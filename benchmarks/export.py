@@ -15,7 +15,6 @@ import argparse
 import json
 import pickle
 import sys
-from pathlib import Path
 
 from benchmarks import common, timing
 
@@ -96,13 +95,9 @@ def run(args: argparse.Namespace) -> list[timing.Figure]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.export", description=__doc__)
+    parser = timing.command("benchmarks.export", __doc__, repeat=5, pg=True, stages="a proposal")
     parser.add_argument("--rows", type=int, default=200_000, help="leads to export")
-    parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
-    parser.add_argument("--stages", type=Path, help="run this copy of stages/ (a proposal)")
-    timing.common_arguments(parser, repeat=5)
-    timing.print_figures(run(parser.parse_args(argv)))
-    return 0
+    return timing.run_command(parser, run, argv)
 
 
 if __name__ == "__main__":

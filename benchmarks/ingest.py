@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmarks import common, timing
 
@@ -33,7 +35,7 @@ def parsed_leads(engine_name: str, crawl: Path, out: Path) -> tuple[int, int]:
     from stages.ingest import LineTally
     from stages.rules.config import load_params
     from stages.rules.crawl import LineParser
-    from stages.store.leads import COPY_ESCAPES
+    from stages.store.staging import COPY_ESCAPES
 
     parser = LineParser(load_params(common.REPO).engine(engine_name))
     first: dict[str, tuple[str, str]] = {}
@@ -78,88 +80,99 @@ def run(args: argparse.Namespace) -> list[timing.Figure]:
     with common.postgres(args.pg) as base_url, common.scratch("ingest") as folder:
         databases = common.Databases(base_url)
         try:
-            ids = folder / "leads.txt"
-            valid, unique = parsed_leads(engine.name, crawl, ids)
-            print(
-                f"# {crawl.name}: {args.lines:,} lines, {valid:,} valid ids, {unique:,} unique"
-                " (parsed and deduplicated for the floor before the clock)",
-                flush=True,
-            )
-            project = common.stage_project(folder / "project", stages_from=args.stages)
-            empty = databases.migrated()
-            loaded = databases.copy(empty)
-            loaded_url = databases.url(loaded)
-            # The leads as our own first load leaves them (their order on disk matters).
-            common.place_raw(project, engine.name, crawl, common.SEEN_AT)
-            timing.run_measured(
-                [common.PYTHON, "-m", "stages.ingest", "--engine", engine.name],
-                cwd=project,
-                env=common.child_env(DATABASE_URL=loaded_url),
-            )
-            common.vacuum(loaded_url)
-            state = {"url": ""}
-
-            def ours() -> timing.Measured:
-                return timing.run_measured(
-                    [common.PYTHON, "-m", "stages.ingest", "--engine", engine.name],
-                    cwd=project,
-                    env=common.child_env(DATABASE_URL=state["url"]),
-                )
-
-            def floor() -> timing.Measured:
-                return floor_load(state["url"], engine, state["seen_at"], ids)
-
+            bench = _Loads.prepare(args, engine, crawl, folder, databases)
             for what, template, seen_at in (
-                ("first load", empty, common.SEEN_AT),
-                ("re-load a week later", loaded, common.SEEN_AGAIN_AT),
+                ("first load", bench.empty, common.SEEN_AT),
+                ("re-load a week later", bench.loaded, common.SEEN_AGAIN_AT),
             ):
-                common.place_raw(project, engine.name, crawl, seen_at)
-                state["seen_at"] = seen_at
-
-                def fresh(name: str, template: str = template) -> None:
-                    state["url"] = databases.fresh(template)
-
-                # The floor is a floor only if it leaves the leads ours leaves.
-                digests = []
-                for case in (ours, floor):
-                    fresh("", template)
-                    case()
-                    digests.append(leads_digest(state["url"]))
-                same = "yes" if digests[0] == digests[1] else f"NO: {digests}"
-                print(f"# {what}: floor and ours leave the same leads: {same}", flush=True)
-                # That run of each was the warm-up.
-                results = timing.interleaved(
-                    [("ours (stages.ingest)", ours), ("floor (COPY + one merge)", floor)],
-                    args.repeat,
-                    warmup=False,
-                    before_each=fresh,
-                )
-                figures.append(
-                    timing.compare(
-                        "1",
-                        f"ingest {args.lines:,} lines, {what}",
-                        results["ours (stages.ingest)"],
-                        results["floor (COPY + one merge)"],
-                        max_ratio=TARGET,
-                    )
-                )
-                if args.executemany:
-                    state["url"] = databases.fresh(template)
-                    started = timing.Series("row-by-row executemany upserts")
-                    started.runs.append(
-                        floor_load(state["url"], engine, seen_at, ids, "executemany")
-                    )
-                    figures.append(
-                        timing.compare(
-                            "1",
-                            f"ingest {args.lines:,} lines, {what}, vs executemany",
-                            results["ours (stages.ingest)"],
-                            started,
-                        )
-                    )
+                figures += bench.figures(what, template, seen_at)
         finally:
             databases.drop_all()
     return figures
+
+
+@dataclass
+class _Loads:
+    """Our ingest and the floor, each loading `crawl` into a fresh copy of a template database."""
+
+    args: argparse.Namespace
+    engine: Any
+    crawl: Path
+    ids: Path  # the floor's input: the leads parsed and deduplicated before the clock
+    project: Path
+    databases: common.Databases
+    empty: str  # template databases: migrated and empty; after our own first load
+    loaded: str
+    url: str = ""  # the database of the run at hand
+    seen_at: str = common.SEEN_AT
+
+    @classmethod
+    def prepare(
+        cls,
+        args: argparse.Namespace,
+        engine: Any,
+        crawl: Path,
+        folder: Path,
+        databases: common.Databases,
+    ) -> _Loads:
+        """Parse the floor's leads, make the project, and the two templates: empty, and holding
+        the leads as our own first load leaves them (their order on disk matters), vacuumed."""
+        ids = folder / "leads.txt"
+        valid, unique = parsed_leads(engine.name, crawl, ids)
+        print(
+            f"# {crawl.name}: {args.lines:,} lines, {valid:,} valid ids, {unique:,} unique"
+            " (parsed and deduplicated for the floor before the clock)",
+            flush=True,
+        )
+        project = common.stage_project(folder / "project", stages_from=args.stages)
+        empty = databases.migrated()
+        loads = cls(args, engine, crawl, ids, project, databases, empty, databases.copy(empty))
+        loads.url = databases.url(loads.loaded)
+        common.place_raw(project, engine.name, crawl, common.SEEN_AT)
+        loads.ours()
+        common.vacuum(loads.url)
+        return loads
+
+    def ours(self) -> timing.Measured:
+        return timing.run_measured(
+            [common.PYTHON, "-m", "stages.ingest", "--engine", self.engine.name],
+            cwd=self.project,
+            env=common.child_env(DATABASE_URL=self.url),
+        )
+
+    def floor(self) -> timing.Measured:
+        return floor_load(self.url, self.engine, self.seen_at, self.ids)
+
+    def figures(self, what: str, template: str, seen_at: str) -> list[timing.Figure]:
+        """Check that the floor leaves the leads ours leaves (the warm-up), then time both."""
+        common.place_raw(self.project, self.engine.name, self.crawl, seen_at)
+        self.seen_at = seen_at
+
+        def fresh(name: str) -> None:
+            self.url = self.databases.fresh(template)
+
+        digests = []
+        for case in (self.ours, self.floor):
+            fresh("")
+            case()
+            digests.append(leads_digest(self.url))
+        same = "yes" if digests[0] == digests[1] else f"NO: {digests}"
+        print(f"# {what}: floor and ours leave the same leads: {same}", flush=True)
+        ours, floor = "ours (stages.ingest)", "floor (COPY + one merge)"
+        results = timing.interleaved(
+            [(ours, self.ours), (floor, self.floor)],
+            self.args.repeat,
+            warmup=False,
+            before_each=fresh,
+        )
+        lines = f"ingest {self.args.lines:,} lines, {what}"
+        figures = [timing.compare("1", lines, results[ours], results[floor], max_ratio=TARGET)]
+        if self.args.executemany:
+            fresh("")
+            rows = timing.Series("row-by-row executemany upserts")
+            rows.runs.append(floor_load(self.url, self.engine, seen_at, self.ids, "executemany"))
+            figures.append(timing.compare("1", f"{lines}, vs executemany", results[ours], rows))
+        return figures
 
 
 def floor_load(url: str, engine, seen_at: str, ids: Path, mode: str = "floor") -> timing.Measured:
@@ -176,15 +189,11 @@ def floor_load(url: str, engine, seen_at: str, ids: Path, mode: str = "floor") -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__)
+    parser = timing.command("benchmarks.ingest", __doc__, repeat=5, pg=True, stages="a proposal")
     parser.add_argument("--lines", type=int, default=1_000_000, help="lines in the crawl file")
     parser.add_argument("--engine", default="cloudbeds", help="engine whose lines to generate")
     parser.add_argument("--executemany", action="store_true", help="also time row-by-row upserts")
-    parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
-    parser.add_argument("--stages", type=Path, help="run this copy of stages/ (a proposal)")
-    timing.common_arguments(parser, repeat=5)
-    timing.print_figures(run(parser.parse_args(argv)))
-    return 0
+    return timing.run_command(parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -167,13 +167,11 @@ def _figure(engine: str, new: timing.Series, old: timing.Series, lines: int) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.parse", description=__doc__)
+    parser = timing.command("benchmarks.parse", __doc__, repeat=5)
     parser.add_argument("--lines", type=int, default=200_000, help="lines per engine")
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--old", type=Path, help=f"baseline tree (default: {FIRST_RELEASE})")
-    timing.common_arguments(parser, repeat=5)
-    timing.print_figures(run(parser.parse_args(argv)))
-    return 0
+    return timing.run_command(parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -160,15 +160,11 @@ def run(args: argparse.Namespace) -> list[timing.Figure]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__)
+    parser = timing.command("benchmarks.pipeline", __doc__, repeat=3, pg=True, stages="memory part")
     parser.add_argument("--lines", type=int, nargs="*", default=[25_000, 1_000_000])
     parser.add_argument("--ingest-lines", type=int, nargs="*", default=[1_000_000, 10_000_000])
     parser.add_argument("--export-rows", type=int, nargs="*", default=[100_000, 1_000_000])
-    parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
-    parser.add_argument("--stages", type=Path, help="run this copy of stages/ (memory part)")
-    timing.common_arguments(parser, repeat=3)
-    timing.print_figures(run(parser.parse_args(argv)))
-    return 0
+    return timing.run_command(parser, run, argv)
 
 
 if __name__ == "__main__":

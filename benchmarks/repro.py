@@ -59,13 +59,10 @@ def measure(engines: int, args: argparse.Namespace, databases: common.Databases)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.repro", description=__doc__)
+    parser = timing.command("benchmarks.repro", __doc__, repeat=5, pg=True)
     parser.add_argument("--engines", type=int, nargs="+", default=[4, 50], help="engine counts")
     parser.add_argument("--lines", type=int, default=2_000, help="lines per crawl file")
-    parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
-    timing.common_arguments(parser, repeat=5)
-    timing.print_figures(run(parser.parse_args(argv)))
-    return 0
+    return timing.run_command(parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -188,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also profile one more one-engine-changed `dvc repro` per engine count "
         "(pstats files in FOLDER) and print where DVC's time goes",
     )
-    timing.print_figures(run(parser.parse_args(argv)))
-    return 0
+    return timing.run_command(parser, run, argv)
 
 
 if __name__ == "__main__":

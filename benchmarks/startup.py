@@ -121,14 +121,10 @@ def no_work(args: argparse.Namespace, cwd: Path, env: dict[str, str], bare: timi
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__)
+    parser = timing.command("benchmarks.startup", __doc__, repeat=20, pg=True, stages="a proposal")
     parser.add_argument("--only", nargs="+", help="these stage modules (default: dvc.yaml's)")
-    parser.add_argument("--stages", type=Path, help="run this copy of stages/ (a proposal)")
     parser.add_argument("--help-only", action="store_true", help="skip the runs with no work")
-    parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
-    timing.common_arguments(parser, repeat=20)
-    timing.print_figures(run(parser.parse_args(argv)))
-    return 0
+    return timing.run_command(parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -183,10 +183,30 @@ def compare(
     return result
 
 
-def common_arguments(parser: argparse.ArgumentParser, *, repeat: int) -> None:
-    """The flags every benchmark takes: --repeat (default `repeat`) and --no-warmup."""
+def command(
+    module: str, description: str | None, *, repeat: int, pg: bool = False, stages: str = ""
+) -> argparse.ArgumentParser:
+    """The command line of `python -m <module>` with the flags every benchmark takes: --repeat
+    (default `repeat`) and --no-warmup; --pg when it creates databases; --stages when it can run
+    a copy of stages/ (`stages` says for what: "a proposal")."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     parser.add_argument("--repeat", type=int, default=repeat, help="timed rounds per case")
     parser.add_argument("--no-warmup", action="store_true", help="skip the discarded warm-up round")
+    if pg:
+        parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
+    if stages:
+        parser.add_argument("--stages", type=Path, help=f"run this copy of stages/ ({stages})")
+    return parser
+
+
+def run_command(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], Sequence[Figure]],
+    argv: list[str] | None,
+) -> int:
+    """A benchmark's `main`: parse `argv`, run, print the figures' summary; exit code 0."""
+    print_figures(run(parser.parse_args(argv)))
+    return 0
 
 
 # --- child processes ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from pathlib import Path
 
 from benchmarks import common, prefect_flow, timing
 from benchmarks.pipeline import ENGINES, CleanRuns
@@ -52,85 +53,81 @@ def run(args: argparse.Namespace) -> list[timing.Figure]:
 def compare(lines: int, args: argparse.Namespace, databases: common.Databases) -> list:
     with common.scratch(f"prefect{lines}") as folder:
         runs = CleanRuns(folder, lines, databases)
-        prefect_home = folder / "prefect-home"
-        flow_seconds: list[float] = []
-
-        def prefect() -> timing.Measured:
-            env = dict(runs.env)
-            env.pop("PREFECT_API_URL", None)  # ephemeral mode: Prefect's own temporary server
-            env.update(
-                PREFECT_HOME=str(prefect_home),
-                PREFECT_SERVER_ANALYTICS_ENABLED="false",  # no calls out of the machine
-                PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",  # a loaded machine
-                PYTHONPATH=str(common.REPO),  # benchmarks.prefect_flow; stages/ is the copy's
-            )
-            measured = timing.run_measured(
-                [common.PYTHON, "-m", "benchmarks.prefect_flow"], cwd=runs.root, env=env
-            )
-            last = measured.output.rsplit(prefect_flow.FLOW_SECONDS, 1)[1].split()[0]
-            flow_seconds.append(float(last))
-            return measured
-
-        def parallel() -> timing.Measured:
-            return timing.run_measured(
-                [common.PYTHON, "-m", "stages.tools.parallel", "--jobs", "2"],
-                cwd=runs.root,
-                env=runs.env,
-            )
-
+        flow = _PrefectFlow(runs, folder / "prefect-home")
         results = timing.interleaved(
             [
                 (REPRO, runs.repro),
-                (PARALLEL, parallel),
+                (PARALLEL, lambda: _parallel(runs)),
                 (LOOP, runs.stages_alone),
-                (PREFECT, prefect),
+                (PREFECT, flow.run),
             ],
             args.repeat,
             warmup=not args.no_warmup,
             before_each=runs.fresh,
         )
-        timed = flow_seconds[-len(results[PREFECT].runs) :]
-        what = f"{ENGINES} engines x {lines:,} lines"
-        return [
+        timed = flow.seconds[-len(results[PREFECT].runs) :]
+        note = f"Prefect flow body alone: median {statistics.median(timed):.2f} s"
+        return _figures(results, f"{ENGINES} engines x {lines:,} lines", note)
+
+
+class _PrefectFlow:
+    """The seed's Prefect flow as one measured process; `seconds` collects its body's times."""
+
+    def __init__(self, runs: CleanRuns, prefect_home: Path):
+        self.runs = runs
+        self.prefect_home = prefect_home
+        self.seconds: list[float] = []
+
+    def run(self) -> timing.Measured:
+        env = dict(self.runs.env)
+        env.pop("PREFECT_API_URL", None)  # ephemeral mode: Prefect's own temporary server
+        env.update(
+            PREFECT_HOME=str(self.prefect_home),
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",  # no calls out of the machine
+            PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",  # a loaded machine
+            PYTHONPATH=str(common.REPO),  # benchmarks.prefect_flow; stages/ is the copy's
+        )
+        measured = timing.run_measured(
+            [common.PYTHON, "-m", "benchmarks.prefect_flow"], cwd=self.runs.root, env=env
+        )
+        last = measured.output.rsplit(prefect_flow.FLOW_SECONDS, 1)[1].split()[0]
+        self.seconds.append(float(last))
+        return measured
+
+
+def _parallel(runs: CleanRuns) -> timing.Measured:
+    return timing.run_measured(
+        [common.PYTHON, "-m", "stages.tools.parallel", "--jobs", "2"], cwd=runs.root, env=runs.env
+    )
+
+
+def _figures(results: dict[str, timing.Series], what: str, note: str) -> list[timing.Figure]:
+    """dvc repro and stages.tools.parallel, each against the shell loop and the Prefect flow."""
+    figures = []
+    for ours, name in ((REPRO, "dvc repro"), (PARALLEL, "stages.tools.parallel --jobs 2")):
+        figures += [
             timing.compare(
                 "7",
-                f"dvc repro vs shell loop, {what}",
-                results[REPRO],
+                f"{name} vs shell loop, {what}",
+                results[ours],
                 results[LOOP],
                 max_ratio=MAX_VS_LOOP,
             ),
             timing.compare(
                 "7",
-                f"dvc repro vs Prefect flow, {what}",
-                results[REPRO],
+                f"{name} vs Prefect flow, {what}",
+                results[ours],
                 results[PREFECT],
                 max_ratio=MAX_VS_PREFECT,
-                note=f"Prefect flow body alone: median {statistics.median(timed):.2f} s",
-            ),
-            timing.compare(
-                "7",
-                f"stages.tools.parallel --jobs 2 vs shell loop, {what}",
-                results[PARALLEL],
-                results[LOOP],
-                max_ratio=MAX_VS_LOOP,
-            ),
-            timing.compare(
-                "7",
-                f"stages.tools.parallel --jobs 2 vs Prefect flow, {what}",
-                results[PARALLEL],
-                results[PREFECT],
-                max_ratio=MAX_VS_PREFECT,
+                note=note if ours == REPRO else "",
             ),
         ]
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.versus_prefect", description=__doc__
-    )
+    parser = timing.command("benchmarks.versus_prefect", __doc__, repeat=3, pg=True)
     parser.add_argument("--lines", type=int, nargs="+", default=[25_000])
-    parser.add_argument("--pg", help="PostgreSQL URL to create databases on (default: private)")
-    timing.common_arguments(parser, repeat=3)
     args = parser.parse_args(argv)
     if not prefect_available():
         print("Prefect is not installed: run `uv sync --group bench` first.", file=sys.stderr)

@@ -25,6 +25,7 @@ STAGE = "download"
 
 
 def download(engine_name: str) -> None:
+    from stages.observe.progress import Progress
     from stages.rules.config import load_params
     from stages.store import s3, storage
     from stages.store.files import write_json
@@ -39,6 +40,7 @@ def download(engine_name: str) -> None:
         policy=params.source.retry_policy,
         timeout=params.source.timeout,
         label=f"{STAGE}@{engine.name}",
+        meter=lambda what, size: Progress(what, total=size, unit="B"),
     )
     identity = {
         "source": s3.describe(source, params.root),

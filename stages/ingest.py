@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from stages.rules.config import Engine, Params
     from stages.rules.crawl import LineParser, Reject, UnreadableFile
     from stages.store import leads
-    from stages.store.leads import Found
+    from stages.store.staging import Found
 
 
 class LineTally:
@@ -186,49 +186,6 @@ def _position(handle: IO[bytes]) -> Callable[[], int]:
     return lambda: os.lseek(fd, 0, os.SEEK_CUR)
 
 
-def collapse_check(
-    engine: str, tally: LineTally, settings: dict[str, float], accept: bool
-) -> Callable[[int, int | None], None]:
-    """The `before_commit` guard of a load: raise PipelineError if it looks like a lost crawl.
-
-    Fails when rejected lines exceed `max_rejected_share` of the non-blank lines, or when the
-    unique ids fall below `min_previous_share` of the previous pipeline load's; the message
-    names the figures, the three commonest reject reasons and how to accept on purpose.
-    """
-    from stages.errors import PipelineError
-
-    def check(unique: int, previous: int | None) -> None:
-        if accept:
-            return
-        rejected = sum(tally.rejected.values())
-        read = tally.lines - tally.blank
-        problems, keys = [], []
-        limit = float(settings.get("max_rejected_share", 0.5))
-        if read and rejected / read > limit:
-            problems.append(
-                f"{rejected:,} of {read:,} non-blank lines rejected ({rejected / read:.0%}, "
-                f"above ingest.max_rejected_share {limit:g})"
-            )
-            keys.append("raise ingest.max_rejected_share")
-        least = float(settings.get("min_previous_share", 0.5))
-        if previous and unique < least * previous:
-            problems.append(
-                f"{unique:,} unique ids, {unique / previous:.0%} of the previous load's "
-                f"{previous:,} (below ingest.min_previous_share {least:g})"
-            )
-            keys.append("lower ingest.min_previous_share")
-        if not problems:
-            return
-        common = ", ".join(f"{reason} {count:,}" for reason, count in tally.rejected.most_common(3))
-        raise PipelineError(
-            f"{STAGE}@{engine}: nothing loaded: {'; '.join(problems)}; commonest rejects: "
-            f"{common or 'none'}. If the file is right, {' and '.join(keys)} in params.yaml, "
-            f"or run `python -m stages.ingest --engine {engine} --accept` once."
-        )
-
-    return check
-
-
 def ingest(
     engine_name: str, file: Path | None, source_tag: str | None, accept: bool = False
 ) -> dict[str, object]:
@@ -241,15 +198,11 @@ def ingest(
     from stages.report import metrics
     from stages.rules.config import load_params
     from stages.rules.crawl import LineParser, UnreadableFile
-    from stages.store import db
+    from stages.store import db, loads
     from stages.store.files import atomic_output, write_json
 
     params = load_params()
     engine = params.engine(engine_name)
-    settings = {
-        "max_rejected_share": params.ingest.max_rejected_share,
-        "min_previous_share": params.ingest.min_previous_share,
-    }
     tag = source_tag if source_tag is not None else params.ingest.source_tag
     by_hand = file is not None
     path = _crawl_file(engine.name, file or params.files(engine.name).raw, by_hand)
@@ -258,7 +211,7 @@ def ingest(
     started = time.monotonic()
     with atomic_output(rejects_path, "w") as rejects:
         tally = LineTally(rejects)
-        guard = collapse_check(engine.name, tally, settings, accept)
+        guard = None if accept else loads.collapse_guard(engine.name, tally, params.ingest)
         load = _Load(engine, path, LineParser(engine), tag, seen_at, by_hand, tally, guard)
         try:
             loaded = db.retrying(
@@ -296,7 +249,7 @@ class _Load:
     seen_at: datetime
     by_hand: bool
     tally: LineTally
-    guard: Callable[[int, int | None], None]
+    guard: Callable[[int, int | None], None] | None
 
     def once(self) -> leads.LoadResult:
         """One attempt, in one transaction: the load and its line counts (stages.store.loads)

@@ -70,12 +70,17 @@ def shown(project_template, pg_server, tmp_path_factory):
             running.finish("succeeded", counts={})
 
 
+def opened_page(shown, tmp_path_factory, ready, folder):
+    """Chromium on the dashboard `shown` serves, once the page's script says `ready`."""
+    _, server = shown
+    with dashboard_page(server.url, tmp_path_factory.mktemp(folder), ready) as page:
+        yield page
+
+
 @pytest.fixture(scope="module")
 def page(shown, tmp_path_factory):
-    _, server = shown
     ready = "document.body.dataset.ready === '1'"
-    with dashboard_page(server.url, tmp_path_factory.mktemp("chromium"), ready) as page:
-        yield page
+    yield from opened_page(shown, tmp_path_factory, ready, "chromium")
 
 
 def state_of(page, selector):
@@ -256,10 +261,8 @@ def runs_shown(project_template, pg_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runs_page(runs_shown, tmp_path_factory):
-    _, server = runs_shown
     ready = "document.body.dataset.runsReady === '1'"
-    with dashboard_page(server.url, tmp_path_factory.mktemp("chromium-runs"), ready) as page:
-        yield page
+    yield from opened_page(runs_shown, tmp_path_factory, ready, "chromium-runs")
 
 
 def get_json(server, path):

@@ -203,16 +203,19 @@ def two_connections(database_url):
         yield first, second
 
 
+def error_of(conn, statement, kind):
+    """The `kind` error executing `statement` on `conn` raises (the test fails if none does)."""
+    with pytest.raises(kind) as raised:
+        conn.execute(statement)
+    return raised.value
+
+
 def test_a_connection_terminated_by_the_server_is_transient(two_connections):
     victim, killer = two_connections
     killer.execute("SELECT pg_terminate_backend(%s)", [victim.info.backend_pid])
-    with pytest.raises(psycopg.OperationalError) as raised:
-        victim.execute("SELECT 1")
-    assert db.is_transient(raised.value)
+    assert db.is_transient(error_of(victim, "SELECT 1", psycopg.OperationalError))
     # And the connection is unusable afterwards; using it again is transient too.
-    with pytest.raises(psycopg.OperationalError) as again:
-        victim.execute("SELECT 1")
-    assert db.is_transient(again.value)
+    assert db.is_transient(error_of(victim, "SELECT 1", psycopg.OperationalError))
 
 
 def test_a_serialization_failure_is_transient(two_connections):
@@ -220,10 +223,10 @@ def test_a_serialization_failure_is_transient(two_connections):
     first.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     first.execute("SELECT value FROM counters WHERE id = 1")
     second.execute("UPDATE counters SET value = 1 WHERE id = 1")
-    with pytest.raises(psycopg.errors.SerializationFailure) as raised:
-        first.execute("UPDATE counters SET value = 2 WHERE id = 1")
+    update = "UPDATE counters SET value = 2 WHERE id = 1"
+    failure = error_of(first, update, psycopg.errors.SerializationFailure)
     first.execute("ROLLBACK")
-    assert db.is_transient(raised.value)
+    assert db.is_transient(failure)
 
 
 def test_a_deadlock_is_transient(two_connections):
@@ -253,12 +256,10 @@ def test_a_deadlock_is_transient(two_connections):
 
 def test_constraint_violations_and_bad_sql_are_not_transient(two_connections):
     conn, _ = two_connections
-    with pytest.raises(psycopg.errors.UniqueViolation) as duplicate:
-        conn.execute("INSERT INTO counters VALUES (1, 0)")
-    with pytest.raises(psycopg.errors.UndefinedTable) as undefined:
-        conn.execute("SELECT * FROM no_such_table")
-    assert not db.is_transient(duplicate.value)
-    assert not db.is_transient(undefined.value)
+    duplicate = error_of(conn, "INSERT INTO counters VALUES (1, 0)", psycopg.errors.UniqueViolation)
+    undefined = error_of(conn, "SELECT * FROM no_such_table", psycopg.errors.UndefinedTable)
+    assert not db.is_transient(duplicate)
+    assert not db.is_transient(undefined)
     assert not db.is_transient(ValueError("not a database error"))
 
 

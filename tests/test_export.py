@@ -123,13 +123,20 @@ def test_a_different_database_fails_the_export(
     assert not workbook_path(project).exists()
 
 
-def test_formula_looking_leads_are_stored_as_text(project, database_url):
-    loaded(project)
+def exported_sheets(project, database_url, update):
+    """The worksheets' XML by file name, of the workbook export writes after `update` ran."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute('UPDATE hotels SET name = \'=HYPERLINK("http://evil.example","x")\'')
+        conn.execute(update)
     assert export.main(["--engine", "siteminder"]) == 0
     with zipfile.ZipFile(workbook_path(project)) as archive:
-        sheet = archive.read("xl/worksheets/sheet1.xml").decode()
+        names = [n for n in archive.namelist() if n.startswith("xl/worksheets/sheet")]
+        return {name: archive.read(name).decode() for name in names}
+
+
+def test_formula_looking_leads_are_stored_as_text(project, database_url):
+    loaded(project)
+    update = 'UPDATE hotels SET name = \'=HYPERLINK("http://evil.example","x")\''
+    sheet = exported_sheets(project, database_url, update)["xl/worksheets/sheet1.xml"]
     assert "<f>" not in sheet and "<f " not in sheet
     assert "=HYPERLINK" in sheet
 
@@ -248,12 +255,8 @@ def test_a_re_export_with_new_sheets_is_byte_identical(project, database_url):
 
 def test_formula_looking_text_in_the_new_sheet_is_stored_as_text(project, database_url):
     load_weeks(project)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("UPDATE hotels SET name = '=1+2', city = '@SUM(A1)'")
-    assert export.main(["--engine", "siteminder"]) == 0
-    with zipfile.ZipFile(workbook_path(project)) as archive:
-        names = [n for n in archive.namelist() if n.startswith("xl/worksheets/sheet")]
-        sheets = [archive.read(name).decode() for name in names]
+    update = "UPDATE hotels SET name = '=1+2', city = '@SUM(A1)'"
+    sheets = list(exported_sheets(project, database_url, update).values())
     assert len(sheets) == 4
     assert all("<f>" not in sheet and "<f " not in sheet for sheet in sheets)
     assert sheet_rows(load_workbook(workbook_path(project)), "New")[1][:2] == ("=1+2", "@SUM(A1)")

@@ -17,7 +17,7 @@ import pytest
 from psycopg import sql
 
 from stages import download, ingest, publish
-from stages.observe.drift import database_view
+from stages.observe.dbview import database_view
 from tests.support.disk import can_mount, on_full_disk, on_read_only_folder
 from tests.support.pg import forget_database, url_for_database
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from stages.ingest import LineTally
-from stages.observe.progress import Progress, phase
+from stages.observe.progress import Progress, byte_size, phase
 from stages.rules.config import load_params
 from stages.rules.crawl import LineParser
 from tests.support.project import REPO
@@ -111,6 +111,9 @@ def test_a_step_that_fails_says_it_stopped_not_that_it_is_done(progress_log):
 def test_the_stages_name_their_phases_and_end_on_true_counts(project, database_url):
     for stage in ("download", "ingest", "export"):
         assert project.stage(stage, "--engine", "rms").returncode == 0, stage
+    source = json.loads((project.root / "data" / "raw" / "rms.meta.json").read_text())
+    log = (project.root / "logs" / "download" / "rms.log").read_text()
+    assert f"read rms.txt: {byte_size(source['bytes'])} in " in log  # storage's byte meter
     counts = json.loads((project.root / "data" / "ingest" / "rms.json").read_text())
     log = (project.root / "logs" / "ingest" / "rms.log").read_text()
     assert f"read rms.txt: {counts['lines']:,} lines in " in log

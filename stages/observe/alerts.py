@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.errors import first_line
-from stages.observe.drift import DRIFT, Finding
+from stages.observe.dbview import DRIFT, Finding
 from stages.store.secrets import redact
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from stages.observe import journal, progress, recorder
-from stages.observe.drift import CHANGED, DRIFT
+from stages.observe.dbview import CHANGED, DRIFT
 from stages.observe.dvcview import DvcView, changed_after, relative, stale_reasons
-from stages.observe.records import Attempt, parse_time
+from stages.observe.records import Attempt, parse_time, seconds_between
 from stages.tools.pipeline import load_yaml
 
 UP_TO_DATE, STALE, RUNNING, FAILED, UNKNOWN = "up to date", "stale", "running", "failed", "unknown"
@@ -32,7 +32,7 @@ NEVER_RUN = "never run"
 UPSTREAM = "upstream stale"
 UPSTREAM_RUNNING = "upstream running"
 KILLED = "stopped without recording an end (killed, or the machine went down)"
-# The reasons of a cell made stale by its engine's database finding (stages.observe.drift):
+# The reasons of a cell made stale by its engine's database finding (stages.observe.dbview):
 # DVC cannot see the database, so the cell whose run repairs the finding says why here.
 LEADS_LOST = "leads lost in database"
 DATABASE_CHANGED = "database changed"
@@ -131,12 +131,10 @@ def _start(attempt: Attempt) -> datetime:
 
 def _last_run(attempts: list[Attempt]) -> LastRun:
     first, last = attempts[0], attempts[-1]
-    started, ended = parse_time(first.started_at), parse_time(last.ended_at)
-    seconds = round((ended - started).total_seconds(), 3) if started and ended else None
     return LastRun(
         started_at=first.started_at,
         ended_at=last.ended_at,
-        seconds=seconds,
+        seconds=seconds_between(first.started_at, last.ended_at),
         attempts=last.attempt,
         outcome=last.outcome,
         host=last.host,
@@ -162,7 +160,7 @@ def build_cells(
 
     `markers` are each engine's markers by stage kind (read_markers); `local` this checkout's
     attempts and `everything` those merged with the database's; `beats` the heartbeats;
-    `findings` each engine's database finding state (stages.observe.drift)."""
+    `findings` each engine's database finding state (stages.observe.dbview)."""
     lock = load_yaml(root / "dvc.lock").get("stages") or {}
     inputs = _Inputs(
         root=root,

@@ -40,8 +40,7 @@ from typing import Any
 
 from stages.errors import ConfigError, PipelineError, first_line
 from stages.observe import dvcview, journal, logs_api, records, runs, runtable
-from stages.observe.snapshot import collect
-from stages.store import loads
+from stages.observe.snapshot import collect, trends
 from stages.store.secrets import redact
 from stages.tools.pipeline import pipeline_graph
 
@@ -104,7 +103,7 @@ class Snapshots:
                 # The fingerprint taken before the DVC call: a change during it is seen next time.
                 self._dvc_key, self._dvc_at = key, now
             snapshot = collect(self.root, dvc=self._dvc).to_json()
-        snapshot["trends"] = loads.trends(self.attempts(), [e["name"] for e in snapshot["engines"]])
+        snapshot["trends"] = trends(self.attempts(), [e["name"] for e in snapshot["engines"]])
         return snapshot
 
     def attempts(self) -> list[records.Attempt]:
@@ -135,7 +134,9 @@ class Snapshots:
 def _read_attempts(root: Path) -> list[records.Attempt]:
     attempts = journal.read_history(root / journal.LOGS_FOLDER)
     try:
-        url = runtable.available_database_url(root)
+        from stages.store.db import available_database_url
+
+        url = available_database_url(root)
         if url is not None:
             with runtable.connect_briefly(url, migrate=False) as conn:
                 attempts = records.merge([*runtable.read_table(conn), *attempts])

@@ -16,7 +16,7 @@ import sys
 from stages.errors import cli
 from stages.observe.journal import LOGS_FOLDER, read_history
 from stages.observe.records import EPOCH, merge, parse_time
-from stages.observe.runtable import available_database_url, connect_briefly, read_table
+from stages.observe.runtable import connect_briefly, read_table
 from stages.rules.config import project_root
 
 
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     root = project_root()
     attempts = read_history(root / LOGS_FOLDER)
     with contextlib.suppress(Exception):
+        from stages.store.db import available_database_url  # psycopg: only when it is used
+
         url = available_database_url(root)
         if url is not None:
             with connect_briefly(url, migrate=False) as conn:

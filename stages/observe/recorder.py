@@ -24,7 +24,7 @@ from typing import Any
 from stages.errors import first_line
 from stages.observe import runs
 from stages.observe.journal import HISTORY_FILE, LOGS_FOLDER, append_record, heartbeat_path, host
-from stages.observe.records import Attempt, int_counts, now_iso, parse_time
+from stages.observe.records import Attempt, int_counts, now_iso, parse_time, seconds_between
 from stages.observe.runtable import TableWriter
 from stages.store.secrets import redact
 
@@ -142,9 +142,7 @@ class StageRun:
         attempt = self.current
         attempt.outcome = outcome
         attempt.ended_at = now_iso()
-        started, ended = parse_time(attempt.started_at), parse_time(attempt.ended_at)
-        if started and ended:
-            attempt.seconds = round((ended - started).total_seconds(), 3)
+        attempt.seconds = seconds_between(attempt.started_at, attempt.ended_at)
         attempt.error = redact(error)[:1000] if error else None
         attempt.counts = int_counts(counts or {})
         self._append(attempt)

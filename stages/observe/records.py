@@ -28,6 +28,13 @@ def parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    """Seconds from `start` to `end` (ISO timestamps of records), to the millisecond; None
+    unless both are readable."""
+    started, ended = parse_time(start), parse_time(end)
+    return round((ended - started).total_seconds(), 3) if started and ended else None
+
+
 @dataclass
 class Attempt:
     """One try of one stage for one engine, as the history file and table record it."""

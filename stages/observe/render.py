@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from stages.observe.cells import FAILED, RUNNING, STALE, UNKNOWN, UP_TO_DATE, Cell, when
-from stages.observe.drift import CHANGED, DRIFT, OK
+from stages.observe.dbview import CHANGED, DRIFT, OK
 from stages.observe.snapshot import Snapshot
 
 WIDTH = 26  # characters per stage column

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 # stages.observe.history imports this module: reach it as a module, at call time.
 from stages.observe import records
+from stages.tools.dvcrun import RUN_VARIABLE
 
 if TYPE_CHECKING:
     from stages.observe.records import Attempt
 
-RUN_VARIABLE = "CRAWL_PIPELINE_RUN"
 # Run ids appear in URLs (/api/runs/<id>): a foreign value is hashed into a uuid instead.
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 _NAMESPACE = uuid.UUID("8d5c7f40-3a52-4c1e-9a55-6f0f1e7a2b10")

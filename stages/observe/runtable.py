@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 from stages.errors import first_line
 from stages.observe.records import Attempt, int_counts, merge
 from stages.rules.config import database_configured
-from stages.store.files import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -36,30 +35,6 @@ SET outcome = EXCLUDED.outcome, ended_at = EXCLUDED.ended_at, seconds = EXCLUDED
     counts = EXCLUDED.counts, error = EXCLUDED.error
 WHERE stage_runs.outcome = 'running'
 """
-
-
-def available_database_url(root: Path, *, start_embedded: bool = False) -> str | None:
-    """The database to read or write history with, without ever starting a server.
-
-    A configured server (DATABASE_URL or PG* variables) counts; the embedded one only when it
-    is already running, or with `start_embedded`. None means there is no database to use.
-    """
-    from stages.store.db import EMBEDDED_FOLDER, database_url, embedded_server_url
-
-    if database_configured():
-        return database_url()
-    pid_file = root / EMBEDDED_FOLDER / "postmaster.pid"
-    if start_embedded or _postmaster_alive(pid_file):
-        return embedded_server_url(root)
-    return None
-
-
-def _postmaster_alive(pid_file: Path) -> bool:
-    try:
-        pid = int(pid_file.read_text(encoding="utf-8").split("\n", 1)[0])
-    except (OSError, ValueError):
-        return False
-    return pid_alive(pid)
 
 
 def connect_briefly(url: str, *, migrate: bool) -> psycopg.Connection:
@@ -123,6 +98,8 @@ class TableWriter:
 
     def _write(self, attempts: list[Attempt]) -> None:
         try:
+            from stages.store.db import available_database_url
+
             url = available_database_url(self.root)
             if url is None:
                 return

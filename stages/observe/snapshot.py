@@ -3,17 +3,17 @@ one typed object (`Snapshot`), built by `collect()` and turned into the JSON bot
 `Snapshot.to_json()`.
 
 It reads DVC's view (stages.observe.dvcview), dvc.yaml, dvc.lock, the stage markers, the run
-history, the heartbeats and the database (stages.observe.drift, in a thread beside DVC's work)
+history, the heartbeats and the database (stages.observe.dbview, in a thread beside DVC's work)
 and changes nothing but the last good copy of dvc.lock (stages.tools.dvcstate)."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stages.observe import journal, records
 from stages.observe.cells import (
@@ -27,11 +27,14 @@ from stages.observe.cells import (
     build_cells,
     read_markers,
 )
-from stages.observe.drift import CHANGED, DRIFT, DatabaseView, Finding, database_view
+from stages.observe.dbview import CHANGED, DRIFT, DatabaseView, Finding, database_view
 from stages.observe.dvcview import DvcView, dvc_view
 from stages.observe.records import Attempt
 from stages.tools import dvcstate
 from stages.tools.pipeline import pipeline_graph
+
+if TYPE_CHECKING:
+    from stages.rules.config import Params
 
 TREND_POINTS = 30  # ingests per engine on the leads trend
 RECENT_FAILURES = 10  # failed or retried attempts listed
@@ -95,7 +98,7 @@ class Snapshot:
     totals: Totals
     failures: list[Failure]  # newest first
     damaged: list[str]  # DVC state files a killed dvc left damaged
-    trend: dict[str, list[dict[str, Any]]]  # engine -> [{"at", "leads"}], oldest first
+    trend: dict[str, list[dict[str, Any]]]  # engine -> trends() points, oldest first
 
     @property
     def stages(self) -> list[str]:
@@ -144,27 +147,13 @@ def collect(
     params = load_params(root)
     graph = pipeline_graph(root)
     markers = {engine: read_markers(params, engine) for engine in params.engines}
-    found: list[DatabaseView] = []
-    worker = threading.Thread(
-        target=lambda: found.append(
-            database_view(
-                root,
-                {engine: marks["ingest"] for engine, marks in markers.items()},
-                start_db=start_db,
-                exports={engine: marks["export"] for engine, marks in markers.items()},
-                source_tag=params.export.source_tag or None,
-            )
-        ),
-        name="status-database",
-        daemon=True,
-    )
-    worker.start()  # the database round trips overlap DVC's work
+    # The database round trips overlap DVC's work.
+    database_read = _database_in_background(root, params, markers, start_db)
     dvc = dvc or dvc_view(root)
     logs = root / journal.LOGS_FOLDER
     local = journal.read_history(logs)
     beats = journal.read_heartbeats(logs)
-    worker.join(DATABASE_WAIT)
-    database = found[0] if found else DatabaseView(message="not checked in time")
+    database = database_read()
 
     everything = records.merge([*database.runs, *local])
     drift = [database.findings.get(engine) or Finding(engine) for engine in params.engines]
@@ -189,8 +178,36 @@ def collect(
         totals=_totals(markers, states),
         failures=_failures(everything, cells),
         damaged=dvc.damaged,
-        trend=_trend(everything, params.engines),
+        trend=trends(everything, params.engines),
     )
+
+
+def _database_in_background(
+    root: Path, params: Params, markers: dict[str, dict[str, dict[str, Any] | None]], start_db: bool
+) -> Callable[[], DatabaseView]:
+    """Start reading the database view in a thread; the function returned waits for it (at
+    most DATABASE_WAIT seconds, then the view says it was not checked in time)."""
+    found: list[DatabaseView] = []
+    worker = threading.Thread(
+        target=lambda: found.append(
+            database_view(
+                root,
+                {engine: marks["ingest"] for engine, marks in markers.items()},
+                start_db=start_db,
+                exports={engine: marks["export"] for engine, marks in markers.items()},
+                source_tag=params.export.source_tag or None,
+            )
+        ),
+        name="status-database",
+        daemon=True,
+    )
+    worker.start()
+
+    def result() -> DatabaseView:
+        worker.join(DATABASE_WAIT)
+        return found[0] if found else DatabaseView(message="not checked in time")
+
+    return result
 
 
 def _engine_summary(engine: Any, markers: dict[str, dict[str, Any] | None]) -> EngineSummary:
@@ -252,11 +269,23 @@ def _failures(attempts: list[Attempt], cells: list[Cell]) -> list[Failure]:
     ]
 
 
-def _trend(attempts: list[Attempt], engines: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-    """Leads per engine after each successful ingest, oldest first."""
-    trend: dict[str, list[dict[str, Any]]] = {engine: [] for engine in engines}
+def trends(attempts: Iterable[Attempt], engines: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per engine, after each successful ingest (oldest first, the last TREND_POINTS): leads,
+    new leads (inserted), retracted leads (0 when the ingest did not count any) and rejected
+    lines, from the counts the ingest attempts recorded."""
+    found: dict[str, list[dict[str, Any]]] = {engine: [] for engine in engines}
     for a in attempts:
-        succeeded = a.stage == "ingest" and a.outcome == "succeeded" and "leads" in a.counts
-        if succeeded and a.engine in trend:
-            trend[a.engine].append({"at": a.ended_at, "leads": a.counts["leads"]})
-    return {engine: points[-TREND_POINTS:] for engine, points in trend.items()}
+        if a.stage != "ingest" or a.outcome != "succeeded" or a.engine not in found:
+            continue
+        if "leads" not in a.counts:
+            continue
+        found[a.engine].append(
+            {
+                "at": a.ended_at,
+                "leads": a.counts["leads"],
+                "new": a.counts.get("inserted", 0),
+                "retracted": a.counts.get("retracted", 0),
+                "rejected": a.counts.get("rejected", 0),
+            }
+        )
+    return {engine: points[-TREND_POINTS:] for engine, points in found.items()}

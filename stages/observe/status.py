@@ -14,7 +14,7 @@ says how a cell is judged).
 
 Exit code 0 when every stage is up to date and the database matches the markers, 1 otherwise,
 so CI can gate on it. The parts: dvc.yaml read by stages.tools.pipeline; in stages.observe,
-`dvcview` (DVC's verdict in words), `drift` (the database), `cells` (the grid's judgement),
+`dvcview` (DVC's verdict in words), `dbview` (the database), `cells` (the grid's judgement),
 `snapshot` (the typed snapshot the dashboard serves too) and `render` (the terminal view).
 """
 

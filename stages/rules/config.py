@@ -52,12 +52,14 @@ def database_configured() -> bool:
     return any(os.environ.get(name, "").strip() for name in DATABASE_VARIABLES)
 
 
+@dataclass(frozen=True, kw_only=True)
 class _Retrying:
-    """A section whose transient failures are retried (retries, retry_delay, max_retry_delay)."""
+    """A section whose transient failures are retried: `retries` more attempts, the first after
+    `retry_delay` seconds, doubling up to `max_retry_delay`."""
 
-    retries: int
-    retry_delay: float
-    max_retry_delay: float
+    retries: int = setting(1, least=0)
+    retry_delay: float = setting(5.0, least=0)
+    max_retry_delay: float = setting(600.0, least=0)
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -113,14 +115,19 @@ def _non_empty(key: str, value: Any) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Source(_Retrying):
+class _Remote(_Retrying):
+    """A section that talks to object storage: more patient retries, and a timeout per request."""
+
+    retries: int = setting(2, least=0)
+    retry_delay: float = setting(60.0, least=0)
+    timeout: float = setting(60.0, above=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source(_Remote):
     """`source`: where the crawl files are and how patiently they are fetched."""
 
     root: str = setting(parse=_location)
-    retries: int = setting(2, least=0)
-    retry_delay: float = setting(60.0, least=0)
-    max_retry_delay: float = setting(600.0, least=0)
-    timeout: float = setting(60.0, above=0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,9 +147,6 @@ class Ingest(_Retrying):
     """`ingest`: the tag added to each lead's sources, retries, and the collapse guard."""
 
     source_tag: str = setting("commoncrawl", parse=_non_empty)
-    retries: int = setting(1, least=0)
-    retry_delay: float = setting(5.0, least=0)
-    max_retry_delay: float = setting(600.0, least=0)
     max_rejected_share: float = setting(0.5, least=0, most=1)
     min_previous_share: float = setting(0.5, least=0, most=1)
 
@@ -154,20 +158,13 @@ class Export(_Retrying):
     source_tag: str = setting("")
     rows_per_sheet: int = setting(MAX_ROWS_PER_SHEET, least=1, most=MAX_ROWS_PER_SHEET)
     not_seen_loads: int = setting(2, least=1)
-    retries: int = setting(1, least=0)
-    retry_delay: float = setting(5.0, least=0)
-    max_retry_delay: float = setting(600.0, least=0)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Publish(_Retrying):
+class Publish(_Remote):
     """`publish`: where workbooks are uploaded (empty: nowhere)."""
 
     to: str = setting("", parse=_publish_target)
-    retries: int = setting(2, least=0)
-    retry_delay: float = setting(60.0, least=0)
-    max_retry_delay: float = setting(600.0, least=0)
-    timeout: float = setting(60.0, above=0)
 
 
 def _hosts(key: str, value: Any) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ from stages.store.embedded import (
     stop_embedded_server,
     upgrade_embedded_server,
 )
+from stages.store.files import pid_alive
 from stages.store.secrets import MASK, needs_percent_encoding, redact, scrub
 
 if TYPE_CHECKING:
@@ -68,6 +69,29 @@ def database_url() -> str:
     if database_configured():  # by the PG* variables, which libpq reads itself
         return ""
     return embedded_server_url()
+
+
+def available_database_url(root: Path, *, start_embedded: bool = False) -> str | None:
+    """The database to use without ever starting a server (status, the run history, `status`
+    of this module's command).
+
+    A configured server (DATABASE_URL or PG* variables) counts; the embedded one only when it
+    is already running, or with `start_embedded`. None means there is no database to use.
+    """
+    if database_configured():
+        return database_url()
+    pid_file = root / EMBEDDED_FOLDER / "postmaster.pid"
+    if start_embedded or _postmaster_alive(pid_file):
+        return embedded_server_url(root)
+    return None
+
+
+def _postmaster_alive(pid_file: Path) -> bool:
+    try:
+        pid = int(pid_file.read_text(encoding="utf-8").split("\n", 1)[0])
+    except (OSError, ValueError):
+        return False
+    return pid_alive(pid)
 
 
 def database_label(url: str) -> str:
@@ -330,8 +354,6 @@ def main(argv: list[str] | None = None) -> int:
 def _status() -> int:
     """Print which database the pipeline uses and its version; 1 when it is not answering.
     Never starts a server: a stopped embedded PostgreSQL is reported as stopped."""
-    from stages.observe.runtable import available_database_url
-
     root = project_root()
     url = available_database_url(root)
     if url is None:

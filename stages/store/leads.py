@@ -1,8 +1,8 @@
 """Hotel leads in PostgreSQL: the ingest merge and the export query.
 
 A load is one transaction under a per-engine advisory lock: the ids are COPYed into a staging
-table while they are parsed, then merged with set-based SQL. Nothing is ever deleted: a lead
-missing from a newer crawl file keeps its row and its last_seen_at.
+table while they are parsed (stages.store.staging), then merged with set-based SQL. Nothing is
+ever deleted: a lead missing from a newer crawl file keeps its row and its last_seen_at.
 
 Each lead keeps its evidence (the first line that produced it) and each engine the fingerprint
 of the rules its leads were checked against. When the rules change, the load first brings the
@@ -17,8 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -26,10 +25,9 @@ from stages.errors import ConfigError
 from stages.rules.config import Engine
 from stages.store.db import advisory_key, database_identity
 from stages.store.recheck import Recheck, recheck
+from stages.store.staging import Found, stage_rows
 
 DETECTION_METHOD = "crawl"
-# Ids per COPY write: large blocks keep Python's per-call cost low, and memory stays flat.
-COPY_BLOCK = 65_536
 EXPORT_COLUMNS = (
     "hotel_name",
     "city",
@@ -42,16 +40,6 @@ EXPORT_COLUMNS = (
     "first_seen_at",
     "last_seen_at",
 )
-
-# COPY text format gives \, tab, newline and carriage return a meaning; crawl ids never hold
-# them, but an id that does must arrive intact rather than split or mangled.
-COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-# The same as replaces, backslash first so the escapes' own backslashes stay single.
-ESCAPE_ORDER = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
-
-# One staged row per id a line named: (property_id, line number, booking URL, evidence). A
-# repeat of an id already staged may carry "" for both: the first line of each id decides.
-Found = tuple[str, int, str, str]
 
 
 @dataclass(frozen=True)
@@ -128,20 +116,12 @@ def load_leads(
     makes it stick. If anything raises, iterating `ids` included, the database keeps its
     previous state.
     """
-    if not source_tag:
-        raise ConfigError(f"Engine {engine.name}: the source tag is empty; set ingest.source_tag.")
-    if seen_at.tzinfo is None:
-        raise ValueError("seen_at must be timezone-aware")
+    _check_load(engine, source_tag, seen_at)
     with conn.transaction(), conn.cursor() as cur:
         engine_id = _take_engine(cur, engine)
         rules = recheck(conn, engine_id, engine)
-        valid = _stage_ids(cur, ids)
-        # Counted before the merge, while the visibility map still spares the heap: after it,
-        # counting reads every page the merge wrote. Loads of one engine take turns and the
-        # merge never deletes, so it adds exactly `inserted`.
-        cur.execute("SELECT count(*) FROM hotel_booking_engines WHERE engine_id = %s", [engine_id])
-        before = _one(cur)
-        retracted_before = _retracted(cur, engine_id)
+        valid = stage_rows(cur, ids)
+        before, retracted_before = _counts_before_merge(cur, engine_id)
         merged = _merge(cur, engine_id, engine, source_tag, seen_at)
         leads = before + merged.inserted
         retracted = _retracted(cur, engine_id) if retracted_before else 0
@@ -167,6 +147,24 @@ def load_leads(
     )
 
 
+def _check_load(engine: Engine, source_tag: str, seen_at: datetime) -> None:
+    """ConfigError for an empty source tag; ValueError for a naive `seen_at` (a caller's bug)."""
+    if not source_tag:
+        raise ConfigError(f"Engine {engine.name}: the source tag is empty; set ingest.source_tag.")
+    if seen_at.tzinfo is None:
+        raise ValueError("seen_at must be timezone-aware")
+
+
+def _counts_before_merge(cur: psycopg.Cursor, engine_id: int) -> tuple[int, int]:
+    """The engine's leads and retracted leads before the merge.
+
+    Counted before it, while the visibility map still spares the heap: after it, counting reads
+    every page the merge wrote. Loads of one engine take turns and the merge never deletes, so
+    it adds exactly `inserted`."""
+    cur.execute("SELECT count(*) FROM hotel_booking_engines WHERE engine_id = %s", [engine_id])
+    return _one(cur), _retracted(cur, engine_id)
+
+
 def _take_engine(cur: psycopg.Cursor, engine: Engine) -> int:
     """Take the engine's load lock and its id (registering it if new); set the load's memory."""
     # Two loads of one engine take turns; loads of different engines never wait.
@@ -174,17 +172,6 @@ def _take_engine(cur: psycopg.Cursor, engine: Engine) -> int:
     # Room to hash a large file's ids in memory; past that PostgreSQL spills to disk.
     cur.execute("SET LOCAL work_mem = '256MB'")
     return _upsert_engine(cur, engine)
-
-
-def _stage_ids(cur: psycopg.Cursor, ids: Iterable[str] | Iterable[Found]) -> int:
-    """COPY `ids` into a new temp table lead_staging; return how many were copied."""
-    cur.execute(
-        'CREATE TEMP TABLE lead_staging (property_id text COLLATE "C" NOT NULL,'
-        " line bigint NOT NULL, booking_url text NOT NULL, evidence text NOT NULL)"
-        " ON COMMIT DROP"
-    )
-    with cur.copy("COPY lead_staging FROM STDIN") as copy:
-        return _copy_ids(copy, ids)
 
 
 def _previous_unique(cur: psycopg.Cursor, engine_id: int) -> int | None:
@@ -236,59 +223,6 @@ def _upsert_engine(cur: psycopg.Cursor, engine: Engine) -> int:
     )
     cur.execute("SELECT id FROM booking_engines WHERE name = %s", [engine.name])
     return _one(cur)
-
-
-def _copy_ids(copy: psycopg.Copy, ids: Iterable[str] | Iterable[Found]) -> int:
-    """Write `ids` to the COPY in large text blocks; return how many were written."""
-    written = 0
-    remaining = iter(ids)
-    while block := list(islice(remaining, COPY_BLOCK)):
-        rows: list[Found]
-        if type(block[0]) is str:  # bare ids: the evidence is the id, the URL the template
-            bare = cast(list[str], block)
-            rows = [(i, written + n, "", i) for n, i in enumerate(bare, start=1)]
-        else:
-            rows = cast(list[Found], block)
-        text = "\n".join([f"{i}\t{n}\t{u}\t{e}" for i, n, u, e in rows])
-        # One scan per special character over the whole block is far cheaper than per row.
-        if (
-            text.count("\n") != len(rows) - 1
-            or text.count("\t") != 3 * len(rows)
-            or "\\" in text
-            or "\r" in text
-        ):
-            text = _escaped_block(rows)
-        copy.write(text + "\n")
-        written += len(block)
-    return written
-
-
-def _escaped_block(rows: list[Found]) -> str:
-    """`rows` as COPY text with their special characters escaped.
-
-    One backslash in a block is enough to send it here, and nearly every block has some:
-    about 1 line in 120 of a real crawl keeps an id beside a control character or an invalid
-    UTF-8 byte, which its evidence holds as a backslash escape. So the block is escaped with a
-    few whole-text replaces, not per field (about 1 us a row against 5.8 us field by field):
-    fields are joined with NUL and rows with SOH, which evidence never holds (`evidence_text`
-    escapes control characters), and become tabs and newlines after the escaping.
-    """
-    text = "\x01".join([f"{i}\x00{n}\x00{u}\x00{e}" for i, n, u, e in rows])
-    if text.count("\x00") == 3 * len(rows) and text.count("\x01") == len(rows) - 1:
-        for char, escape in ESCAPE_ORDER:
-            text = text.replace(char, escape)
-        return text.replace("\x00", "\t").replace("\x01", "\n")
-    return "\n".join(  # an id or URL holding NUL or SOH: field by field
-        "\t".join(
-            (
-                i.translate(COPY_ESCAPES),
-                str(n),
-                u.translate(COPY_ESCAPES),
-                e.translate(COPY_ESCAPES),
-            )
-        )
-        for i, n, u, e in rows
-    )
 
 
 # The staged ids, deduplicated, each with the URL and evidence of the first line naming it;

@@ -4,7 +4,11 @@
 rejected lines and retracted leads. New leads of a load are its `inserted`; leads it did not
 see are the engine's leads after it less the unique ids it held. The workbook's New, Not seen
 and Summary sheets come from here (stages.export); the dashboard's trends come from the ingest
-attempts in the run history instead (no database needed), the same counts.
+attempts in the run history instead (stages.observe.snapshot.trends: no database needed), the
+same counts.
+
+A load that looks like a lost crawl (too many lines rejected, or far fewer ids than the
+engine's previous load) is refused before it commits: `collapse_guard`.
 
 Retracted leads (a flag the lead-evidence migration adds to hotel_booking_engines) are not
 leads: they are left out of New and Not seen; the flag is read through the row as JSON, so a
@@ -14,19 +18,19 @@ database without it answers too.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from stages.errors import PipelineError
 from stages.store.leads import LEAD_ROWS
 
 if TYPE_CHECKING:
     import psycopg
 
-    from stages.observe.records import Attempt
-
-TREND_POINTS = 30
+    from stages.rules.config import Ingest
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,55 @@ def record_line_counts(conn: psycopg.Connection, load_id: str, counts: Mapping[s
         "UPDATE ingest_loads SET lines = %s, rejected = %s, retracted = %s WHERE id = %s",
         [counts.get("lines"), counts.get("rejected"), counts.get("retracted", 0), load_id],
     )
+
+
+class LineCounts(Protocol):
+    """The line counts of the file being loaded, read when the guard runs (stages.ingest's
+    LineTally): lines read, blank lines, and rejected lines by reason."""
+
+    lines: int
+    blank: int
+    rejected: Counter[str]
+
+
+def collapse_guard(
+    engine: str, lines: LineCounts, limits: Ingest
+) -> Callable[[int, int | None], None]:
+    """The `before_commit` guard of a load (stages.store.leads.load_leads): it raises
+    PipelineError if the load looks like a lost crawl.
+
+    Fails when rejected lines exceed `limits.max_rejected_share` of the non-blank lines, or when
+    the unique ids fall below `limits.min_previous_share` of the previous pipeline load's; the
+    message names the figures, the three commonest reject reasons and how to accept on purpose.
+    """
+    max_rejected_share, min_previous_share = limits.max_rejected_share, limits.min_previous_share
+
+    def check(unique: int, previous: int | None) -> None:
+        rejected = sum(lines.rejected.values())
+        read = lines.lines - lines.blank
+        problems, keys = [], []
+        if read and rejected / read > max_rejected_share:
+            problems.append(
+                f"{rejected:,} of {read:,} non-blank lines rejected ({rejected / read:.0%}, "
+                f"above ingest.max_rejected_share {max_rejected_share:g})"
+            )
+            keys.append("raise ingest.max_rejected_share")
+        if previous and unique < min_previous_share * previous:
+            problems.append(
+                f"{unique:,} unique ids, {unique / previous:.0%} of the previous load's "
+                f"{previous:,} (below ingest.min_previous_share {min_previous_share:g})"
+            )
+            keys.append("lower ingest.min_previous_share")
+        if not problems:
+            return
+        common = ", ".join(f"{reason} {count:,}" for reason, count in lines.rejected.most_common(3))
+        raise PipelineError(
+            f"ingest@{engine}: nothing loaded: {'; '.join(problems)}; commonest rejects: "
+            f"{common or 'none'}. If the file is right, {' and '.join(keys)} in params.yaml, "
+            f"or run `python -m stages.ingest --engine {engine} --accept` once."
+        )
+
+    return check
 
 
 LOADS_SQL = """
@@ -142,25 +195,3 @@ def _stream(
 
 def _int(value: Any) -> int | None:
     return None if value is None else int(value)
-
-
-def trends(attempts: Iterable[Attempt], engines: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-    """Per engine, after each successful ingest (oldest first, the last TREND_POINTS): leads,
-    new leads (inserted), retracted leads (0 when the ingest did not count any) and rejected
-    lines, from the counts the ingest attempts recorded."""
-    found: dict[str, list[dict[str, Any]]] = {engine: [] for engine in engines}
-    for a in attempts:
-        if a.stage != "ingest" or a.outcome != "succeeded" or a.engine not in found:
-            continue
-        if "leads" not in a.counts:
-            continue
-        found[a.engine].append(
-            {
-                "at": a.ended_at,
-                "leads": a.counts["leads"],
-                "new": a.counts.get("inserted", 0),
-                "retracted": a.counts.get("retracted", 0),
-                "rejected": a.counts.get("rejected", 0),
-            }
-        )
-    return {engine: points[-TREND_POINTS:] for engine, points in found.items()}

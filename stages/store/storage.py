@@ -17,13 +17,13 @@ import hashlib
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from stages.errors import PipelineError, TransientError
-from stages.observe.progress import Progress
 from stages.rules.config import RetryPolicy
 from stages.store.files import atomic_output
 from stages.store.retry import with_retries
@@ -39,6 +39,21 @@ from stages.store.s3 import (
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
+
+
+class ByteMeter(Protocol):
+    """Counts the bytes of one copy as they arrive (stages.observe.progress.Progress is one)."""
+
+    done: int
+
+    def advance(self, amount: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+# (what is being copied, its size in bytes) -> the meter that counts it; the caller chooses how
+# progress is shown, so storage knows nothing of terminals and logs.
+Meter = Callable[[str, int], ByteMeter]
 
 
 @dataclass
@@ -64,16 +79,23 @@ class SourceChanged(TransientError):
 
 
 def fetch(
-    source: Location, dest: Path, *, policy: RetryPolicy, timeout: float, label: str
+    source: Location,
+    dest: Path,
+    *,
+    policy: RetryPolicy,
+    timeout: float,
+    label: str,
+    meter: Meter,
 ) -> FetchResult:
     """Copy `source` to `dest` atomically, retrying transient failures and resuming a broken
     transfer from the bytes already written when the source allows ranged reads.
 
     The copy is of one version: a source that changed during the copy is copied again (within
     the retry budget), so DVC, which hashes the dependency after the command, records the
-    version that was fetched. Raises PipelineError with one line naming `label` and the fix."""
+    version that was fetched. `meter` counts each attempt's bytes. Raises PipelineError with one
+    line naming `label` and the fix."""
     with atomic_output(dest) as out:
-        state = _Transfer(out)
+        state = _Transfer(out, meter)
 
         def attempt(number: int) -> FetchResult:
             state.attempts = number
@@ -133,8 +155,9 @@ class _Transfer:
     """Bytes written so far, their hashes and the version they belong to: what a resumed read
     continues, and what a restart throws away."""
 
-    def __init__(self, out: IO[bytes]):
+    def __init__(self, out: IO[bytes], meter: Meter):
         self.out = out
+        self.meter = meter
         self.attempts = 0
         self.pin: _Version | None = None
         self.etag_is_md5 = True  # with SSE-KMS or SSE-C an ETag is not an MD5 of the bytes
@@ -186,7 +209,7 @@ def _copy_local(source: Path, state: _Transfer) -> None:
             state.restart()
         handle.seek(state.written)
         state.modified = _committed_time(source) or datetime.fromtimestamp(before.st_mtime, UTC)
-        progress = Progress(f"read {source.name}", total=before.st_size, unit="B")
+        progress = state.meter(f"read {source.name}", before.st_size)
         progress.done = state.written
         while chunk := handle.read(CHUNK):
             state.write(chunk)
@@ -270,7 +293,7 @@ def _copy_s3(source: S3Object, state: _Transfer, timeout: float, label: str) -> 
         str(response.get("ServerSideEncryption", "")).startswith("aws:kms")
         or response.get("SSECustomerAlgorithm")
     )
-    progress = Progress(f"{label}: download", total=pin.size, unit="B")
+    progress = state.meter(f"{label}: download", pin.size)
     progress.done = state.written
     for chunk in response["Body"].iter_chunks(CHUNK):
         state.write(chunk)

@@ -37,6 +37,9 @@ from stages.errors import sigterm_as_interrupt
 from stages.tools.dvcstate import repair_if_idle, save_good_copy
 
 POLL = 0.05  # seconds between looks at a dvc process being stopped
+# The environment variable a wrapper that starts several `dvc repro` (stages.tools.parallel)
+# sets so their stages count as one pipeline run (stages.observe.runs reads it).
+RUN_VARIABLE = "CRAWL_PIPELINE_RUN"
 
 
 def stage_processes(pid: int) -> list[int]:

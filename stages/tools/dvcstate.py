@@ -58,7 +58,11 @@ class Damage:
 
 
 class DvcBusy(PipelineError):
-    """A dvc process still works in the project, so its state files must not be touched."""
+    """A dvc process still works in the project, so its state files must not be touched:
+    `what` says which, `then` is the command to run once it is done."""
+
+    def __init__(self, what: str, then: str):
+        super().__init__(f"{what}; let it finish or stop it with Ctrl-C, then run `{then}`.")
 
 
 # --- checks -----------------------------------------------------------------------------------
@@ -72,13 +76,9 @@ def lockfile_damage(root: Path) -> Damage | None:
     outs lists of mappings with a path and a hash). A file cut exactly at a line end that still
     has this shape only lacks stage entries, which makes those stages run again.
     """
-    path = root / LOCKFILE
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return Damage(LOCKFILE, f"cannot be read ({exc.strerror})")
+    data = _state_bytes(root, LOCKFILE)
+    if not isinstance(data, bytes):
+        return data
     problem = lockfile_problem(data)
     return Damage(LOCKFILE, problem) if problem else None
 
@@ -118,13 +118,9 @@ def _hashed(item: Any) -> bool:
 
 def rwlock_damage(root: Path) -> Damage | None:
     """What is wrong with `root`/.dvc/tmp/rwlock (None: absent or in DVC's format)."""
-    path = root / RWLOCK
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return Damage(RWLOCK, f"cannot be read ({exc.strerror})")
+    data = _state_bytes(root, RWLOCK)
+    if not isinstance(data, bytes):
+        return data
     if not data.strip():
         return Damage(RWLOCK, "is empty")
     try:
@@ -134,6 +130,16 @@ def rwlock_damage(root: Path) -> Damage | None:
     if not _rwlock_shape(parsed):
         return Damage(RWLOCK, "is not in DVC's rwlock format")
     return None
+
+
+def _state_bytes(root: Path, name: str) -> bytes | Damage | None:
+    """The bytes of DVC's state file `name`: None when it is absent, a Damage when unreadable."""
+    try:
+        return (root / name).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return Damage(name, f"cannot be read ({exc.strerror})")
 
 
 def _rwlock_shape(data: Any) -> bool:
@@ -238,10 +244,7 @@ def repo_lock(root: Path, then: str = REPAIR_COMMAND) -> Iterator[None]:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DvcBusy(
-                f"A dvc command holds {REPO_LOCK} in {root}; let it finish (or stop it with "
-                f"Ctrl-C), then run `{then}`."
-            ) from None
+            raise DvcBusy(f"A dvc command holds {REPO_LOCK} in {root}", then) from None
         try:
             yield
         finally:
@@ -256,10 +259,7 @@ def refuse_while_dvc_runs(root: Path, then: str) -> None:
     `root`: its state may be half-written right now."""
     busy = dvc_processes(root)
     if busy:
-        raise DvcBusy(
-            f"dvc is still running in {root} (pid {', '.join(map(str, busy))}); let it finish "
-            f"or stop it with Ctrl-C, then run `{then}`."
-        )
+        raise DvcBusy(f"dvc is still running in {root} (pid {', '.join(map(str, busy))})", then)
 
 
 def repair(root: Path) -> list[str]:

@@ -25,10 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from stages.errors import PipelineError, sigterm_as_interrupt
-from stages.observe.runs import RUN_VARIABLE
 from stages.rules.config import Params, load_params
 from stages.tools import dvcstate
-from stages.tools.dvcrun import SafeStopper
+from stages.tools.dvcrun import RUN_VARIABLE, SafeStopper
 from stages.tools.pipeline import engine_stages
 
 

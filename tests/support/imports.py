@@ -11,16 +11,24 @@ PACKAGE = "stages"
 
 def imported_modules(source: Path, package_root: Path) -> set[str]:
     """Dotted names of the project modules `source` imports itself (`stages.x`)."""
+    return {name for _, name in project_imports(source, package_root)}
+
+
+def project_imports(source: Path, package_root: Path) -> list[tuple[int, str]]:
+    """(line, dotted name) of each project module `source` imports, wherever the import stands
+    (top of the file, inside a function, under TYPE_CHECKING), in the order of the file."""
     tree = ast.parse(source.read_text(encoding="utf-8"))
-    found: set[str] = set()
+    found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            found.extend((node.lineno, alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.add(node.module)
+            found.append((node.lineno, node.module))
             # `from stages import db` imports the module stages.store.db
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in found if _module_file(name, package_root) is not None}
+            found.extend((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
+    return sorted(
+        (line, name) for line, name in found if _module_file(name, package_root) is not None
+    )
 
 
 def import_closure(module: str, package_root: Path, stop: frozenset[str] = frozenset()) -> set[str]:

@@ -61,7 +61,9 @@ def database_view(
     missing permission "error", each with the first line of the cause."""
     view = DatabaseView()
     try:
-        url = runtable.available_database_url(root, start_embedded=start_db)
+        from stages.store.db import available_database_url
+
+        url = available_database_url(root, start_embedded=start_db)
     except Exception as exc:
         view.message = redact(first_line(exc))
         return view
