@@ -33,25 +33,32 @@ TRAILING = ".,;:!?)]}>'\""  # punctuation after a URL in running text or code
 TRAILING_BYTES = TRAILING.encode()
 _LEADING = "([{<'\""
 _ENCODED_QUOTES = ("%22", "%27")
-_ENTITIES = (
-    ("&quot;", '"'),
-    ("&#34;", '"'),
-    ("&#x22;", '"'),
-    ("&apos;", "'"),
-    ("&#39;", "'"),
-    ("&#x27;", "'"),
-    ("&lt;", "<"),
-    ("&gt;", ">"),
-    ("&amp;", "&"),
-)
+# Character references that stand for a character a URL or its debris holds: named ones of
+# HTML5 and numeric ones (`&#38;`, `&#x26;`), read as browsers do only with their `;`. Pages
+# escaped twice write `&amp;amp;`: undone pass by pass, as JSON in JSON is.
+_REFERENCE = re.compile(r"&(?:#([0-9]{1,7})|#[xX]([0-9A-Fa-f]{1,6})|([A-Za-z]{2,8}));")
+_NAMED = {
+    "amp": "&", "quot": '"', "apos": "'", "lt": "<", "gt": ">", "sol": "/", "colon": ":",
+    "equals": "=", "quest": "?", "num": "#", "percnt": "%", "period": ".", "comma": ",",
+    "semi": ";", "lpar": "(", "rpar": ")", "lsqb": "[", "rsqb": "]", "lbrack": "[",
+    "rbrack": "]", "lcub": "{", "rcub": "}", "lbrace": "{", "rbrace": "}", "plus": "+",
+    "excl": "!", "dollar": "$", "commat": "@", "tilde": "~", "lowbar": "_", "hyphen": "-",
+    "ast": "*", "verbar": "|", "vert": "|", "grave": "`", "nbsp": " ",
+}  # fmt: skip
+_REFERENCE_DEPTH = 3  # `&amp;amp;amp;`; deeper nesting is not seen in crawls
 # JSON escapes of scraped inline JSON: `https:\/\/host\/path`, `\u0026` for &, `\"`, and `\\`
 # for a backslash, so JSON inside JSON (`https:\\\/\\\/`) is undone pass by pass.
 _JSON_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|([/\"'\\]))")
 _JSON_DEPTH = 3  # JSON in JSON in JSON; deeper nesting is not seen in crawls
 # A value in raw quotes inside a query (`?q="hi there"&x=1`): part of the URL, not its end.
 QUOTED_VALUE = re.compile(r"([?&][\w.\[\]-]+=)([\"'])([^\"'\n]*)\2(?=[&#]|$|\s)")
-# Where a line breaks into words: whitespace, quotes, brackets.
-TOKEN_SPLIT = re.compile(r"[\s\"'<>()\[\]{}`]+")
+# Where a line breaks into words: whitespace, quotes, markup, and an opening bracket before a
+# URL (`[link](https://...)`). Other brackets stay in the word: a query holds them
+# (`?rooms[0][adults]=2`, `?x=(1)`); `cleaned` drops those the URL does not balance.
+TOKEN_SPLIT = re.compile(r"[\s\"'<>`]+|[(\[{]+(?=(?:https?:)?//)", re.I)
+_WORD_SPLIT = re.compile(r"[()\[\]{}]+")  # the words of a word that holds no URL
+_OPENER = {")": "(", "]": "[", "}": "{"}
+_NESTED_DEPTH = 3  # percent-encoding undone at most this often (`https%253A%252F%252F`)
 # A comma, semicolon or bar where the next URL begins (`<url>,<url>` of an export row).
 _NEXT_URL = re.compile(r"[,;|](?=(?:https?:)?//|[\w-]+(?:\.[\w-]+)+/)", re.I)
 _EMBEDDED_URL = re.compile(r"(?:https?:)?//", re.I)  # where a URL starts inside a word
@@ -75,7 +82,7 @@ _REDIRECT = re.compile(
     re.I,
 )
 _REDIRECT_TARGET = re.compile(
-    r"(?:^|&)(?:q|u|url|target)=((?:https?(?::|%3A)|//|%2F%2F)[^&]*)", re.I
+    r"(?:^|&)(?:q|u|url|target)=((?:https?(?::|%(?:25)*3A)|//|(?:%(?:25)*2F){2})[^&]*)", re.I
 )
 # Column names of crawl exports (Screaming Frog, Sitebulb, wget logs, `url<TAB>status`): a line
 # made of these alone is a header row, never a lead.
@@ -87,7 +94,9 @@ HEADER_WORDS = frozenset((
     "content_type", "mime", "title", "name", "id", "ids", "property", "property_id", "hotel",
     "engine", "booking_url", "domain", "host", "hostname", "path", "query", "referrer",
     "referer", "anchor", "anchor_text", "text", "date", "time", "timestamp", "crawled", "depth",
-    "size", "length",
+    "size", "length", "indexability", "indexability_status", "inlinks", "outlinks", "word",
+    "count", "word_count", "crawl", "crawl_depth", "meta", "description", "h1", "h2", "bytes",
+    "response_time", "last_modified", "language", "hash", "canonical_link_element",
 ))
 # Placeholders left in hand-kept lists: text, never a property's slug.
 PLACEHOLDERS = frozenset((
@@ -96,11 +105,23 @@ PLACEHOLDERS = frozenset((
 ))
 # fmt: on
 MIN_WORD_ID = 3  # characters: the shortest real slug seen is far longer (`seasidehoteldirect`)
+COLUMNS = re.compile(r"[\s,;|]+")  # the columns of an export row that holds no URL
 FIELDS = re.compile(r"[\s\"'<>()\[\]{}`,;|=]+")  # the words of a header row
 ENCODED_END = re.compile(r"%(3F|23)", re.I)  # an encoded `?` or `#`
 _FIELD_END = re.compile(r"[,;|]")  # the end of a URL's field in a CSV-like export row
-# Tracking parameters dropped from a booking URL: they name the campaign, not the page.
-_TRACKING = ("utm_", "_ga=", "_gl=", "gclid=", "fbclid=")
+# Tracking parameters dropped from a booking URL: they name the campaign or the click, not the
+# page. Google (utm_*, _ga, _gl, gclid, gclsrc, dclid, wbraid, gbraid, srsltid), Microsoft
+# (msclkid), Meta (fbclid, igshid), Mailchimp (mc_cid, mc_eid), Yandex (yclid), HubSpot
+# (_hsenc, _hsmi, __hstc, __hssc, __hsfp), X (twclid), LinkedIn (li_fat_id), TikTok (ttclid),
+# Marketo (mkt_tok), Klaviyo (_kx), Olytics (oly_anon_id, oly_enc_id), Vero (vero_id).
+_TRACKING = (
+    "utm_", "_ga=", "_gl=", "gclid=", "gclsrc=", "dclid=", "wbraid=", "gbraid=", "srsltid=",
+    "msclkid=", "fbclid=", "igshid=", "mc_cid=", "mc_eid=", "yclid=", "_hsenc=", "_hsmi=",
+    "__hstc=", "__hssc=", "__hsfp=", "twclid=", "li_fat_id=", "ttclid=", "mkt_tok=", "_kx=",
+    "oly_anon_id=", "oly_enc_id=", "vero_id=",
+)  # fmt: skip
+# A crawl export's status column after a bare id (`12345<TAB>200`, `Qw3rTy,200`).
+STATUS_COLUMN = re.compile(r"[1-5][0-9]{2}|(?i:non-indexable|indexable|ok)")
 
 
 def used_part(text: str) -> str:
@@ -123,7 +144,7 @@ def rescuable(text: str, wrong_host: bool) -> bool:
             return True
     if "%2" in text and (text[:3] in _ENCODED_QUOTES or text[-3:] in _ENCODED_QUOTES):
         return True
-    if wrong_host and ("=http" in text or "=//" in text):
+    if wrong_host and ("=http" in text or "=//" in text or "=%2" in text):
         return True  # maybe a redirect wrapper (`google.com/url?q=https%3A...`)
     # `booking_link:https://...`: the URL starts after the first colon's own slashes.
     slashes = text.find("//")
@@ -131,13 +152,22 @@ def rescuable(text: str, wrong_host: bool) -> bool:
 
 
 def redirect_target(url: str) -> str | None:
-    """The URL a redirect wrapper (`_REDIRECT`) carries in its query, decoded once; else None."""
+    """The URL a redirect wrapper (`_REDIRECT`) carries in its query, else None: decoded until
+    it reads as a URL (a wrapper's target encoded twice: `https%253A%252F%252F...`), at most
+    _NESTED_DEPTH times, so the target's own encoded query stays encoded once."""
     rest = url[url.find("//") + 2 :] if "//" in url[:8] else url
     path, _, query = rest.partition("#")[0].partition("?")
     if not query or not _REDIRECT.fullmatch(path):
         return None
-    target = _REDIRECT_TARGET.search(query)
-    return unquote(target[1], errors="replace") if target else None
+    found = _REDIRECT_TARGET.search(query)
+    if not found:
+        return None
+    target = found[1]
+    for _ in range(_NESTED_DEPTH):
+        target = unquote(target, errors="replace")
+        if _EMBEDDED_URL.match(target):
+            break
+    return target
 
 
 def encoded_value(match: re.Match[str]) -> str:
@@ -182,6 +212,25 @@ def cleaned(word: str) -> str:
         word, openings = end[:-3], openings - 1  # one closing quote per opening one
 
 
+def balanced(url: str) -> str:
+    """`url` without the closing brackets after it that it does not open (`(https://x?a=(1))`
+    keeps `?a=(1)`), nor punctuation after those; a closing bracket it opened stays."""
+    if url[-1:] not in TRAILING:
+        return url
+    head = url.rstrip(TRAILING)
+    for char in url[len(head) :]:
+        opener = _OPENER.get(char)
+        if not opener or head.count(opener) <= head.count(char):
+            break
+        head += char
+    return head
+
+
+def words_of(text: str) -> list[str]:
+    """The words of a line without a URL: brackets split them too (`(notes)`, `[todo]`)."""
+    return [w for word in TOKEN_SPLIT.split(text) if word for w in _WORD_SPLIT.split(word) if w]
+
+
 def urls_in(word: str) -> list[str]:
     """The URLs one word of a line holds (none, one, or several glued with `,` `;` `|`),
     each from its scheme (or its host) on, without debris; a URL has a '/'. A word of
@@ -195,13 +244,22 @@ def urls_in(word: str) -> list[str]:
             continue
         url = cleaned(piece)
         if "/" in url:
-            urls.append(url)
+            urls.append(balanced(url) if _EMBEDDED_URL.match(url) else url)
     return urls
+
+
+def _reference(match: re.Match[str]) -> str:
+    """The character of one character reference; an unknown or non-printable one stays."""
+    if match[3]:
+        return _NAMED.get(match[3].lower(), match[0])
+    code = int(match[1]) if match[1] else int(match[2], 16)
+    return chr(code) if 0x20 <= code <= 0x7E else match[0]
 
 
 def unescaped(text: str) -> str:
     """`text` with JSON escapes undone (JSON inside JSON too), any other backslash read as a
-    slash as browsers do, and the HTML entities of quotes, brackets and `&` decoded."""
+    slash as browsers do, and character references decoded: named and numeric, nested
+    (`&amp;amp;`, `&#38;`, `&#x26;`, `&amp;#38;` all read as `&`)."""
     if "\\" in text:
         for _ in range(_JSON_DEPTH):  # scraped inline JSON, maybe JSON inside JSON
             once = _JSON_ESCAPE.sub(_json_char, text)
@@ -210,9 +268,11 @@ def unescaped(text: str) -> str:
             text = once
         text = text.replace("\\", "/")
     if "&" in text:
-        for entity, char in _ENTITIES:
-            if entity in text:
-                text = text.replace(entity, char)
+        for _ in range(_REFERENCE_DEPTH):
+            once = _REFERENCE.sub(_reference, text)
+            if once == text:
+                break
+            text = once
     return text
 
 
@@ -234,8 +294,8 @@ def url_field(url: str) -> str:
 
 
 def kept_query(query: str) -> str:
-    """The parameters of `query` a booking URL keeps: not tracking ones (utm_*, _ga, _gl,
-    gclid, fbclid, in any case), not empty (`?x=(1)` cut by extraction), printable ASCII."""
+    """The parameters of `query` a booking URL keeps: not tracking ones (`_TRACKING`: utm_*,
+    gclid, msclkid, mc_eid, ..., in any case), not empty (`?x=(1)` cut by extraction), printable ASCII."""
     kept = [
         p
         for p in query.split("&")
