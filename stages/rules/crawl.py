@@ -93,7 +93,8 @@ class LineParser(BareIds):
     backslash is a slash; userinfo (up to the last '@') and the port are dropped; the host
     must be ASCII before it is lower-cased and may end with a dot; the path is
     percent-decoded once, but an encoded slash is no separator: it stays `%2F` in the
-    id, which then matches no id pattern (malformed_id). Surrounding ASCII whitespace, Unicode spaces and a BOM are ignored.
+    id, which then matches no id pattern (malformed_id). Surrounding ASCII whitespace,
+    Unicode spaces and a BOM are ignored.
     A url pattern is searched in "<host><path>"; one holding a literal `\\?` is searched in
     "<host><path>?<query>" (query percent-decoded) instead, for ids outside the path.
     Whitespace around an id (`%20Qw3rTy%20`) is extraction debris: the id is what it surrounds.
@@ -314,7 +315,7 @@ class LineParser(BareIds):
         authority, path = (rest, "") if slash == -1 else (rest[:slash], rest[slash:])
         host = self._hosts.get(authority)
         if host is None:
-            host = self._host(authority)
+            host = text_rules.host_of(authority, self._host_fullmatch)
             if len(self._hosts) < _HOST_CACHE_SIZE and len(authority) <= 255:
                 self._hosts[authority] = host
         if not host:
@@ -384,17 +385,3 @@ class LineParser(BareIds):
                     self._found = (match, "") if page else None
                     return accepted
         return _MALFORMED_ID if found else _NO_ID
-
-    def _host(self, authority: str) -> str:
-        """The lower-cased host of `authority` if it is one of the engine's, else ""."""
-        host = authority.rpartition("@")[2]  # drop userinfo; the host follows the last '@'
-        host, _, port = host.partition(":")
-        if port and not (port.isascii() and port.isdigit()):
-            return ""
-        # isascii before lower(): the Kelvin sign lower-cases to an ASCII 'k'.
-        if not host.isascii():
-            return ""
-        host = host.lower()
-        if host.endswith("."):
-            host = host[:-1]  # "cloudbeds.com." is the fully qualified cloudbeds.com
-        return host if self._host_fullmatch(host) else ""

@@ -49,12 +49,8 @@ class BareIds:
         """A messy line without a URL: a header row, a bare id followed by a status column
         (`12345<TAB>200`, `Qw3rTy,200`), or one word in quotes or brackets that is a bare id
         (`$booking="<uuid>";`) unless the engine's ids are word-like (`_word`)."""
-        fields = [field.lower() for field in text_rules.FIELDS.split(text) if field]
-        if fields and all(
-            field in text_rules.HEADER_WORDS or (len(field) == 1 and field.isdigit())
-            for field in fields
-        ) and not all(field.isdigit() for field in fields):
-            return _HEADER_ROW  # digits alone: a numbered column (`Title 1`)
+        if text_rules.is_header_row(text):
+            return _HEADER_ROW
         columns = [column for column in text_rules.COLUMNS.split(text) if column]
         if len(columns) > 1 and all(text_rules.STATUS_COLUMN.fullmatch(c) for c in columns[1:]):
             first = columns[0]
@@ -66,9 +62,9 @@ class BareIds:
         if len(bare) != 1:
             return self._one(text)
         outcome = self._one(bare[0])
-        if bare[0] != text and outcome is not _HEADER_ROW:
-            if type(outcome) is Reject or self._word_ids:
-                return _TEXT_WORD  # a word in quotes, brackets, markup or punctuation is text
+        wrapped = bare[0] != text and outcome is not _HEADER_ROW
+        if wrapped and (type(outcome) is Reject or self._word_ids):
+            return _TEXT_WORD  # a word in quotes, brackets, markup or punctuation is text
         return outcome
 
     def _bare(self, text: str) -> ParseResult:

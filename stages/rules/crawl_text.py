@@ -11,6 +11,7 @@ names an engine.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import quote, unquote
 
 # Whitespace that may surround a line: ASCII whitespace (bytes.strip), and for lines that are
@@ -122,6 +123,30 @@ _TRACKING = (
 )  # fmt: skip
 # A crawl export's status column after a bare id (`12345<TAB>200`, `Qw3rTy,200`).
 STATUS_COLUMN = re.compile(r"[1-5][0-9]{2}|(?i:non-indexable|indexable|ok)")
+
+
+def is_header_row(text: str) -> bool:
+    """Whether every field of `text` is a crawl export's column name (`Address<TAB>Status Code`);
+    a digit alone may number one (`Title 1`)."""
+    fields = [field.lower() for field in FIELDS.split(text) if field]
+    return any(field in HEADER_WORDS for field in fields) and all(
+        field in HEADER_WORDS or (len(field) == 1 and field.isdigit()) for field in fields
+    )
+
+
+def host_of(authority: str, fullmatch: Callable[[str], object]) -> str:
+    """The lower-cased host of a URL's `authority` if `fullmatch` takes it, else ""."""
+    host = authority.rpartition("@")[2]  # drop userinfo; the host follows the last '@'
+    host, _, port = host.partition(":")
+    if port and not (port.isascii() and port.isdigit()):
+        return ""
+    # isascii before lower(): the Kelvin sign lower-cases to an ASCII 'k'.
+    if not host.isascii():
+        return ""
+    host = host.lower()
+    if host.endswith("."):
+        host = host[:-1]  # "cloudbeds.com." is the fully qualified cloudbeds.com
+    return host if fullmatch(host) else ""
 
 
 def used_part(text: str) -> str:
@@ -295,7 +320,8 @@ def url_field(url: str) -> str:
 
 def kept_query(query: str) -> str:
     """The parameters of `query` a booking URL keeps: not tracking ones (`_TRACKING`: utm_*,
-    gclid, msclkid, mc_eid, ..., in any case), not empty (`?x=(1)` cut by extraction), printable ASCII."""
+    gclid, msclkid, mc_eid, ..., in any case), not empty (`?x=` cut by extraction), and
+    printable ASCII."""
     kept = [
         p
         for p in query.split("&")
