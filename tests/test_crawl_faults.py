@@ -221,19 +221,6 @@ def test_a_text_line_has_the_same_reason_in_every_engine(engine, line):
 
 
 @pytest.mark.parametrize(
-    "line",
-    [
-        "Address\tStatus Code\tIndexability",
-        "Address\tContent Type\tStatus Code\tStatus\tIndexability\tTitle 1",
-        "Address,Indexability Status,Inlinks,Outlinks",
-    ],
-)
-@pytest.mark.parametrize("engine", sorted(ENGINES))
-def test_a_screaming_frog_header_row_is_a_header_row_in_every_engine(engine, line):
-    assert parse(engine, line) == Reject.HEADER_ROW
-
-
-@pytest.mark.parametrize(
     ("engine", "line", "expected"),
     [
         ("rms", "12345\t200", "12345"),

@@ -71,7 +71,17 @@ def test_a_text_line_is_no_lead_of_an_engine_whose_ids_look_like_words(engine, l
 
 @pytest.mark.parametrize(
     "line",
-    ["url", "URL", '"url","status"', "url;status", "url,status_code,title", "Address\tStatus Code"],
+    [
+        "url",
+        "URL",
+        '"url","status"',
+        "url;status",
+        "url,status_code,title",
+        "Address\tStatus Code",
+        "Address\tStatus Code\tIndexability",  # Screaming Frog's columns
+        "Address\tContent Type\tStatus Code\tStatus\tIndexability\tTitle 1",
+        "Address,Indexability Status,Inlinks,Outlinks",
+    ],
 )
 @pytest.mark.parametrize("engine", sorted(ENGINES))
 def test_a_crawl_export_header_row_is_rejected_as_such_for_every_engine(engine, line):
