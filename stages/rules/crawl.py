@@ -74,7 +74,9 @@ from stages.rules.crawl_text import CONTROL, NOT_PLAIN, TRAILING, TRAILING_BYTES
     _HEADER_ROW,
     _TEXT_WORD,
 ) = Reject
-_ENCODED_SLASH = ("%2F", "%2f")
+# An encoded slash in a path is decoded to this private-use character while the patterns
+# look for `/`, and to a slash inside the id they find: the id is not cut at it.
+_SLASH_MARK = "\uf000"
 
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
@@ -92,9 +94,9 @@ class LineParser(BareIds):
     and any run of slashes may follow it; "<host>:<digits>" is a port, not a scheme; a
     backslash is a slash; userinfo (up to the last '@') and the port are dropped; the host
     must be ASCII before it is lower-cased and may end with a dot; the path is
-    percent-decoded once, but an encoded slash is no separator: it stays `%2F` in the
-    id, which then matches no id pattern (malformed_id). Surrounding ASCII whitespace,
-    Unicode spaces and a BOM are ignored.
+    percent-decoded once, but an encoded slash is no separator: it is a `/` inside the id
+    (malformed_id where the id pattern takes no slash, never the id's first part).
+    Surrounding ASCII whitespace, Unicode spaces and a BOM are ignored.
     A url pattern is searched in "<host><path>"; one holding a literal `\\?` is searched in
     "<host><path>?<query>" (query percent-decoded) instead, for ids outside the path.
     Whitespace around an id (`%20Qw3rTy%20`) is extraction debris: the id is what it surrounds.
@@ -325,9 +327,11 @@ class LineParser(BareIds):
     def _read_path(self, text: str, host: str, path: str, query: str) -> ParseResult:
         """The id(s) the url patterns find in "<host><path>" (or with the query), else why not.
         A site-page word in the id position (`/properties/contact`) is no match: no_id."""
+        slashes = False
         if "%" in path:
-            if "%2" in path and (_ENCODED_SLASH[0] in path or _ENCODED_SLASH[1] in path):
-                path = path.replace("%2F", "%252F").replace("%2f", "%252F")
+            if "%2" in path and ("%2F" in path or "%2f" in path):
+                slashes = True
+                path = path.replace("%2F", "%EF%80%80").replace("%2f", "%EF%80%80")
             try:
                 path = unquote(path, errors="strict")
             except UnicodeDecodeError:
@@ -342,6 +346,8 @@ class LineParser(BareIds):
             match = pattern.search(target)
             if match:
                 candidate = match["id"]
+                if slashes:
+                    candidate = candidate.replace(_SLASH_MARK, "/")
                 if self._site_pages and candidate.lower() in self._site_pages:
                     continue
                 found = True

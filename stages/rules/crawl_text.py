@@ -238,14 +238,18 @@ def cleaned(word: str) -> str:
 
 
 def balanced(url: str) -> str:
-    """`url` without the closing brackets after it that it does not open (`(https://x?a=(1))`
-    keeps `?a=(1)`), nor punctuation after those; a closing bracket it opened stays."""
+    """`url` without the first closing bracket after it that it does not open, nor what
+    follows (`(https://x?a=(1)).` keeps `?a=(1)`); a bracket it opened stays, and trailing
+    punctuation without a bracket is left to `LineParser._one` (an id may end with it)."""
     if url[-1:] not in TRAILING:
         return url
     head = url.rstrip(TRAILING)
-    for char in url[len(head) :]:
+    tail = url[len(head) :]
+    if not any(char in _OPENER for char in tail):
+        return url
+    for char in tail:
         opener = _OPENER.get(char)
-        if not opener or head.count(opener) <= head.count(char):
+        if opener and head.count(opener) <= head.count(char):
             break
         head += char
     return head
