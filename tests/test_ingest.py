@@ -173,7 +173,7 @@ def _copy_started(database_url: str) -> bool:
 
 
 def test_killing_an_ingest_midway_leaves_the_earlier_state(project, database_url, tmp_path):
-    project.write_raw("rms", "111\n222\n", datetime(2026, 1, 1, tzinfo=UTC))
+    project.write_raw("rms", "1111\n2222\n", datetime(2026, 1, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 0
     before, before_marker = leads(database_url, "rms"), marker(project, "rms")
     big = tmp_path / "big.txt"
