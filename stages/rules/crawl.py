@@ -181,10 +181,9 @@ class LineParser(BareIds):
             text = text.strip(UNICODE_SPACE)
             if not text:
                 return BLANK
-        if "\t" in text:
-            text = text.replace("\t", " ")  # the fields of an export row: `<url>\t200`
-        if CONTROL.search(text):
-            if CONTROL.search(text_rules.used_part(text)):
+        # A tab separates the fields of an export row (`<url>\t200`): whitespace, no control.
+        if text_rules.CONTROL_BUT_TAB.search(text):
+            if text_rules.CONTROL_BUT_TAB.search(text_rules.used_part(text)):
                 return _CONTROL_CHARS
             text = CONTROL.sub(" ", text)  # in the query: a separator, not data
         if "\\" in text or "&" in text:

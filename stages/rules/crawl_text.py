@@ -22,6 +22,7 @@ UNICODE_SPACE = (
 )
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
 CONTROL_BYTES = bytes(range(0x20)) + b"\x7f"  # the same, for ASCII lines
+CONTROL_BUT_TAB = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 # A plain line, the common case, takes the fast path of `parse`: ASCII without these bytes and
@@ -106,7 +107,8 @@ PLACEHOLDERS = frozenset((
 ))
 # fmt: on
 MIN_WORD_ID = 3  # characters: the shortest real slug seen is far longer (`seasidehoteldirect`)
-COLUMNS = re.compile(r"[\s,;|]+")  # the columns of an export row that holds no URL
+# The columns of an export row that holds no URL: a space alone separates words, not columns.
+COLUMNS = re.compile(r"\s*[\t,;|]\s*")
 FIELDS = re.compile(r"[\s\"'<>()\[\]{}`,;|=]+")  # the words of a header row
 ENCODED_END = re.compile(r"%(3F|23)", re.I)  # an encoded `?` or `#`
 _FIELD_END = re.compile(r"[,;|]")  # the end of a URL's field in a CSV-like export row
