@@ -41,9 +41,7 @@ class BareIds:
     _found: Any
     item_misses: int
     missed_items: list[str]
-
-    def _one(self, url: str) -> ParseResult:  # LineParser's, for a bare word
-        raise NotImplementedError
+    _one: Callable[[str], ParseResult]  # LineParser's: one URL or bare word of a messy line
 
     def _no_url(self, text: str) -> ParseResult:
         """A messy line without a URL: a header row, a bare id followed by a status column
