@@ -97,17 +97,28 @@ def test_two_codes_comma_joined_in_the_id_position_are_two_leads_each_with_its_u
 
 
 @pytest.mark.parametrize(
-    "line",
+    ("engine", "line"),
     [
-        "https://direct-book.com/properties/a,b",
-        "https://direct-book.com/properties/seasidedirect,x",
-        "https://direct-book.com/properties/seasidedirect,contact",
-        "https://hotels.cloudbeds.com/reservation/Qw3rTy,Az9",
+        ("siteminder", "https://direct-book.com/properties/a,b"),
+        ("siteminder", "https://direct-book.com/properties/seasidedirect,x"),
+        ("siteminder", "https://direct-book.com/properties/seasidedirect,contact"),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/Qw3rTy,Az9"),
+        ("rms", "https://bookings.rmscloud.com/Search/Index/0,1/1"),
     ],
 )
-def test_a_comma_list_with_an_item_that_is_no_id_names_no_lead(line):
-    engine = "cloudbeds" if "cloudbeds" in line else "siteminder"
+def test_a_comma_list_with_an_item_that_is_no_id_names_no_lead(engine, line):
     assert parse(engine, line) == Reject.MALFORMED_ID
+
+
+@pytest.mark.parametrize(
+    ("engine", "line", "reason"),
+    [
+        ("rms", "1234,5678", Reject.MALFORMED_ID),
+        ("cloudbeds", "Qw3rTy,Az9Bc1", Reject.MALFORMED_ID),
+    ],
+)
+def test_a_bare_line_is_never_a_comma_list_of_ids(engine, line, reason):
+    assert parse(engine, line) == reason
 
 
 def test_a_comma_after_the_url_in_a_row_of_fields_ends_the_urls_field():

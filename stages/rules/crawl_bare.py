@@ -123,7 +123,7 @@ class BareIds:
         trimmed = candidate.strip(UNICODE_SPACE)
         if trimmed != candidate and trimmed and fullmatch(trimmed):
             return self._case(trimmed) if self._case else trimmed
-        if "," in trimmed and "," not in self._separators and not self._in_row:
+        if "," in trimmed and "," not in self._separators and not (bare or self._in_row):
             return self._comma_list(trimmed)
         if not self._separators or not any(sep in trimmed for sep in self._separators):
             return None
@@ -147,12 +147,13 @@ class BareIds:
 
     def _comma_list(self, value: str) -> str | tuple[str, ...] | None:
         """`Qw3rTy,Az9Bc1` in the id position of a URL that is alone on its line: a list of
-        ids when every item is an id a bare line would give (so `/properties/a,b` is none);
+        ids when every item is an id a bare line would give (so `/properties/a,b` and RMS
+        `/Search/Index/1,2` are none; a bare line is never such a list);
         on a line of several fields the comma ends the URL's field instead (`LineParser._one`)."""
         items = [item.strip(UNICODE_SPACE) for item in value.split(",")]
         found: dict[str, None] = {}
         for item in items:
-            if not item or not self._id_fullmatch(item) or item.lower() in self._site_pages:
+            if not item or not self._bare_fullmatch(item) or item.lower() in self._site_pages:
                 return None
             if self._word_ids and type(self._word(item)) is Reject:
                 return None
