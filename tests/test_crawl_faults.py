@@ -113,7 +113,7 @@ def test_a_comma_list_with_an_item_that_is_no_id_names_no_lead(engine, line):
 @pytest.mark.parametrize(
     ("engine", "line", "reason"),
     [
-        ("rms", "1234,5678", Reject.MALFORMED_ID),
+        ("rms", "1234,5678", Reject.TEXT_WORD),
         ("cloudbeds", "Qw3rTy,Az9Bc1", Reject.MALFORMED_ID),
     ],
 )
