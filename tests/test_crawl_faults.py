@@ -175,6 +175,7 @@ def test_tracking_after_a_nested_reference_leaves_the_booking_url(line):
         (f"{CLOUDBEDS}?x=(1)", f"{CLOUDBEDS}?x=(1)"),
         (f"({CLOUDBEDS}?x=(1))", f"{CLOUDBEDS}?x=(1)"),
         (f"({CLOUDBEDS}?x=(1)).", f"{CLOUDBEDS}?x=(1)"),
+        ("(hotels.cloudbeds.com/reservation/Qw3rTy?x=(1))", f"{CLOUDBEDS}?x=(1)"),
         (f"[{CLOUDBEDS}?filter[view]=list]", f"{CLOUDBEDS}?filter[view]=list"),
         (f"[Book now]({CLOUDBEDS}?rooms[0][adults]=2)", f"{CLOUDBEDS}?rooms[0][adults]=2"),
         (f'<a href="{CLOUDBEDS}?q={{a}}&currency=usd">', f"{CLOUDBEDS}?q={{a}}&currency=usd"),

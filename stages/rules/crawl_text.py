@@ -275,7 +275,7 @@ def urls_in(word: str) -> list[str]:
             continue
         url = cleaned(piece)
         if "/" in url:
-            urls.append(balanced(url) if _EMBEDDED_URL.match(url) else url)
+            urls.append(balanced(url))
     return urls
 
 
