@@ -208,6 +208,19 @@ def test_a_redirect_target_encoded_more_than_once_is_decoded(line):
     assert parse("cloudbeds", line) == "Qw3rTy"
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "https%3A%2F%2Fhotels.cloudbeds.com%2Freservation%2FQw3rTy",
+        "https%253A%252F%252Fhotels.cloudbeds.com%252Freservation%252FQw3rTy",
+        "%2F%2Fhotels.cloudbeds.com%2Freservation%2FQw3rTy",
+        '"HTTPS%3A%2F%2Fhotels.cloudbeds.com%2Freservation%2FQw3rTy",200',
+    ],
+)
+def test_a_whole_url_percent_encoded_once_or_more_is_decoded(line):
+    assert parse("cloudbeds", line) == "Qw3rTy"
+
+
 def test_a_redirect_targets_own_encoded_query_stays_encoded_once():
     line = (
         "https://www.google.com/url?q=https%3A%2F%2Fhotels.cloudbeds.com%2Freservation%2FQw3rTy"

@@ -86,6 +86,9 @@ _REDIRECT = re.compile(
 _REDIRECT_TARGET = re.compile(
     r"(?:^|&)(?:q|u|url|target)=((?:https?(?::|%(?:25)*3A)|//|(?:%(?:25)*2F){2})[^&]*)", re.I
 )
+# A URL percent-encoded as a whole, maybe more than once (copied out of a query string):
+# `https%3A%2F%2F...`, `https%253A%252F%252F...`, `%2F%2Fhost/...`.
+_ENCODED_URL = re.compile(r"(?:https?%(?:25){0,2}3A)?(?:%(?:25){0,2}2F){2}", re.I)
 # Column names of crawl exports (Screaming Frog, Sitebulb, wget logs, `url<TAB>status`): a line
 # made of these alone is a header row, never a lead.
 # fmt: off
@@ -171,7 +174,7 @@ def rescuable(text: str, wrong_host: bool) -> bool:
             return True
     if "%2" in text and (text[:3] in _ENCODED_QUOTES or text[-3:] in _ENCODED_QUOTES):
         return True
-    if wrong_host and ("=http" in text or "=//" in text or "=%2" in text):
+    if wrong_host and ("=http" in text or "=//" in text or "=%2" in text or "%" in text[:8]):
         return True  # maybe a redirect wrapper (`google.com/url?q=https%3A...`)
     # `booking_link:https://...`: the URL starts after the first colon's own slashes.
     slashes = text.find("//")
@@ -187,14 +190,17 @@ def redirect_target(url: str) -> str | None:
     if not query or not _REDIRECT.fullmatch(path):
         return None
     found = _REDIRECT_TARGET.search(query)
-    if not found:
-        return None
-    target = found[1]
+    return decoded_url(found[1]) if found else None
+
+
+def decoded_url(text: str) -> str:
+    """`text` percent-decoded until it reads as a URL (`https://`, `//`), at most
+    _NESTED_DEPTH times, so the URL's own encoded query stays encoded once."""
     for _ in range(_NESTED_DEPTH):
-        target = unquote(target, errors="replace")
-        if _EMBEDDED_URL.match(target):
+        text = unquote(text, errors="replace")
+        if _EMBEDDED_URL.match(text):
             break
-    return target
+    return text
 
 
 def encoded_value(match: re.Match[str]) -> str:
@@ -274,6 +280,8 @@ def urls_in(word: str) -> list[str]:
                 urls.append(piece)
             continue
         url = cleaned(piece)
+        if _ENCODED_URL.match(url):
+            url = decoded_url(url)
         if "/" in url:
             urls.append(balanced(url))
     return urls
