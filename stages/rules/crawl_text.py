@@ -2,10 +2,11 @@
 
 What `stages.rules.crawl.LineParser` reads before it looks for an engine's id: which lines are
 plain, where a line breaks into words, which words hold URLs (`urls_in`), the debris of HTML or
-text extraction around them (`cleaned`), JSON escapes and HTML entities (`unescaped`), the
-columns of crawler exports (`url_field`, `field_end`), redirect wrappers (`redirect_target`),
-crawl-export header words, and the query a booking URL keeps (`kept_query`). Nothing here
-names an engine.
+text extraction around them (`cleaned`, `balanced`: brackets a URL does not open), JSON
+escapes and character references (`unescaped`), the columns of crawler exports (`url_field`,
+`field_end`, `is_header_row`), redirect wrappers and encoded URLs (`redirect_target`,
+`decoded_url`), hosts (`host_of`), and the query a booking URL keeps (`kept_query`). Nothing
+here names an engine.
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ def rescuable(text: str, wrong_host: bool) -> bool:
     if "%2" in text and (text[:3] in _ENCODED_QUOTES or text[-3:] in _ENCODED_QUOTES):
         return True
     if wrong_host and ("=http" in text or "=//" in text or "=%2" in text or "%" in text[:8]):
-        return True  # maybe a redirect wrapper (`google.com/url?q=https%3A...`)
+        return True  # maybe a redirect wrapper (`google.com/url?q=https%3A...`), or an encoded URL
     # `booking_link:https://...`: the URL starts after the first colon's own slashes.
     slashes = text.find("//")
     return wrong_host and slashes > 0 and slashes != text.find(":") + 1
