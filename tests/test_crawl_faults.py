@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from stages.errors import ConfigError
+from stages.rules.config import load_params
 from stages.rules.crawl import LineParser, Reject, iter_lines, open_crawl
 from tests.support.crawl import ENGINES, SECOND, UUID, booking_url, parse
 
@@ -293,3 +295,42 @@ def test_a_tiny_bomless_utf16_file_of_cjk_text_is_read_not_refused(tmp_path, enc
     path.write_bytes(text.encode(encoding))
     with open_crawl(path) as stream:
         assert list(iter_lines(stream)) == text.encode().splitlines()
+
+
+# --- the two rules are engine data (params.yaml) -------------------------------------------------
+
+ENGINE = """
+source: {{root: data/sources}}
+engines:
+  bookit:
+    file: bookit.txt
+    display_name: BookIt
+    hosts: [bookit.example]
+    url_patterns: ['^[^/]+/hotel/(?P<id>[^/]+)$']
+    id_pattern: '[a-z0-9]+'
+    booking_url: https://bookit.example/hotel/{{id}}
+{extra}"""
+
+
+def test_an_engine_gets_a_bare_id_pattern_and_site_pages_from_params_alone(tmp_path):
+    extra = "    bare_id_pattern: '[a-z]+[0-9]+'\n    site_pages: [Search, deals]\n"
+    (tmp_path / "params.yaml").write_text(ENGINE.format(extra=extra), encoding="utf-8")
+    parser = LineParser(load_params(tmp_path).engine("bookit"))
+    assert parser.parse(b"hotel42") == "hotel42"
+    assert parser.parse(b"resort") == Reject.MALFORMED_ID
+    assert parser.parse(b"https://bookit.example/hotel/resort") == "resort"
+    assert parser.parse(b"https://bookit.example/hotel/search") == Reject.NO_ID
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ("    site_pages: contact\n", "engines.bookit.site_pages"),
+        ("    site_pages: [contact, 404]\n", "engines.bookit.site_pages"),
+        ("    bare_id_pattern: '[0-9'\n", "engines.bookit.bare_id_pattern"),
+    ],
+)
+def test_a_bad_bare_id_pattern_or_site_pages_is_refused_naming_the_key(tmp_path, extra, key):
+    (tmp_path / "params.yaml").write_text(ENGINE.format(extra=extra), encoding="utf-8")
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_params(tmp_path)
