@@ -307,6 +307,10 @@ def _crawl_file(engine: str, path: Path, by_hand: bool) -> Path:
     """`path` if it is a file; else PipelineError naming the engine, the path and the fix."""
     from stages.errors import PipelineError
 
+    if path.is_dir():
+        raise PipelineError(
+            f"{STAGE}@{engine}: {path} is a folder, not a crawl file; give the file in it."
+        )
     if not path.is_file():
         hint = "check the path" if by_hand else f"run `dvc repro download@{engine}` first"
         raise PipelineError(f"{STAGE}@{engine}: {path} does not exist; {hint}.")

@@ -155,6 +155,12 @@ def test_a_dry_run_of_a_missing_file_fails_with_one_line(project, tmp_path, caps
     assert f"{missing} does not exist; check the path." in err and "Traceback" not in err
 
 
+def test_a_folder_given_as_the_file_is_called_a_folder(project, tmp_path, capsys):
+    assert ingest.main(["--engine", "rms", "--file", str(tmp_path), "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path} is a folder, not a crawl file" in err and "does not exist" not in err
+
+
 def _copy_started(database_url: str) -> bool:
     with psycopg.connect(database_url) as conn:
         return bool(
@@ -167,7 +173,7 @@ def _copy_started(database_url: str) -> bool:
 
 
 def test_killing_an_ingest_midway_leaves_the_earlier_state(project, database_url, tmp_path):
-    project.write_raw("rms", "111\n222\n", datetime(2026, 1, 1, tzinfo=UTC))
+    project.write_raw("rms", "1111\n2222\n", datetime(2026, 1, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 0
     before, before_marker = leads(database_url, "rms"), marker(project, "rms")
     big = tmp_path / "big.txt"

@@ -209,6 +209,18 @@ def _regex(key: str, pattern: Any, *, needs_id_group: bool) -> re.Pattern[str]:
     return compiled
 
 
+def _bare_id_pattern(key: str, pattern: Any) -> re.Pattern[str] | None:
+    return None if pattern is None else _id_pattern(key, pattern)
+
+
+def _site_pages(key: str, value: Any) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(w, str) and w for w in value):
+        raise ConfigError(f"params.yaml: `{key}` must be a list of path words (contact, rooms).")
+    return frozenset(word.lower() for word in value)
+
+
 def _id_pattern(key: str, pattern: Any) -> re.Pattern[str]:
     compiled = _regex(key, pattern, needs_id_group=False)
     if not can_match_an_id(compiled):
@@ -233,6 +245,11 @@ class Engine:
     booking_url: str = setting(parse=_booking_url)
     # Characters that separate several ids in one id (Mews `<uuid>;<uuid>`); "" for none.
     id_separator: str = setting("", parse=_id_separator)
+    # What a line that is a bare id alone must fully match, when stricter than id_pattern
+    # (RMS: `200` alone is a status code, in a URL's client position a client id).
+    bare_id_pattern: re.Pattern[str] | None = setting(None, parse=_bare_id_pattern)
+    # Path words of the engine's own site pages in the id position, never an id (any case).
+    site_pages: frozenset[str] = setting(frozenset(), parse=_site_pages)
 
     def canonical_url(self, property_id: str) -> str:
         return self.booking_url.replace("{id}", property_id)

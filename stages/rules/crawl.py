@@ -3,8 +3,9 @@
 `LineParser` turns one line into an engine's property id(s) or a reason code. The rest lives
 beside it by role and is re-exported here, so `from stages.rules import crawl` gives it all:
 `crawl_files` (`open_crawl`, `iter_lines`: files whatever they arrived as, as raw lines),
-`crawl_text` (the debris, escapes and fields around URLs in a line) and `crawl_evidence`
-(`evidence_text`, `evidence_line`, `safe_text`).
+`crawl_text` (the debris, escapes and fields around URLs in a line), `crawl_bare` (lines
+without a URL, and ids that need more than one look) and `crawl_evidence` (`evidence_text`,
+`evidence_line`, `safe_text`).
 
 The engine rules are data (params.yaml `engines`); nothing here names an engine.
 
@@ -19,12 +20,14 @@ Outcome of `LineParser.parse`, one per physical line:
   for the part before the query: the query and fragment are read only for ids in them),
   unsupported_scheme, wrong_host, then the percent-decoded path (invalid_utf8 or
   control_chars again), no_id, malformed_id. A line without a URL may instead be
-  header_row (every word of it a crawl export's column name: url, status, ...) or, for an
-  engine whose ids are word-like, text_word (see `LineParser._word`).
+  header_row (every word of it a crawl export's column name: url, status, ...) or
+  text_word (a word that is text, the same for every engine: see `crawl_bare`).
 
 Before a line is read as a URL, the debris of HTML or text extraction around it is dropped:
-quotes, `href=`/`src=`, brackets, `&quot;`/`%22`, trailing `;` `,` `.` `)`, and `&amp;` is
-read as `&`. So `$booking="https://x/reservation/Qw3rTy";` names Qw3rTy like the bare URL.
+quotes, `href=`/`src=`, brackets the URL does not balance (`?x=(1)` keeps its own),
+`&quot;`/`%22`, trailing `;` `,` `.` `)`, and character references are read, nested or
+numeric (`&amp;amp;`, `&#38;`). So `$booking="https://x/reservation/Qw3rTy";` names Qw3rTy
+like the bare URL.
 
 `Reject` and `Blank` are plain enums, not `str`, so `type(outcome) is str` means accepted.
 After an accepted line, `LineParser.booking_url(id)` gives the page that line named.
@@ -38,6 +41,7 @@ from urllib.parse import unquote
 
 from stages.rules import crawl_text as text_rules
 from stages.rules.config import Engine
+from stages.rules.crawl_bare import BareIds
 
 # Re-exported: the public names of the crawl rules, wherever they live (`import x as x`).
 from stages.rules.crawl_evidence import evidence_line as evidence_line
@@ -70,6 +74,9 @@ from stages.rules.crawl_text import CONTROL, NOT_PLAIN, TRAILING, TRAILING_BYTES
     _HEADER_ROW,
     _TEXT_WORD,
 ) = Reject
+# An encoded slash in a path is decoded to this private-use character while the patterns
+# look for `/`, and to a slash inside the id they find: the id is not cut at it.
+_SLASH_MARK = "\uf000"
 
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
@@ -80,14 +87,16 @@ _WEB_SCHEMES = frozenset({"http", "https"})
 _HOST_CACHE_SIZE = 4096
 
 
-class LineParser:
+class LineParser(BareIds):
     """Parse crawl lines for one engine; `parse` is the hot loop of ingest, keep it lean.
 
     How a URL is read, as a browser would where it matters for safety: the scheme is optional
     and any run of slashes may follow it; "<host>:<digits>" is a port, not a scheme; a
     backslash is a slash; userinfo (up to the last '@') and the port are dropped; the host
     must be ASCII before it is lower-cased and may end with a dot; the path is
-    percent-decoded once. Surrounding ASCII whitespace, Unicode spaces and a BOM are ignored.
+    percent-decoded once, but an encoded slash is no separator: it is a `/` inside the id
+    (malformed_id where the id pattern takes no slash, never the id's first part).
+    Surrounding ASCII whitespace, Unicode spaces and a BOM are ignored.
     A url pattern is searched in "<host><path>"; one holding a literal `\\?` is searched in
     "<host><path>?<query>" (query percent-decoded) instead, for ids outside the path.
     Whitespace around an id (`%20Qw3rTy%20`) is extraction debris: the id is what it surrounds.
@@ -103,6 +112,9 @@ class LineParser:
         self._path_patterns = tuple(pair for pair in patterns if "\\?" not in pair[0].pattern)
         self._query_patterns = tuple(pair for pair in patterns if "\\?" in pair[0].pattern)
         self._id_fullmatch = engine.id_pattern.fullmatch
+        self._bare_fullmatch = (engine.bare_id_pattern or engine.id_pattern).fullmatch
+        self._site_pages = engine.site_pages
+        self._in_row = False  # the URL being read is one field of several (see `_comma_list`)
         self._case = {"lower": str.lower, "upper": str.upper}.get(engine.id_case)
         self._separators = engine.id_separator
         # Ids that look like words (the id_pattern takes `status`: SiteMinder slugs, Cloudbeds
@@ -169,10 +181,9 @@ class LineParser:
             text = text.strip(UNICODE_SPACE)
             if not text:
                 return BLANK
-        if "\t" in text:
-            text = text.replace("\t", " ")  # the fields of an export row: `<url>\t200`
-        if CONTROL.search(text):
-            if CONTROL.search(text_rules.used_part(text)):
+        # A tab separates the fields of an export row (`<url>\t200`): whitespace, no control.
+        if text_rules.CONTROL_BUT_TAB.search(text):
+            if text_rules.CONTROL_BUT_TAB.search(text_rules.used_part(text)):
                 return _CONTROL_CHARS
             text = CONTROL.sub(" ", text)  # in the query: a separator, not data
         if "\\" in text or "&" in text:
@@ -186,26 +197,13 @@ class LineParser:
             )  # `?q="hi there"`: one value
         words = [word for word in text_rules.TOKEN_SPLIT.split(text) if word]
         urls = [url for word in words for url in text_rules.urls_in(word)]
-        if len(urls) == 1:
-            return self._one(urls[0])
-        if urls:
-            return self._several(urls)
-        return self._no_url(text, words)
-
-    def _no_url(self, text: str, words: list[str]) -> ParseResult:
-        """A messy line without a URL: a header row, or one word in quotes or brackets that is
-        a bare id (`$booking="<uuid>";` holds one once the attribute and the punctuation are
-        dropped) unless the engine's ids are word-like (`_word`); several words stay as they are."""
-        fields = [field for field in text_rules.FIELDS.split(text) if field]
-        if fields and all(field.lower() in text_rules.HEADER_WORDS for field in fields):
-            return _HEADER_ROW
-        bare = [w for w in (text_rules.cleaned(w).rstrip(TRAILING) for w in words) if w]
-        if len(bare) != 1:
-            return self._one(text)
-        outcome = self._one(bare[0])
-        if self._word_ids and bare[0] != text and type(outcome) is not Reject:
-            return _TEXT_WORD  # a word in quotes, brackets, markup or punctuation is text
-        return outcome
+        if not urls:
+            return self._no_url(text)
+        self._in_row = len(words) > 1
+        try:
+            return self._one(urls[0]) if len(urls) == 1 else self._several(urls)
+        finally:
+            self._in_row = False
 
     def _one(self, url: str) -> ParseResult:
         """One URL (or bare id) of a messy line: a query glued on with `&` is read as the
@@ -227,9 +225,15 @@ class LineParser:
             if target:
                 return self._one(target)
         if type(outcome) is Reject:
-            for shorter in (url.rstrip(TRAILING), url[: text_rules.field_end(url)]):
+            # The URL's field ends at a `,` `;` `|` only on a row of several fields; on a line
+            # of the URL alone they belong to its path (`_comma_list`).
+            cut = text_rules.field_end(url) if self._in_row else len(url)
+            for shorter in (url.rstrip(TRAILING), url[:cut]):
                 if shorter and shorter != url:
                     retry = self._parse_url(shorter)
+                    # A cut id is as weak as a bare word: `/properties/a,b` names no `a`.
+                    if type(retry) is str and self._word_ids:
+                        retry = self._word(retry)
                     if type(retry) is not Reject:
                         return retry
         return outcome
@@ -265,38 +269,6 @@ class LineParser:
         ids = tuple(found)
         return ids[0] if len(ids) == 1 else ids
 
-    def _bare(self, text: str) -> ParseResult:
-        self._found = None
-        accepted = self._accept(text)
-        if not accepted and "%" in text:  # `%20Qw3rTy%20`: a bare id is decoded once
-            accepted = self._accept(unquote(text, errors="replace"))
-        if not accepted:
-            return _HEADER_ROW if text.lower() in text_rules.HEADER_WORDS else _MALFORMED_ID
-        if self._word_ids and type(accepted) is str:
-            return self._word(accepted)
-        return accepted
-
-    def _word(self, property_id: str) -> str | Reject:
-        """A bare line's id, for an engine whose ids look like words, if it is not text.
-
-        Such an id pattern takes any word (SiteMinder slugs `[A-Za-z0-9_-]+`, Cloudbeds codes
-        of 6 letters/digits), so a bare line counts only as a list of ids would hold it: the
-        line is the id alone (no quotes, brackets, markup or punctuation: `_no_url` sees to
-        that), it is no export column name (`url`, `status`: header_row), and it holds a
-        letter, is at least text_rules.MIN_WORD_ID characters long and no placeholder (`200`, `x`,
-        `todo`: text_word). Real slugs are words run together (`seasidehoteldirect`).
-        """
-        word = property_id.lower()
-        if word in text_rules.HEADER_WORDS:
-            return _HEADER_ROW
-        if (
-            len(word) < text_rules.MIN_WORD_ID
-            or word == word.upper()
-            or word in text_rules.PLACEHOLDERS
-        ):
-            return _TEXT_WORD  # `word == word.upper()` after lower(): no letter in it
-        return property_id
-
     def booking_url(self, property_id: str) -> str:
         """The booking page of `property_id` as the last accepted line named it.
 
@@ -323,39 +295,8 @@ class LineParser:
                 page += "?" + query
         return "https://" + page
 
-    def _accept(self, candidate: str | None) -> str | tuple[str, ...] | None:
-        if candidate is None:
-            return None
-        if not self._id_fullmatch(candidate):
-            return self._accept_slowly(candidate)
-        return self._case(candidate) if self._case else candidate
-
-    def _accept_slowly(self, candidate: str) -> str | tuple[str, ...] | None:
-        """Ids that need more than one look: around spaces, or several in one value."""
-        trimmed = candidate.strip(UNICODE_SPACE)
-        if trimmed != candidate and trimmed and self._id_fullmatch(trimmed):
-            return self._case(trimmed) if self._case else trimmed
-        if not self._separators or not any(sep in trimmed for sep in self._separators):
-            return None
-        for sep in self._separators[1:]:
-            trimmed = trimmed.replace(sep, self._separators[0])
-        found: dict[str, None] = {}  # ordered, without repeats
-        bad: list[str] = []
-        for part in trimmed.split(self._separators[0]):
-            part = part.strip(UNICODE_SPACE)
-            if part and self._id_fullmatch(part):
-                found[self._case(part) if self._case else part] = None
-            elif part:  # an empty item (`<uuid>;`) is a trailing separator, not an item
-                bad.append(part)
-        if not found:
-            return None
-        if bad:  # counted, not silently dropped: the line's other items are leads
-            self.item_misses += len(bad)
-            self.missed_items = bad
-        ids = tuple(found)
-        return ids[0] if len(ids) == 1 else ids
-
     def _parse_url(self, text: str) -> ParseResult:
+        """The id(s) of one URL, or why it gives none: its scheme and host are read here."""
         # Split by hand: measurably faster than urllib.parse or one big regex. A backslash
         # never gets here: `_messy` reads it as a slash first.
         colon = text.find(":")
@@ -375,12 +316,21 @@ class LineParser:
         authority, path = (rest, "") if slash == -1 else (rest[:slash], rest[slash:])
         host = self._hosts.get(authority)
         if host is None:
-            host = self._host(authority)
+            host = text_rules.host_of(authority, self._host_fullmatch)
             if len(self._hosts) < _HOST_CACHE_SIZE and len(authority) <= 255:
                 self._hosts[authority] = host
         if not host:
             return _WRONG_HOST
+        return self._read_path(text, host, path, query)
+
+    def _read_path(self, text: str, host: str, path: str, query: str) -> ParseResult:
+        """The id(s) the url patterns find in "<host><path>" (or with the query), else why not.
+        A site-page word in the id position (`/properties/contact`) is no match: no_id."""
+        slashes = False
         if "%" in path:
+            if "%2" in path and ("%2F" in path or "%2f" in path):
+                slashes = True
+                path = path.replace("%2F", "%EF%80%80").replace("%2f", "%EF%80%80")
             try:
                 path = unquote(path, errors="strict")
             except UnicodeDecodeError:
@@ -394,8 +344,12 @@ class LineParser:
         for pattern, page in self._path_patterns:
             match = pattern.search(target)
             if match:
-                found = True
                 candidate = match["id"]
+                if slashes:
+                    candidate = candidate.replace(_SLASH_MARK, "/")
+                if self._site_pages and candidate.lower() in self._site_pages:
+                    continue
+                found = True
                 if self._id_fullmatch(candidate):  # `_accept` inlined: the hot loop
                     self._found = (match, query) if page else None
                     return self._case(candidate) if self._case else candidate
@@ -436,17 +390,3 @@ class LineParser:
                     self._found = (match, "") if page else None
                     return accepted
         return _MALFORMED_ID if found else _NO_ID
-
-    def _host(self, authority: str) -> str:
-        """The lower-cased host of `authority` if it is one of the engine's, else ""."""
-        host = authority.rpartition("@")[2]  # drop userinfo; the host follows the last '@'
-        host, _, port = host.partition(":")
-        if port and not (port.isascii() and port.isdigit()):
-            return ""
-        # isascii before lower(): the Kelvin sign lower-cases to an ASCII 'k'.
-        if not host.isascii():
-            return ""
-        host = host.lower()
-        if host.endswith("."):
-            host = host[:-1]  # "cloudbeds.com." is the fully qualified cloudbeds.com
-        return host if self._host_fullmatch(host) else ""

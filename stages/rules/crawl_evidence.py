@@ -25,7 +25,7 @@ def evidence_text(raw: bytes) -> str:
         return raw.decode("ascii")  # the common line: nothing to escape
     text = raw.decode("utf-8", "surrogateescape")
     return "".join(
-        "\\\\" if char == "\\" else char if char.isprintable() else _evidence_escape(char)
+        "\\\\" if char == "\\" else char if char.isprintable() else _escape(char, True)
         for char in text
     )
 
@@ -43,15 +43,6 @@ def evidence_line(text: str) -> bytes:
     if "\\" in text:
         text = _EVIDENCE_ESCAPE.sub(unescape, text)
     return text.encode("utf-8", "surrogateescape")
-
-
-def _evidence_escape(char: str) -> str:
-    code = ord(char)
-    if char in _ESCAPES:
-        return _ESCAPES[char]
-    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
-        return f"\\x{code - 0xDC00:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def safe_text(raw: bytes, limit: int = 200) -> str:
@@ -77,14 +68,15 @@ def safe_text(raw: bytes, limit: int = 200) -> str:
     return "".join(kept) + "…"
 
 
-def _escape(char: str) -> str:
+def _escape(char: str, evidence: bool = False) -> str:
+    """One character as an escape: \\t \\n \\r, \\xNN for a byte that was not UTF-8 (and, for
+    `safe_text`, any code below 0x100), else \\uNNNN or \\UNNNNNNNN. `evidence_line` reads
+    \\xNN back as a byte, so evidence writes a code below 0x100 as \\u00NN."""
     code = ord(char)
     if char in _ESCAPES:
         return _ESCAPES[char]
     if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
         return f"\\x{code - 0xDC00:02x}"
-    if code < 0x100:
+    if code < 0x100 and not evidence:
         return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

@@ -8,6 +8,7 @@ streams it as raw lines.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import islice
@@ -96,7 +97,8 @@ def _decoded(stream: BinaryIO, head: bytes) -> BinaryIO:
         # first line merely starts with the bytes FF FE is read as UTF-8 (and that line rejected).
         if head.startswith(bom) and (b"\x00" in head[len(bom) :] or len(head) == len(bom)):
             return _Recoded(stream, encoding, len(bom))  # type: ignore[return-value]
-    bomless = _bomless_encoding(head)
+    # Fewer bytes than asked for: the sample is the whole (tiny) file.
+    bomless = _bomless_encoding(head, whole=len(head) < _SNIFF)
     if bomless:
         return _Recoded(stream, bomless, 0)  # type: ignore[return-value]
     if _looks_binary(head):
@@ -104,7 +106,7 @@ def _decoded(stream: BinaryIO, head: bytes) -> BinaryIO:
     return stream
 
 
-def _bomless_encoding(head: bytes) -> str | None:
+def _bomless_encoding(head: bytes, whole: bool = False) -> str | None:
     """UTF-16/32 without a BOM (a file split or written by .NET without one), told by where
     the NUL bytes sit in the first KiB: text of URLs is ASCII, so each character's other
     bytes are NUL. UTF-8 and Latin-1 text holds no NUL at all, so the pattern is safe."""
@@ -123,13 +125,15 @@ def _bomless_encoding(head: bytes) -> str | None:
         return "utf-16-le"
     if nul[0] and nul[2] and text[1] and text[3]:
         return "utf-16-be"
-    return _utf16_by_line_ends(sample)
+    return _utf16_by_line_ends(sample, whole and len(head) <= len(sample))
 
 
-def _utf16_by_line_ends(sample: bytes) -> str | None:
+def _utf16_by_line_ends(sample: bytes, whole: bool) -> str | None:
     """UTF-16 without a BOM whose text is not ASCII (CJK lines before the URLs), told by its
     line ends: every LF sits in a code unit of its own (0A 00 little-endian, 00 0A big-endian),
-    and the sample decodes to printable text. Binary data fails one of these."""
+    and the sample decodes to printable text. Binary data fails one of these. A tiny file
+    (`whole`: the sample is all of it) may hold one line end, or none when every character
+    is CJK, kana or Hangul: too few bytes to count on, and no binary format is that."""
     even = sample[: len(sample) - len(sample) % 2]
     units = [even[i : i + 2] for i in range(0, len(even), 2)]
     # Pairs of ASCII characters are what UTF-8 text (with a stray NUL line) would give.
@@ -137,17 +141,21 @@ def _utf16_by_line_ends(sample: bytes) -> str | None:
         return None
     for encoding, line_end in (("utf-16-le", b"\n\x00"), ("utf-16-be", b"\x00\n")):
         ends = units.count(line_end)
-        if ends < 2 or ends * 2 < even.count(b"\n"):
+        if ends < (0 if whole else 2) or ends * 2 < even.count(b"\n"):
             continue
         try:
             text = even.decode(encoding)
         except UnicodeDecodeError:  # a surrogate cut at the sample's end, or not UTF-16
             text = even[:-2].decode(encoding, "replace")
         printable = sum(char.isprintable() or char in "\r\n\t" for char in text)
-        if "\ufffd" not in text and printable >= 0.95 * len(text):
+        if "\ufffd" in text or printable < 0.95 * len(text):
+            continue
+        if ends >= (1 if whole else 2) or all(_CJK.match(char) for char in text):
             return encoding
     return None
 
+
+_CJK = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef]")
 
 # Control bytes no text file holds; NUL is left out so a text file with a NUL-ridden line is
 # still read line by line (those lines are rejected as control_chars).

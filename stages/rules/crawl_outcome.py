@@ -12,7 +12,7 @@ from enum import Enum
 from stages.rules.config import Engine
 
 # Bumped when the parser reads lines differently, so stored evidence is checked again.
-RULES_VERSION = 4
+RULES_VERSION = 5
 
 
 class Reject(Enum):
@@ -62,5 +62,7 @@ def rules_fingerprint(engine: Engine) -> str:
         engine.id_case,
         engine.id_separator,
         engine.booking_url,
+        engine.bare_id_pattern.pattern if engine.bare_id_pattern else None,
+        sorted(engine.site_pages),
     ]
     return hashlib.sha256(json.dumps(rules).encode()).hexdigest()[:16]

@@ -2,15 +2,17 @@
 
 What `stages.rules.crawl.LineParser` reads before it looks for an engine's id: which lines are
 plain, where a line breaks into words, which words hold URLs (`urls_in`), the debris of HTML or
-text extraction around them (`cleaned`), JSON escapes and HTML entities (`unescaped`), the
-columns of crawler exports (`url_field`, `field_end`), redirect wrappers (`redirect_target`),
-crawl-export header words, and the query a booking URL keeps (`kept_query`). Nothing here
-names an engine.
+text extraction around them (`cleaned`, `balanced`: brackets a URL does not open), JSON
+escapes and character references (`unescaped`), the columns of crawler exports (`url_field`,
+`field_end`, `is_header_row`), redirect wrappers and encoded URLs (`redirect_target`,
+`decoded_url`), hosts (`host_of`), and the query a booking URL keeps (`kept_query`). Nothing
+here names an engine.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import quote, unquote
 
 # Whitespace that may surround a line: ASCII whitespace (bytes.strip), and for lines that are
@@ -21,6 +23,7 @@ UNICODE_SPACE = (
 )
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
 CONTROL_BYTES = bytes(range(0x20)) + b"\x7f"  # the same, for ASCII lines
+CONTROL_BUT_TAB = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 # A plain line, the common case, takes the fast path of `parse`: ASCII without these bytes and
@@ -33,25 +36,32 @@ TRAILING = ".,;:!?)]}>'\""  # punctuation after a URL in running text or code
 TRAILING_BYTES = TRAILING.encode()
 _LEADING = "([{<'\""
 _ENCODED_QUOTES = ("%22", "%27")
-_ENTITIES = (
-    ("&quot;", '"'),
-    ("&#34;", '"'),
-    ("&#x22;", '"'),
-    ("&apos;", "'"),
-    ("&#39;", "'"),
-    ("&#x27;", "'"),
-    ("&lt;", "<"),
-    ("&gt;", ">"),
-    ("&amp;", "&"),
-)
+# Character references that stand for a character a URL or its debris holds: named ones of
+# HTML5 and numeric ones (`&#38;`, `&#x26;`), read as browsers do only with their `;`. Pages
+# escaped twice write `&amp;amp;`: undone pass by pass, as JSON in JSON is.
+_REFERENCE = re.compile(r"&(?:#([0-9]{1,7})|#[xX]([0-9A-Fa-f]{1,6})|([A-Za-z]{2,8}));")
+_NAMED = {
+    "amp": "&", "quot": '"', "apos": "'", "lt": "<", "gt": ">", "sol": "/", "colon": ":",
+    "equals": "=", "quest": "?", "num": "#", "percnt": "%", "period": ".", "comma": ",",
+    "semi": ";", "lpar": "(", "rpar": ")", "lsqb": "[", "rsqb": "]", "lbrack": "[",
+    "rbrack": "]", "lcub": "{", "rcub": "}", "lbrace": "{", "rbrace": "}", "plus": "+",
+    "excl": "!", "dollar": "$", "commat": "@", "tilde": "~", "lowbar": "_", "hyphen": "-",
+    "ast": "*", "verbar": "|", "vert": "|", "grave": "`", "nbsp": " ",
+}  # fmt: skip
+_REFERENCE_DEPTH = 3  # `&amp;amp;amp;`; deeper nesting is not seen in crawls
 # JSON escapes of scraped inline JSON: `https:\/\/host\/path`, `\u0026` for &, `\"`, and `\\`
 # for a backslash, so JSON inside JSON (`https:\\\/\\\/`) is undone pass by pass.
 _JSON_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|([/\"'\\]))")
 _JSON_DEPTH = 3  # JSON in JSON in JSON; deeper nesting is not seen in crawls
 # A value in raw quotes inside a query (`?q="hi there"&x=1`): part of the URL, not its end.
 QUOTED_VALUE = re.compile(r"([?&][\w.\[\]-]+=)([\"'])([^\"'\n]*)\2(?=[&#]|$|\s)")
-# Where a line breaks into words: whitespace, quotes, brackets.
-TOKEN_SPLIT = re.compile(r"[\s\"'<>()\[\]{}`]+")
+# Where a line breaks into words: whitespace, quotes, markup, and an opening bracket before a
+# URL (`[link](https://...)`). Other brackets stay in the word: a query holds them
+# (`?rooms[0][adults]=2`, `?x=(1)`); `cleaned` drops those the URL does not balance.
+TOKEN_SPLIT = re.compile(r"[\s\"'<>`]+|[(\[{]+(?=(?:https?:)?//)", re.I)
+_WORD_SPLIT = re.compile(r"[()\[\]{}]+")  # the words of a word that holds no URL
+_OPENER = {")": "(", "]": "[", "}": "{"}
+_NESTED_DEPTH = 3  # percent-encoding undone at most this often (`https%253A%252F%252F`)
 # A comma, semicolon or bar where the next URL begins (`<url>,<url>` of an export row).
 _NEXT_URL = re.compile(r"[,;|](?=(?:https?:)?//|[\w-]+(?:\.[\w-]+)+/)", re.I)
 _EMBEDDED_URL = re.compile(r"(?:https?:)?//", re.I)  # where a URL starts inside a word
@@ -75,8 +85,11 @@ _REDIRECT = re.compile(
     re.I,
 )
 _REDIRECT_TARGET = re.compile(
-    r"(?:^|&)(?:q|u|url|target)=((?:https?(?::|%3A)|//|%2F%2F)[^&]*)", re.I
+    r"(?:^|&)(?:q|u|url|target)=((?:https?(?::|%(?:25)*3A)|//|(?:%(?:25)*2F){2})[^&]*)", re.I
 )
+# A URL percent-encoded as a whole, maybe more than once (copied out of a query string):
+# `https%3A%2F%2F...`, `https%253A%252F%252F...`, `%2F%2Fhost/...`.
+_ENCODED_URL = re.compile(r"(?:https?%(?:25){0,2}3A)?(?:%(?:25){0,2}2F){2}", re.I)
 # Column names of crawl exports (Screaming Frog, Sitebulb, wget logs, `url<TAB>status`): a line
 # made of these alone is a header row, never a lead.
 # fmt: off
@@ -87,7 +100,9 @@ HEADER_WORDS = frozenset((
     "content_type", "mime", "title", "name", "id", "ids", "property", "property_id", "hotel",
     "engine", "booking_url", "domain", "host", "hostname", "path", "query", "referrer",
     "referer", "anchor", "anchor_text", "text", "date", "time", "timestamp", "crawled", "depth",
-    "size", "length",
+    "size", "length", "indexability", "indexability_status", "inlinks", "outlinks", "word",
+    "count", "word_count", "crawl", "crawl_depth", "meta", "description", "h1", "h2", "bytes",
+    "response_time", "last_modified", "language", "hash", "canonical_link_element",
 ))
 # Placeholders left in hand-kept lists: text, never a property's slug.
 PLACEHOLDERS = frozenset((
@@ -96,11 +111,48 @@ PLACEHOLDERS = frozenset((
 ))
 # fmt: on
 MIN_WORD_ID = 3  # characters: the shortest real slug seen is far longer (`seasidehoteldirect`)
+# The columns of an export row that holds no URL: a space alone separates words, not columns.
+COLUMNS = re.compile(r"\s*[\t,;|]\s*")
 FIELDS = re.compile(r"[\s\"'<>()\[\]{}`,;|=]+")  # the words of a header row
 ENCODED_END = re.compile(r"%(3F|23)", re.I)  # an encoded `?` or `#`
 _FIELD_END = re.compile(r"[,;|]")  # the end of a URL's field in a CSV-like export row
-# Tracking parameters dropped from a booking URL: they name the campaign, not the page.
-_TRACKING = ("utm_", "_ga=", "_gl=", "gclid=", "fbclid=")
+# Tracking parameters dropped from a booking URL: they name the campaign or the click, not the
+# page. Google (utm_*, _ga, _gl, gclid, gclsrc, dclid, wbraid, gbraid, srsltid), Microsoft
+# (msclkid), Meta (fbclid, igshid), Mailchimp (mc_cid, mc_eid), Yandex (yclid), HubSpot
+# (_hsenc, _hsmi, __hstc, __hssc, __hsfp), X (twclid), LinkedIn (li_fat_id), TikTok (ttclid),
+# Marketo (mkt_tok), Klaviyo (_kx), Olytics (oly_anon_id, oly_enc_id), Vero (vero_id).
+_TRACKING = (
+    "utm_", "_ga=", "_gl=", "gclid=", "gclsrc=", "dclid=", "wbraid=", "gbraid=", "srsltid=",
+    "msclkid=", "fbclid=", "igshid=", "mc_cid=", "mc_eid=", "yclid=", "_hsenc=", "_hsmi=",
+    "__hstc=", "__hssc=", "__hsfp=", "twclid=", "li_fat_id=", "ttclid=", "mkt_tok=", "_kx=",
+    "oly_anon_id=", "oly_enc_id=", "vero_id=",
+)  # fmt: skip
+# A crawl export's status column after a bare id (`12345<TAB>200`, `Qw3rTy,200`).
+STATUS_COLUMN = re.compile(r"[1-5][0-9]{2}|(?i:non-indexable|indexable|ok)")
+
+
+def is_header_row(text: str) -> bool:
+    """Whether every field of `text` is a crawl export's column name (`Address<TAB>Status Code`);
+    a digit alone may number one (`Title 1`)."""
+    fields = [field.lower() for field in FIELDS.split(text) if field]
+    return any(field in HEADER_WORDS for field in fields) and all(
+        field in HEADER_WORDS or (len(field) == 1 and field.isdigit()) for field in fields
+    )
+
+
+def host_of(authority: str, fullmatch: Callable[[str], object]) -> str:
+    """The lower-cased host of a URL's `authority` if `fullmatch` takes it, else ""."""
+    host = authority.rpartition("@")[2]  # drop userinfo; the host follows the last '@'
+    host, _, port = host.partition(":")
+    if port and not (port.isascii() and port.isdigit()):
+        return ""
+    # isascii before lower(): the Kelvin sign lower-cases to an ASCII 'k'.
+    if not host.isascii():
+        return ""
+    host = host.lower()
+    if host.endswith("."):
+        host = host[:-1]  # "cloudbeds.com." is the fully qualified cloudbeds.com
+    return host if fullmatch(host) else ""
 
 
 def used_part(text: str) -> str:
@@ -123,21 +175,33 @@ def rescuable(text: str, wrong_host: bool) -> bool:
             return True
     if "%2" in text and (text[:3] in _ENCODED_QUOTES or text[-3:] in _ENCODED_QUOTES):
         return True
-    if wrong_host and ("=http" in text or "=//" in text):
-        return True  # maybe a redirect wrapper (`google.com/url?q=https%3A...`)
+    if wrong_host and ("=http" in text or "=//" in text or "=%2" in text or "%" in text[:8]):
+        return True  # maybe a redirect wrapper (`google.com/url?q=https%3A...`), or an encoded URL
     # `booking_link:https://...`: the URL starts after the first colon's own slashes.
     slashes = text.find("//")
     return wrong_host and slashes > 0 and slashes != text.find(":") + 1
 
 
 def redirect_target(url: str) -> str | None:
-    """The URL a redirect wrapper (`_REDIRECT`) carries in its query, decoded once; else None."""
+    """The URL a redirect wrapper (`_REDIRECT`) carries in its query, else None: decoded until
+    it reads as a URL (a wrapper's target encoded twice: `https%253A%252F%252F...`), at most
+    _NESTED_DEPTH times, so the target's own encoded query stays encoded once."""
     rest = url[url.find("//") + 2 :] if "//" in url[:8] else url
     path, _, query = rest.partition("#")[0].partition("?")
     if not query or not _REDIRECT.fullmatch(path):
         return None
-    target = _REDIRECT_TARGET.search(query)
-    return unquote(target[1], errors="replace") if target else None
+    found = _REDIRECT_TARGET.search(query)
+    return decoded_url(found[1]) if found else None
+
+
+def decoded_url(text: str) -> str:
+    """`text` percent-decoded until it reads as a URL (`https://`, `//`), at most
+    _NESTED_DEPTH times, so the URL's own encoded query stays encoded once."""
+    for _ in range(_NESTED_DEPTH):
+        text = unquote(text, errors="replace")
+        if _EMBEDDED_URL.match(text):
+            break
+    return text
 
 
 def encoded_value(match: re.Match[str]) -> str:
@@ -182,6 +246,29 @@ def cleaned(word: str) -> str:
         word, openings = end[:-3], openings - 1  # one closing quote per opening one
 
 
+def balanced(url: str) -> str:
+    """`url` without the first closing bracket after it that it does not open, nor what
+    follows (`(https://x?a=(1)).` keeps `?a=(1)`); a bracket it opened stays, and trailing
+    punctuation without a bracket is left to `LineParser._one` (an id may end with it)."""
+    if url[-1:] not in TRAILING:
+        return url
+    head = url.rstrip(TRAILING)
+    tail = url[len(head) :]
+    if not any(char in _OPENER for char in tail):
+        return url
+    for char in tail:
+        opener = _OPENER.get(char)
+        if opener and head.count(opener) <= head.count(char):
+            break
+        head += char
+    return head
+
+
+def words_of(text: str) -> list[str]:
+    """The words of a line without a URL: brackets split them too (`(notes)`, `[todo]`)."""
+    return [w for word in TOKEN_SPLIT.split(text) if word for w in _WORD_SPLIT.split(word) if w]
+
+
 def urls_in(word: str) -> list[str]:
     """The URLs one word of a line holds (none, one, or several glued with `,` `;` `|`),
     each from its scheme (or its host) on, without debris; a URL has a '/'. A word of
@@ -194,14 +281,25 @@ def urls_in(word: str) -> list[str]:
                 urls.append(piece)
             continue
         url = cleaned(piece)
+        if _ENCODED_URL.match(url):
+            url = decoded_url(url)
         if "/" in url:
-            urls.append(url)
+            urls.append(balanced(url))
     return urls
+
+
+def _reference(match: re.Match[str]) -> str:
+    """The character of one character reference; an unknown or non-printable one stays."""
+    if match[3]:
+        return _NAMED.get(match[3].lower(), match[0])
+    code = int(match[1]) if match[1] else int(match[2], 16)
+    return chr(code) if 0x20 <= code <= 0x7E else match[0]
 
 
 def unescaped(text: str) -> str:
     """`text` with JSON escapes undone (JSON inside JSON too), any other backslash read as a
-    slash as browsers do, and the HTML entities of quotes, brackets and `&` decoded."""
+    slash as browsers do, and character references decoded: named and numeric, nested
+    (`&amp;amp;`, `&#38;`, `&#x26;`, `&amp;#38;` all read as `&`)."""
     if "\\" in text:
         for _ in range(_JSON_DEPTH):  # scraped inline JSON, maybe JSON inside JSON
             once = _JSON_ESCAPE.sub(_json_char, text)
@@ -210,9 +308,11 @@ def unescaped(text: str) -> str:
             text = once
         text = text.replace("\\", "/")
     if "&" in text:
-        for entity, char in _ENTITIES:
-            if entity in text:
-                text = text.replace(entity, char)
+        for _ in range(_REFERENCE_DEPTH):
+            once = _REFERENCE.sub(_reference, text)
+            if once == text:
+                break
+            text = once
     return text
 
 
@@ -234,8 +334,9 @@ def url_field(url: str) -> str:
 
 
 def kept_query(query: str) -> str:
-    """The parameters of `query` a booking URL keeps: not tracking ones (utm_*, _ga, _gl,
-    gclid, fbclid, in any case), not empty (`?x=(1)` cut by extraction), printable ASCII."""
+    """The parameters of `query` a booking URL keeps: not tracking ones (`_TRACKING`: utm_*,
+    gclid, msclkid, mc_eid, ..., in any case), not empty (`?x=` cut by extraction), and
+    printable ASCII."""
     kept = [
         p
         for p in query.split("&")

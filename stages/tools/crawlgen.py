@@ -257,7 +257,9 @@ def _mews_id(rng: random.Random) -> str:
 def _rms_id(rng: random.Random) -> str:
     if rng.random() < 0.6:
         return f"{rng.getrandbits(64):016X}"
-    return str(rng.randrange(1000, 30000))
+    # A client number as a bare line may give it (params.yaml rms.bare_id_pattern): no year.
+    number = rng.randrange(1000, 29800)
+    return str(number + 200 if number >= 1900 else number)
 
 
 def _rms_url(rng: random.Random, property_id: str) -> str:

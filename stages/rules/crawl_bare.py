@@ -1,0 +1,162 @@
+"""Lines that hold no URL, and ids that need more than one look: the bare-id rules of `LineParser`.
+
+A line without a URL is a header row, a bare id (alone, or followed by a crawl export's status
+column), or text. One reason for the same kind of line whatever the engine:
+
+- header_row: every field is a crawl export's column name (`url`, `Address<TAB>Status Code`);
+- text_word: a word that is text, not an id: wrapped in quotes, brackets or markup (`(notes)`,
+  `<html>`, `"200"`), a number or date where ids need more (`200`, `2025-03-01`), a
+  placeholder (`todo`), one of the engine's site-page words, or (for an engine whose ids look
+  like words) too short or letter-less (see `BareIds._word`);
+- malformed_id: a word with a letter that is near an id but is none (`Qw3rT`, a UUID
+  without dashes).
+
+A bare line must fully match the engine's `bare_id_pattern` when it has one (RMS: a number
+alone must look like a client, not a status code), else its `id_pattern`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote
+
+from stages.rules import crawl_text as text_rules
+from stages.rules.crawl_outcome import ParseResult, Reject
+from stages.rules.crawl_text import TRAILING, UNICODE_SPACE
+
+_MALFORMED_ID, _HEADER_ROW, _TEXT_WORD = Reject.MALFORMED_ID, Reject.HEADER_ROW, Reject.TEXT_WORD
+
+
+class BareIds:
+    """The bare-line and id-list rules; `LineParser` (stages/rules/crawl.py) sets the state."""
+
+    _id_fullmatch: Callable[[str], Any]
+    _bare_fullmatch: Callable[[str], Any]
+    _case: Callable[[str], str] | None
+    _separators: str
+    _site_pages: frozenset[str]
+    _word_ids: bool
+    _in_row: bool
+    _found: Any
+    item_misses: int
+    missed_items: list[str]
+    _one: Callable[[str], ParseResult]  # LineParser's: one URL or bare word of a messy line
+
+    def _no_url(self, text: str) -> ParseResult:
+        """A messy line without a URL: a header row, a bare id followed by a status column
+        (`12345<TAB>200`, `Qw3rTy,200`), or one word in quotes or brackets that is a bare id
+        (`$booking="<uuid>";`) unless the engine's ids are word-like (`_word`)."""
+        if text_rules.is_header_row(text):
+            return _HEADER_ROW
+        columns = [column for column in text_rules.COLUMNS.split(text) if column]
+        if len(columns) > 1 and all(text_rules.STATUS_COLUMN.fullmatch(c) for c in columns[1:]):
+            first = columns[0]
+            if len(first) > 2 and first[0] == first[-1] == '"':
+                first = first[1:-1]  # the quotes of a CSV field, not debris
+            return self._no_url(first)
+        words = text_rules.words_of(text)
+        bare = [w for w in (text_rules.cleaned(w).rstrip(TRAILING) for w in words) if w]
+        if len(bare) != 1:
+            return self._one(text)
+        outcome = self._one(bare[0])
+        wrapped = bare[0] != text and outcome is not _HEADER_ROW
+        if wrapped and (type(outcome) is Reject or self._word_ids):
+            return _TEXT_WORD  # a word in quotes, brackets, markup or punctuation is text
+        return outcome
+
+    def _bare(self, text: str) -> ParseResult:
+        """The id a bare word names, or why it names none (see the module docstring)."""
+        self._found = None
+        accepted = self._accept(text, bare=True)
+        if not accepted and "%" in text:  # `%20Qw3rTy%20`: a bare id is decoded once
+            text = unquote(text, errors="replace")
+            accepted = self._accept(text, bare=True)
+        if not accepted:
+            word = text.strip(UNICODE_SPACE).lower()
+            if word in text_rules.HEADER_WORDS:
+                return _HEADER_ROW
+            if (
+                word == word.upper()  # no letter in it: a number, a date
+                or word in text_rules.PLACEHOLDERS
+                or word in self._site_pages
+            ):
+                return _TEXT_WORD
+            return _MALFORMED_ID
+        if self._word_ids and type(accepted) is str:
+            return self._word(accepted)
+        return accepted
+
+    def _word(self, property_id: str) -> str | Reject:
+        """A bare line's id, for an engine whose ids look like words, if it is not text.
+
+        Such an id pattern takes any word (SiteMinder slugs `[A-Za-z0-9_-]+`, Cloudbeds codes
+        of 6 letters/digits), so a bare line counts only as a list of ids would hold it: the
+        line is the id alone (no quotes, brackets, markup or punctuation: `_no_url` sees to
+        that), it is no export column name (`url`, `status`: header_row), and it holds a
+        letter, is at least text_rules.MIN_WORD_ID characters long and no placeholder or
+        site-page word (`200`, `x`, `todo`, `contact`: text_word). Real slugs are words run
+        together (`seasidehoteldirect`).
+        """
+        word = property_id.lower()
+        if word in text_rules.HEADER_WORDS:
+            return _HEADER_ROW
+        if (
+            len(word) < text_rules.MIN_WORD_ID
+            or word == word.upper()
+            or word in text_rules.PLACEHOLDERS
+            or word in self._site_pages
+        ):
+            return _TEXT_WORD  # `word == word.upper()` after lower(): no letter in it
+        return property_id
+
+    def _accept(self, candidate: str | None, bare: bool = False) -> str | tuple[str, ...] | None:
+        if candidate is None:
+            return None
+        if not (self._bare_fullmatch if bare else self._id_fullmatch)(candidate):
+            return self._accept_slowly(candidate, bare)
+        return self._case(candidate) if self._case else candidate
+
+    def _accept_slowly(self, candidate: str, bare: bool = False) -> str | tuple[str, ...] | None:
+        """Ids that need more than one look: around spaces, or several in one value."""
+        fullmatch = self._bare_fullmatch if bare else self._id_fullmatch
+        trimmed = candidate.strip(UNICODE_SPACE)
+        if trimmed != candidate and trimmed and fullmatch(trimmed):
+            return self._case(trimmed) if self._case else trimmed
+        if "," in trimmed and "," not in self._separators and not (bare or self._in_row):
+            return self._comma_list(trimmed)
+        if not self._separators or not any(sep in trimmed for sep in self._separators):
+            return None
+        for sep in self._separators[1:]:
+            trimmed = trimmed.replace(sep, self._separators[0])
+        found: dict[str, None] = {}  # ordered, without repeats
+        bad: list[str] = []
+        for part in trimmed.split(self._separators[0]):
+            part = part.strip(UNICODE_SPACE)
+            if part and fullmatch(part):
+                found[self._case(part) if self._case else part] = None
+            elif part:  # an empty item (`<uuid>;`) is a trailing separator, not an item
+                bad.append(part)
+        if not found:
+            return None
+        if bad:  # counted, not silently dropped: the line's other items are leads
+            self.item_misses += len(bad)
+            self.missed_items = bad
+        ids = tuple(found)
+        return ids[0] if len(ids) == 1 else ids
+
+    def _comma_list(self, value: str) -> str | tuple[str, ...] | None:
+        """`Qw3rTy,Az9Bc1` in the id position of a URL that is alone on its line: a list of
+        ids when every item is an id a bare line would give (so `/properties/a,b` and RMS
+        `/Search/Index/1,2` are none; a bare line is never such a list);
+        on a line of several fields the comma ends the URL's field instead (`LineParser._one`)."""
+        items = [item.strip(UNICODE_SPACE) for item in value.split(",")]
+        found: dict[str, None] = {}
+        for item in items:
+            if not item or not self._bare_fullmatch(item) or item.lower() in self._site_pages:
+                return None
+            if self._word_ids and type(self._word(item)) is Reject:
+                return None
+            found[self._case(item) if self._case else item] = None
+        ids = tuple(found)
+        return ids[0] if len(ids) == 1 else ids
