@@ -148,15 +148,23 @@ def test_a_space_inside_an_id_is_still_malformed():
 
 
 @pytest.mark.parametrize(
-    "line",
+    ("engine", "line", "expected"),
     [
-        "https://app.littlehotelier.com/properties/tinyinn",
-        "https://apac.littlehotelier.com/properties/tinyinn",
-        "https://emea.littlehotelier.com/properties/TinyInn/rooms",
+        # Little Hotelier is SiteMinder's product for small hotels: its properties are leads.
+        ("siteminder", "https://app.littlehotelier.com/properties/tinyinn", "tinyinn"),
+        ("siteminder", "https://apac.littlehotelier.com/properties/tinyinn", "tinyinn"),
+        ("siteminder", "https://emea.littlehotelier.com/properties/TinyInn/rooms", "tinyinn"),
+        # Scraped inline JSON escapes its slashes and ampersands.
+        ("cloudbeds", "https:\\/\\/hotels.cloudbeds.com\\/reservation\\/AbC123", "AbC123"),
+        (
+            "cloudbeds",
+            '{"bookingUrl":"https:\\/\\/hotels.cloudbeds.com\\/reservation\\/AbC123?lang=es\\u0026adults=2"}',
+            "AbC123",
+        ),
     ],
 )
-def test_little_hotelier_properties_are_siteminder_leads(line):
-    assert parse("siteminder", line) == "tinyinn"
+def test_little_hotelier_urls_and_json_escaped_urls_name_their_property(engine, line, expected):
+    assert parse(engine, line) == expected
 
 
 # --- booking URLs keep what the crawl said ---------------------------------------------------
@@ -286,17 +294,6 @@ def test_a_url_of_the_engine_that_gives_no_id_beside_one_that_does_is_counted():
     assert parser.parse(line.encode()) == "Qw3rTy"
     assert parser.misses == 1
     assert parser.missed == [(Reject.NO_ID, "https://hotels.cloudbeds.com/booking/rooms")]
-
-
-@pytest.mark.parametrize(
-    "line",
-    [
-        "https:\\/\\/hotels.cloudbeds.com\\/reservation\\/AbC123",
-        '{"bookingUrl":"https:\\/\\/hotels.cloudbeds.com\\/reservation\\/AbC123?lang=es\\u0026adults=2"}',
-    ],
-)
-def test_json_escaped_urls_of_scraped_inline_json_are_read(line):
-    assert parse("cloudbeds", line) == "AbC123"
 
 
 @pytest.mark.parametrize(
