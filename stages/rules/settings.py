@@ -77,10 +77,9 @@ def refuse_unknown(
         import difflib  # only on this error path
 
         key = f"{section}.{name}" if section else str(name)
-        # A mapping is a section or an engine, never a setting: `exports:` means `export:`.
-        setting_like = not isinstance(data[name], dict)
         homes = [h for h, keys in elsewhere.items() if name in keys and h != section]
-        homes = homes if setting_like else []
+        if isinstance(data[name], dict):
+            homes = []  # a mapping is a section or an engine, never a setting: `exports:`
         nearest = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
         if homes:
             places = " or ".join(f"`{home}.{name}`" for home in homes)
@@ -143,14 +142,14 @@ def _refuse_twice_given(node: Any, key: str) -> None:
             _refuse_twice_given(item, f"{key}[{index}]")
     if not isinstance(node, yaml.MappingNode):
         return
-    first_line: dict[tuple[str, str], int] = {}
+    seen_at: dict[tuple[str, str], int] = {}
     for name_node, value_node in node.value:
         if not isinstance(name_node, yaml.ScalarNode) or name_node.value == "<<":
-            continue  # a merge key may come back; YAML's own rules settle it
+            continue  # merge keys (`<<`) may repeat; YAML's own rules settle them
         name = f"{key}.{name_node.value}" if key else name_node.value
         line = name_node.start_mark.line + 1
-        seen = first_line.get((name_node.tag, name_node.value))
-        first_line.setdefault((name_node.tag, name_node.value), line)
+        seen = seen_at.get((name_node.tag, name_node.value))
+        seen_at.setdefault((name_node.tag, name_node.value), line)
         if seen is not None:
             raise ConfigError(
                 f"params.yaml: `{name}` is given twice (lines {seen} and {line}) and YAML "
