@@ -74,6 +74,8 @@ def lockfile_damage(root: Path) -> Damage | None:
     """
     path = root / LOCKFILE
     try:
+        if _is_last_good(root, path.stat()):
+            return None  # the very file that was checked when it was copied: no parse again
         data = path.read_bytes()
     except FileNotFoundError:
         return None
@@ -183,10 +185,8 @@ def save_good_copy(root: Path) -> bool:
     source, copy = root / LOCKFILE, root / LAST_GOOD
     try:
         found = source.stat()
-        with contextlib.suppress(FileNotFoundError):
-            kept = copy.stat()
-            if (kept.st_size, kept.st_mtime_ns) == (found.st_size, found.st_mtime_ns):
-                return False
+        if _is_last_good(root, found):
+            return False
         data = source.read_bytes()
         if lockfile_problem(data) is not None:
             return False
@@ -198,6 +198,17 @@ def save_good_copy(root: Path) -> bool:
         return True
     except (OSError, ValueError):
         return False
+
+
+def _is_last_good(root: Path, lockfile: os.stat_result) -> bool:
+    """Whether dvc.lock (its stat `lockfile`) is the file last kept as the good copy: the copy
+    keeps its size and mtime, and any write to dvc.lock (DVC's, or one cut short) moves the
+    mtime."""
+    try:
+        kept = (root / LAST_GOOD).stat()
+    except FileNotFoundError:
+        return False
+    return (kept.st_size, kept.st_mtime_ns) == (lockfile.st_size, lockfile.st_mtime_ns)
 
 
 # --- who is running -----------------------------------------------------------------------------
