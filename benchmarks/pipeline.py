@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import common, timing
+from stages.rules.config import load_params
 
 ENGINES = 4
 MAX_RSS_MB = 250
@@ -65,7 +66,7 @@ class CleanRuns:
         self, folder: Path, lines: int, databases: common.Databases, engines: int = ENGINES
     ):
         self.template = common.pipeline_project(folder / "template", engines, lines)
-        self.engines = list(_params(self.template)["engines"])
+        self.engines = list(load_params(self.template).engines)
         self.databases = databases
         self.empty = databases.migrated()
         self.root = folder / "run"
@@ -86,12 +87,6 @@ class CleanRuns:
             for engine in self.engines
         )
         return timing.run_measured(["sh", "-c", commands], cwd=self.root, env=self.env)
-
-
-def _params(root: Path) -> dict:
-    import yaml
-
-    return yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
 
 
 def memory(args: argparse.Namespace, databases: common.Databases) -> list[timing.Figure]:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from stages import download, export, ingest
+from stages.errors import ConfigError
 from stages.rules.config import load_params
 from stages.rules.patterns import can_match_an_id
 from tests.support.pg import url_for_database
@@ -39,11 +40,14 @@ def wrote_nothing(project, folder: str) -> bool:
 
 
 def fails_naming(capsys, stage_main, *keys: str, engine: str = "rms") -> str:
-    """Run one stage in-process; it must exit 1 and its error must name every key."""
+    """Run one stage in-process; it must exit 1, and its last line (the error: one line)
+    must name every key."""
     assert stage_main(["--engine", engine]) == 1
     error = capsys.readouterr().err
+    last = error.strip().splitlines()[-1]
+    assert f"@{engine} failed: " in last, error
     for key in keys:
-        assert key in error, error
+        assert key in last, error
     assert "Traceback" not in error
     return error
 
@@ -89,7 +93,25 @@ def test_an_invalid_regex_is_named_with_its_key(project, capsys, field):
     assert "unterminated" in error or "missing" in error
 
 
-NEVER_MATCHING = ["[^\\s\\S]+", "a^b", "$[0-9]+", "[0-9]{0}", "", "(?:)", "x\\Zy"]
+NEVER_MATCHING = [
+    "[^\\s\\S]+",
+    "a^b",
+    "$[0-9]+",
+    "[0-9]{0}",
+    "",
+    "(?:)",
+    "x\\Zy",
+    # word boundaries where they can never hold: between two word characters, between two
+    # non-word ones, before a leading non-word character, \B beside the text's edge
+    "a\\bb",
+    "[0-9]+\\b[a-z]+",
+    "[0-9]{6}\\B-",
+    "-\\b-[0-9]+",
+    "\\b-[0-9]+",
+    "\\B[A-Z]{2}[0-9]+",
+    "(?:hotel|inn)\\b[0-9]+",
+    "\\b\\B[a-z]+",
+]
 
 
 @pytest.mark.parametrize("pattern", NEVER_MATCHING)
@@ -107,6 +129,12 @@ SATISFIABLE = [
     "(?!admin$)[a-z]+",
     "([a-z])\\1[0-9]+",
     "\\bhotel\\d+\\b",
+    "[A-Z]{2}\\b-[0-9]+",  # the boundary holds between the letter and the dash
+    "[a-z0-9]+\\b[_-]?[0-9]+",  # `_` is a word character, `-` is not: only "a-1" matches
+    "-\\B-[0-9]+",  # \B holds between two non-word characters
+    "[a-z!]\\b[a-z!]",  # the class has both kinds: "a!" matches
+    "!\\b(?:[a-z]|!)*\\B!",  # matches "!a!!" only: a repeat's first and last copies differ
+    "(?:\\b[a-z]+-)+",  # a boundary inside a repeat: undecided, so accepted
     "(?:^a|b$){2}",  # matches only "ab": the branches must be mixed
     "[^\\x00-\\x7f]+",  # only non-ASCII text
     "\\d{3}(?:-\\d{2}){0,3}",
@@ -165,18 +193,25 @@ def test_a_retry_setting_that_is_not_a_number_is_named(project, capsys, section,
 
 
 @pytest.mark.parametrize(
-    ("section", "typo", "meant"),
+    ("section", "name", "hint"),
     [
-        ("ingest", "retires", "retries"),
-        ("source", "retry_dealy", "retry_delay"),
-        ("export", "rows_per_sheets", "rows_per_sheet"),
-        ("publish", "too", "to"),
-        ("paths", "export", "exports"),
+        ("ingest", "retires", "did you mean `ingest.retries`"),
+        ("source", "retry_dealy", "did you mean `source.retry_delay`"),
+        ("export", "rows_per_sheets", "did you mean `export.rows_per_sheet`"),
+        ("publish", "too", "did you mean `publish.to`"),
+        ("paths", "export", "did you mean `paths.exports`"),
+        # a key of another section: named with the section that takes it
+        ("source", "rows_per_sheet", "move it to `export.rows_per_sheet`"),
+        ("export", "id_case", "move it to `engines.<name>.id_case`"),
+        ("ingest", "to", "move it to `publish.to`"),
+        ("paths", "timeout", "move it to `source.timeout` or `publish.timeout`"),
     ],
 )
-def test_an_unknown_key_is_named_with_the_nearest_valid_one(project, capsys, section, typo, meant):
-    project.edit_params(lambda p: p[section].update({typo: 3}))
-    fails_naming(capsys, download.main, f"`{section}.{typo}`", f"did you mean `{section}.{meant}`")
+def test_an_unknown_key_is_named_with_the_nearest_valid_one_or_the_section_that_takes_it(
+    project, capsys, section, name, hint
+):
+    project.edit_params(lambda p: p[section].update({name: 3}))
+    fails_naming(capsys, download.main, f"`{section}.{name}`", hint)
     assert outputs(project) == []
 
 
@@ -188,6 +223,78 @@ def test_an_unknown_section_is_named_with_the_nearest_valid_one(project, capsys)
 def test_an_unknown_engine_field_is_named_with_the_nearest_valid_one(project, capsys):
     project.edit_params(lambda p: p["engines"]["mews"].update(id_patern="[0-9]+"))
     fails_naming(capsys, download.main, "`engines.mews.id_patern`", "`engines.mews.id_pattern`")
+
+
+def test_a_section_key_at_the_top_level_is_named_with_its_section(project, capsys):
+    project.edit_params(lambda p: p.update(rows_per_sheet=5))
+    fails_naming(capsys, download.main, "`rows_per_sheet`", "`export.rows_per_sheet`")
+
+
+# --- the file itself ------------------------------------------------------------------------
+
+
+def edit_text(project, old: str, new: str) -> int:
+    """Replace the first `old` in params.yaml with `new`; the 1-based line where it was."""
+    path = project.root / "params.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text, text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return text[: text.index(old)].count("\n") + 1
+
+
+def test_a_key_given_twice_is_named_with_both_lines(project, capsys):
+    line = edit_text(project, "  retries: 2\n", "  retries: 2\n  retries: 5\n")
+    key = "`source.retries` is given twice"
+    fails_naming(capsys, download.main, key, f"(lines {line} and {line + 1})")
+    assert outputs(project) == []
+
+
+def test_an_engine_rule_given_twice_is_named_with_both_lines(project, capsys):
+    first = edit_text(project, "  rms:\n", "  rms:\n    id_case: lower\n") + 1
+    lines = (project.root / "params.yaml").read_text().splitlines()
+    second = next(n for n in range(first + 1, len(lines) + 1) if "id_case" in lines[n - 1])
+    key = "`engines.rms.id_case` is given twice"
+    fails_naming(capsys, download.main, key, f"(lines {first} and {second})")
+
+
+def test_a_tab_in_params_yaml_is_one_line_naming_the_file_line_and_column(project, capsys):
+    line = edit_text(project, "  root: data/sources", "\troot: data/sources")
+    where = f"{project.root / 'params.yaml'}, line {line}, column 1"
+    fails_naming(capsys, download.main, where, "replace it with spaces")
+    assert outputs(project) == []
+
+
+def test_params_yaml_that_is_not_yaml_is_one_line_naming_where(project, capsys):
+    line = edit_text(project, "  root: data/sources\n", "  root: [data/sources\n")
+    error = fails_naming(capsys, download.main, f"{project.root / 'params.yaml'}, line")
+    assert f"line {line}," in error or f"line {line + 1}," in error
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("source: {root: a, root: b}\n", "`source.root` is given twice (lines 1 and 1)"),
+        ("engines:\n  rms: {}\n  rms: {}\n", "`engines.rms` is given twice (lines 2 and 3)"),
+        ("source:\n  root: a\nsource: {}\n", "`source` is given twice (lines 1 and 3)"),
+        ("source:\n\troot: a\n", "params.yaml, line 2, column 1: a tab character"),
+        ("source:\n  root: a\n\tretries: 2\n", "params.yaml, line 3, column 1: a tab"),
+    ],
+    ids=["flow-mapping", "engine", "section", "tab-indent", "tab-after-a-key"],
+)
+def test_the_file_is_read_strictly_before_its_settings(tmp_path, text, error):
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_params(tmp_path)
+    assert error in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.unit
+def test_the_same_value_under_two_keys_and_merge_keys_are_not_duplicates(tmp_path):
+    text = "source: &s {root: data/sources}\nengines: {}\npublish: {<<: {to: ''}, retries: 1}\n"
+    (tmp_path / "params.yaml").write_text(text)
+    assert load_params(tmp_path).publish.retries == 1
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import pytest
 from stages import download, ingest
 from stages.observe import history, journal, records
 from stages.observe.cells import KILLED
+from stages.observe.gitcommit import git_commit
 from stages.observe.snapshot import collect
 from tests.support.faultproxy import Fault
 from tests.support.pg import forget_database
@@ -208,3 +209,44 @@ def test_the_retry_listener_is_removed_after_the_stage(project):
     before = list(retry._listeners)
     assert download.main(["--engine", "mews"]) == 0
     assert retry._listeners == before
+
+
+# --- the commit an attempt records (read from git's files, not a git process) ---------------
+
+
+def git(folder, *args: str) -> str:
+    """Run git in `folder` as a user would; its output, stripped."""
+    identity = ("-c", "user.name=Pipeline Test", "-c", "user.email=test@example.com")
+    done = subprocess.run(
+        ["git", *identity, "-C", str(folder), *args], check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
+
+
+def test_the_commit_recorded_is_the_one_git_names_loose_packed_or_detached(tmp_path):
+    git(tmp_path, "init", "--quiet", "--initial-branch=main")
+    assert git_commit(tmp_path) is None  # no commit yet
+    git(tmp_path, "commit", "--quiet", "--allow-empty", "-m", "first")
+    assert git_commit(tmp_path) == git(tmp_path, "rev-parse", "HEAD")  # a loose ref
+    git(tmp_path, "pack-refs", "--all")
+    assert not (tmp_path / ".git/refs/heads/main").exists()
+    assert git_commit(tmp_path / "data") == git(tmp_path, "rev-parse", "HEAD")  # packed-refs
+    git(tmp_path, "commit", "--quiet", "--allow-empty", "-m", "second")  # loose beats packed
+    assert git_commit(tmp_path) == git(tmp_path, "rev-parse", "HEAD")
+    git(tmp_path, "checkout", "--quiet", "--detach", "HEAD~1")
+    assert git_commit(tmp_path) == git(tmp_path, "rev-parse", "HEAD")
+
+
+def test_a_linked_worktree_records_its_own_branchs_commit(tmp_path):
+    main, linked = tmp_path / "main", tmp_path / "linked"
+    git(tmp_path, "init", "--quiet", "--initial-branch=main", str(main))
+    git(main, "commit", "--quiet", "--allow-empty", "-m", "first")
+    git(main, "worktree", "add", "--quiet", "-b", "feature", str(linked))
+    git(linked, "commit", "--quiet", "--allow-empty", "-m", "on the feature branch")
+    assert (linked / ".git").is_file()  # gitdir: .../main/.git/worktrees/linked
+    assert git_commit(linked) == git(linked, "rev-parse", "HEAD")
+    assert git_commit(main) == git(main, "rev-parse", "HEAD") != git_commit(linked)
+
+
+def test_a_folder_outside_git_records_no_commit(tmp_path):
+    assert git_commit(tmp_path) is None

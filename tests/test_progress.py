@@ -91,8 +91,12 @@ def test_on_a_terminal_a_tqdm_bar_ends_at_the_total(progress_log):
 
 @pytest.mark.unit
 def test_a_step_with_nothing_to_count_reports_its_elapsed_time_while_it_runs(progress_log):
-    with phase("merge mews leads into PostgreSQL", every=0.05):
-        time.sleep(0.3)
+    with phase("merge mews leads into PostgreSQL", every=0.02):
+        # The step runs until its first report, not a fixed time: quick, and never too short.
+        deadline = time.monotonic() + 10
+        while not any(" running for " in line for line in messages(progress_log)):
+            assert time.monotonic() < deadline, "no report while the step ran"
+            time.sleep(0.01)
 
     lines = messages(progress_log)
     assert lines[0] == "merge mews leads into PostgreSQL: started"

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stages.errors import first_line
+from stages.errors import ConfigError, first_line
 from stages.observe import journal
 from stages.observe.records import Attempt, parse_time
+from stages.rules.config import load_params
 from stages.store import s3
 from stages.store.secrets import redact
 from stages.tools import dvcstate
@@ -70,15 +71,15 @@ def dvc_view(root: Path) -> DvcView:
 
 
 def _source_remote(root: Path) -> str | None:
-    """The DVC remote `source.root` names (remote://<name>), for the fix of an S3 error."""
+    """The DVC remote `source.root` names (remote://<name>), for the fix of an S3 error; None
+    when it names none or params.yaml is unusable (status reports that on its own)."""
     try:
-        source_root = (load_yaml(root / "params.yaml").get("source") or {}).get("root", "")
-    except Exception:
+        source_root = load_params(root).source_root
+    except ConfigError:
         return None
-    text = str(source_root)
-    if not text.startswith("remote://"):
+    if not source_root.startswith("remote://"):
         return None
-    return text.removeprefix("remote://").partition("/")[0]
+    return source_root.removeprefix("remote://").partition("/")[0]
 
 
 def stale_reasons(changes: list[Any], root: Path, source_root: str, outputs: set[str]) -> list[str]:

@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from typing import Any
 
 from stages.errors import first_line
 from stages.observe import runs
+from stages.observe.gitcommit import git_commit
 from stages.observe.journal import HISTORY_FILE, LOGS_FOLDER, append_record, heartbeat_path, host
 from stages.observe.records import Attempt, int_counts, now_iso, parse_time, seconds_between
 from stages.observe.runtable import TableWriter
@@ -38,7 +38,6 @@ MARKERS = {
     "export": ("exports", ".json"),
     "publish": ("published", ".json"),
 }
-_commits: dict[Path, str | None] = {}
 
 _current: StageRun | None = None
 
@@ -126,7 +125,7 @@ class StageRun:
                 outcome="running",
                 started_at=now_iso(),
                 host=host(),
-                commit=_git_commit(self.root),
+                commit=git_commit(self.root),
                 pid=os.getpid(),
                 via="dvc" if os.environ.get("DVC_STAGE") else "manual",
                 log_offset=runs.log_offset(self.logs / self.stage / f"{self.engine}.log"),
@@ -203,25 +202,6 @@ def marker_counts(root: Path, stage: str, engine: str, *, since: datetime) -> di
         return int_counts(json.loads(path.read_text(encoding="utf-8")))
     except Exception:
         return {}
-
-
-def _git_commit(root: Path) -> str | None:
-    """HEAD's commit of the checkout at `root`, or None outside git or before the first commit."""
-    if root not in _commits:
-        try:
-            done = subprocess.run(
-                ["git", "rev-parse", "--verify", "--quiet", "HEAD"],
-                cwd=root,
-                capture_output=True,
-                text=True,
-                timeout=2,
-                env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-            )
-            commit = done.stdout.strip() if done.returncode == 0 else ""
-            _commits[root] = commit or None
-        except (OSError, subprocess.SubprocessError):
-            _commits[root] = None
-    return _commits[root]
 
 
 def _project_root() -> Path:

@@ -18,11 +18,16 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stages.errors import ConfigError
 from stages.rules.patterns import can_match_an_id
-from stages.rules.settings import as_text, build, refuse_unknown, setting
+from stages.rules.settings import (
+    as_text,
+    build,
+    declared_keys,
+    read_yaml,
+    refuse_unknown,
+    setting,
+)
 
 ID_CASES = ("preserve", "lower", "upper")
 ENGINE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -328,6 +333,13 @@ SECTIONS: dict[str, type] = {
 }
 
 
+# Every section's keys, so a key in the wrong section is named with the one that takes it.
+_KEYS: dict[str, list[str]] = {
+    **{name: declared_keys(kind) for name, kind in SECTIONS.items()},
+    "engines.<name>": declared_keys(Engine),
+}
+
+
 # The last params.yaml read, by project root and text: validating 4 engines' rules costs a
 # stage more start-up than parsing the file, and a stage reads it twice (its own settings, then
 # the run history's marker path). Keyed on the text, so an edited file is read again.
@@ -338,29 +350,31 @@ def load_params(root: Path | None = None) -> Params:
     """Read and validate params.yaml of the project at `root` (default: the current project).
 
     Raises ConfigError naming the key (`section.name`) and the fix for: a missing or invalid
-    file, an unknown section or key (with the nearest valid name), a missing required key, a
-    value of the wrong type or out of range, and an engine rule that cannot work. Reading an
+    file (with its line and column), a key given twice, an unknown section or key (with the
+    section that takes it, or the nearest valid name), a missing required key, a value of the
+    wrong type or out of range, and an engine rule that cannot work. Reading an
     unchanged file again gives back the same (frozen) Params.
     """
     root = root or project_root()
     path = root / "params.yaml"
     try:
         text = path.read_text(encoding="utf-8")
-        if _last_loaded and _last_loaded[0] == (root, text):
-            return _last_loaded[1]  # a stage and its run history read the same file
-        # libyaml when available: 15x faster than PyYAML's own parser.
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        raw = yaml.load(text, Loader=loader) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path} is missing.") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; save it as UTF-8.") from None
+    if _last_loaded and _last_loaded[0] == (root, text):
+        return _last_loaded[1]  # a stage and its run history read the same file
+    raw = read_yaml(path, text) or {}
     if not isinstance(raw, dict):
         raise ConfigError(
             "params.yaml must be a mapping of sections (source, paths, engines, ...)."
         )
-    refuse_unknown("", raw, [*SECTIONS, "engines"])
-    sections = {name: build(kind, raw.get(name, MISSING), name) for name, kind in SECTIONS.items()}
+    refuse_unknown("", raw, [*SECTIONS, "engines"], _KEYS)
+    sections = {
+        name: build(kind, raw.get(name, MISSING), name, elsewhere=_KEYS)
+        for name, kind in SECTIONS.items()
+    }
     engines = raw.get("engines")
     if not isinstance(engines, dict):
         raise ConfigError("params.yaml: `engines` must be a mapping of engine name to its rules.")
@@ -377,7 +391,7 @@ def _engine(name: Any, spec: Any) -> Engine:
     key = f"engines.{name}"
     if not isinstance(name, str) or not ENGINE_NAME.match(name):
         raise ConfigError(f"params.yaml: `{key}`: engine names are lower-case letters, digits, _.")
-    return build(Engine, spec, key, name=name)
+    return build(Engine, spec, key, elsewhere=_KEYS, name=name)
 
 
 def _names_a_bucket(location: str) -> bool:

@@ -139,7 +139,8 @@ def connect(url: str | None = None, *, migrate: bool = True) -> psycopg.Connecti
     url = database_url() if url is None else url
     _check_conninfo(url)
     options: dict[str, Any] = {"autocommit": True, "application_name": APPLICATION_NAME}
-    if "connect_timeout" not in conninfo_to_dict(url) and not os.environ.get("PGCONNECT_TIMEOUT"):
+    given = conninfo_to_dict(url)
+    if "connect_timeout" not in given and not os.environ.get("PGCONNECT_TIMEOUT"):
         options["connect_timeout"] = CONNECT_TIMEOUT
     try:
         conn = psycopg.connect(url, **options)
@@ -148,12 +149,15 @@ def connect(url: str | None = None, *, migrate: bool = True) -> psycopg.Connecti
         if is_transient(exc):
             raise TransientError(message) from None
         raise PipelineError(f"{message}; check DATABASE_URL (or the PG* variables).") from None
+    # The run history connects to the same database with a shorter connect_timeout: one
+    # migration check per database and process, not one per spelling of its URL.
+    database = str(sorted((k, v) for k, v in given.items() if k != "connect_timeout"))
     try:
         # Timestamps come back in UTC whatever the server's zone: exports read the same anywhere.
         conn.execute("SET TimeZone TO 'UTC'")
-        if migrate and url not in _migrated:
+        if migrate and database not in _migrated:
             apply_migrations(conn)
-            _migrated.add(url)
+            _migrated.add(database)
     except BaseException:
         conn.close()
         raise

@@ -20,8 +20,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-import psycopg
-
 from stages.errors import PipelineError, first_line
 from stages.rules.config import project_root
 
@@ -124,6 +122,8 @@ def upgrade_embedded_server(root: Path | None = None) -> tuple[int, int]:
     stop_embedded_server(staging)
     shutil.rmtree(staging, ignore_errors=True)  # a failed attempt's leftovers
     old_url, new_url = embedded_server_url(pgdata.parent), embedded_server_url(staging)
+    import psycopg  # heavy: only an upgrade of the embedded server connects from here
+
     with psycopg.connect(old_url) as conn:
         names = [
             row[0]

@@ -76,6 +76,11 @@ def lockfile_damage(root: Path) -> Damage | None:
     outs lists of mappings with a path and a hash). A file cut exactly at a line end that still
     has this shape only lacks stage entries, which makes those stages run again.
     """
+    try:
+        if _is_last_good(root, (root / LOCKFILE).stat()):
+            return None  # the very file that was checked when it was copied: no parse again
+    except OSError:
+        pass  # absent or unreadable: _state_bytes tells which
     data = _state_bytes(root, LOCKFILE)
     if not isinstance(data, bytes):
         return data
@@ -189,10 +194,8 @@ def save_good_copy(root: Path) -> bool:
     source, copy = root / LOCKFILE, root / LAST_GOOD
     try:
         found = source.stat()
-        with contextlib.suppress(FileNotFoundError):
-            kept = copy.stat()
-            if (kept.st_size, kept.st_mtime_ns) == (found.st_size, found.st_mtime_ns):
-                return False
+        if _is_last_good(root, found):
+            return False
         data = source.read_bytes()
         if lockfile_problem(data) is not None:
             return False
@@ -204,6 +207,17 @@ def save_good_copy(root: Path) -> bool:
         return True
     except (OSError, ValueError):
         return False
+
+
+def _is_last_good(root: Path, lockfile: os.stat_result) -> bool:
+    """Whether dvc.lock (its stat `lockfile`) is the file last kept as the good copy: the copy
+    keeps its size and mtime, and any write to dvc.lock (DVC's, or one cut short) moves the
+    mtime."""
+    try:
+        kept = (root / LAST_GOOD).stat()
+    except FileNotFoundError:
+        return False
+    return (kept.st_size, kept.st_mtime_ns) == (lockfile.st_size, lockfile.st_mtime_ns)
 
 
 # --- who is running -----------------------------------------------------------------------------
