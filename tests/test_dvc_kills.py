@@ -176,9 +176,11 @@ def test_stopping_stages_parallel_never_damages_dvc_state_and_the_next_run_resum
         for module in ("export", "publish"):  # both run again; the workbook stays the same
             with (project.root / f"stages/{module}.py").open("a") as code:
                 code.write(f"\n# change {attempt}: this stage runs again\n")
+        # Read before the start: a test process starved by a loaded machine must not miss the
+        # rewrite after export@rms and stop the chain only at its end.
+        before = lockfile.stat().st_mtime_ns
         parallel = dvckill.start(project, "stages.tools.parallel", "rms", output=log)
         # The worst moment: the instant dvc starts rewriting dvc.lock after export@rms.
-        before = lockfile.stat().st_mtime_ns
         while parallel.poll() is None and lockfile.stat().st_mtime_ns == before:
             pass
         parallel.send_signal(sig)

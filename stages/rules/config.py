@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.errors import ConfigError
-from stages.rules.patterns import can_match_an_id
+from stages.rules.patterns import bare_id_pattern, id_pattern, url_patterns
 from stages.rules.settings import (
     as_text,
     build,
@@ -178,14 +178,6 @@ def _hosts(key: str, value: Any) -> tuple[str, ...]:
     return tuple(host.lower().strip(".") for host in value)
 
 
-def _url_patterns(key: str, value: Any) -> tuple[re.Pattern[str], ...]:
-    if not isinstance(value, list) or not value:
-        raise ConfigError(f"params.yaml: `{key}` must be a non-empty list of regexes.")
-    return tuple(
-        _regex(f"{key}[{i}]", pattern, needs_id_group=True) for i, pattern in enumerate(value)
-    )
-
-
 def _id_separator(key: str, value: Any) -> str:
     text = "" if value is None else as_text(key, value)
     if any(char.isalnum() or char.isspace() for char in text):
@@ -202,38 +194,12 @@ def _booking_url(key: str, value: Any) -> str:
     return text
 
 
-def _regex(key: str, pattern: Any, *, needs_id_group: bool) -> re.Pattern[str]:
-    if not isinstance(pattern, str):
-        raise ConfigError(f"params.yaml: `{key}` is {pattern!r}; use a regex in quotes.")
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ConfigError(f"params.yaml: `{key}` is not a valid regex: {exc}.") from None
-    if needs_id_group and "id" not in compiled.groupindex:
-        raise ConfigError(f"params.yaml: `{key}` needs a named group (?P<id>...) for the id.")
-    return compiled
-
-
-def _bare_id_pattern(key: str, pattern: Any) -> re.Pattern[str] | None:
-    return None if pattern is None else _id_pattern(key, pattern)
-
-
 def _site_pages(key: str, value: Any) -> frozenset[str]:
     if value is None:
         return frozenset()
     if not isinstance(value, list) or not all(isinstance(w, str) and w for w in value):
         raise ConfigError(f"params.yaml: `{key}` must be a list of path words (contact, rooms).")
     return frozenset(word.lower() for word in value)
-
-
-def _id_pattern(key: str, pattern: Any) -> re.Pattern[str]:
-    compiled = _regex(key, pattern, needs_id_group=False)
-    if not can_match_an_id(compiled):
-        raise ConfigError(
-            f"params.yaml: `{key}` ({compiled.pattern!r}) can never match an id: no non-empty "
-            "text fully matches it; fix the regex."
-        )
-    return compiled
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,15 +210,15 @@ class Engine:
     file: str = setting(parse=_non_empty)
     display_name: str = setting(parse=_non_empty)
     hosts: tuple[str, ...] = setting(parse=_hosts)
-    url_patterns: tuple[re.Pattern[str], ...] = setting(parse=_url_patterns)
-    id_pattern: re.Pattern[str] = setting(parse=_id_pattern)
+    url_patterns: tuple[re.Pattern[str], ...] = setting(parse=url_patterns)
+    id_pattern: re.Pattern[str] = setting(parse=id_pattern)
     id_case: str = setting("preserve", choices=ID_CASES)
     booking_url: str = setting(parse=_booking_url)
     # Characters that separate several ids in one id (Mews `<uuid>;<uuid>`); "" for none.
     id_separator: str = setting("", parse=_id_separator)
     # What a line that is a bare id alone must fully match, when stricter than id_pattern
     # (RMS: `200` alone is a status code, in a URL's client position a client id).
-    bare_id_pattern: re.Pattern[str] | None = setting(None, parse=_bare_id_pattern)
+    bare_id_pattern: re.Pattern[str] | None = setting(None, parse=bare_id_pattern)
     # Path words of the engine's own site pages in the id position, never an id (any case).
     site_pages: frozenset[str] = setting(frozenset(), parse=_site_pages)
 

@@ -1,4 +1,6 @@
-r"""Can an engine's id pattern match anything? (params.yaml `engines.<name>.id_pattern`)
+r"""An engine's regexes from params.yaml (`url_patterns`, `id_pattern`, `bare_id_pattern`):
+compiled, checked for the `id` group a URL pattern needs, and whether an id pattern can match
+anything at all.
 
 Whether a regex matches some non-empty string is decided on its parse tree: each node offers
 a few candidate texts (a class its first member, a repeat its minimum and one more, a branch
@@ -21,6 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from stages.errors import ConfigError
 
 _CANDIDATE_LIMIT = 256
 _PRINTABLE = "".join(map(chr, range(0x21, 0x7F))) + " \t\n"
@@ -165,3 +169,42 @@ def _all_characters() -> str:
     if not _ALL_CHARACTERS:
         _ALL_CHARACTERS.append("".join(map(chr, range(0x110000))))
     return _ALL_CHARACTERS[0]
+
+
+def url_patterns(key: str, value: Any) -> tuple[re.Pattern[str], ...]:
+    """`engines.<name>.url_patterns` (`key`): a non-empty list of regexes, each with a named
+    group `id`. Raises ConfigError naming the key and the fix."""
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"params.yaml: `{key}` must be a non-empty list of regexes.")
+    return tuple(
+        _regex(f"{key}[{i}]", pattern, needs_id_group=True) for i, pattern in enumerate(value)
+    )
+
+
+def _regex(key: str, pattern: Any, *, needs_id_group: bool) -> re.Pattern[str]:
+    if not isinstance(pattern, str):
+        raise ConfigError(f"params.yaml: `{key}` is {pattern!r}; use a regex in quotes.")
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"params.yaml: `{key}` is not a valid regex: {exc}.") from None
+    if needs_id_group and "id" not in compiled.groupindex:
+        raise ConfigError(f"params.yaml: `{key}` needs a named group (?P<id>...) for the id.")
+    return compiled
+
+
+def bare_id_pattern(key: str, pattern: Any) -> re.Pattern[str] | None:
+    """`engines.<name>.bare_id_pattern` (`key`): None when unset, else as `id_pattern`."""
+    return None if pattern is None else id_pattern(key, pattern)
+
+
+def id_pattern(key: str, pattern: Any) -> re.Pattern[str]:
+    """`engines.<name>.id_pattern` (`key`): a regex some non-empty text fully matches (checked
+    with `can_match_an_id`). Raises ConfigError naming the key and the fix."""
+    compiled = _regex(key, pattern, needs_id_group=False)
+    if not can_match_an_id(compiled):
+        raise ConfigError(
+            f"params.yaml: `{key}` ({compiled.pattern!r}) can never match an id: no non-empty "
+            "text fully matches it; fix the regex."
+        )
+    return compiled
