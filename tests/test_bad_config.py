@@ -14,7 +14,7 @@ import pytest
 
 from stages import download, export, ingest
 from stages.errors import ConfigError
-from stages.rules.config import load_params
+from stages.rules.config import SECTIONS, load_params
 from stages.rules.patterns import can_match_an_id
 from tests.support.pg import url_for_database
 
@@ -319,6 +319,31 @@ def test_every_value_is_checked_before_the_first_stage_does_any_work(
     project.edit_params(lambda p: p[section].update({name: value}))
     fails_naming(capsys, download.main, f"`{section}.{name}`", fix)
     assert outputs(project) == []
+
+
+# Every float setting of every section: a timeout, a delay, a share.
+FLOAT_SETTINGS = [
+    f"{section}.{setting.name}"
+    for section, kind in SECTIONS.items()
+    for setting in dataclasses.fields(kind)
+    if setting.type in (float, "float")
+]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("key", FLOAT_SETTINGS)
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+def test_a_float_setting_that_is_infinite_or_not_a_number_is_refused(tmp_path, key, value):
+    section, name = key.split(".")
+    settings = {"source": ["root: data/sources"]}
+    settings.setdefault(section, []).append(f"{name}: {value}")
+    text = "".join(f"{part}: {{{', '.join(lines)}}}\n" for part, lines in settings.items())
+    (tmp_path / "params.yaml").write_text(text + "engines: {}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_params(tmp_path)
+    assert f"`{key}` is " in str(caught.value)
+    assert "use a finite number" in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def test_a_bad_export_setting_stops_dvc_repro_at_the_download(project):

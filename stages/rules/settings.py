@@ -8,6 +8,7 @@ YAML it cannot read and a key given twice are one-line errors too.
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, field, fields
@@ -174,13 +175,15 @@ def _value(key: str, value: Any, kind: Any, rules: Any) -> Any:
         number = isinstance(value, int) if whole else isinstance(value, int | float)
         in_range = number and not isinstance(value, bool) and _in_range(value, rules)
         if not in_range:
-            raise ConfigError(f"params.yaml: `{key}` is {value!r}; use {_describe(whole, rules)}.")
+            fix = _describe(whole, rules, value)
+            raise ConfigError(f"params.yaml: `{key}` is {value!r}; use {fix}.")
         return value if whole else float(value)
     raise TypeError(f"{key}: settings of type {kind!r} need a parse function")
 
 
 def _in_range(value: float, rules: Any) -> bool:
-    if value != value:  # NaN passes no bound
+    # NaN passes no bound; an infinite timeout or delay would wait forever, so no bound allows it
+    if not math.isfinite(value):
         return False
     least, above, most = rules.get("least"), rules.get("above"), rules.get("most")
     return (
@@ -190,9 +193,11 @@ def _in_range(value: float, rules: Any) -> bool:
     )
 
 
-def _describe(whole: bool, rules: Any) -> str:
-    """ "a whole number from 1 to 1048575", "a number above 0", ... for an error message."""
-    noun = "a whole number" if whole else "a number"
+def _describe(whole: bool, rules: Any, value: Any) -> str:
+    """ "a whole number from 1 to 1048575", "a number above 0", ... for an error message
+    about `value` ("a finite number ..." when it is .inf, -.inf or .nan)."""
+    infinite = isinstance(value, float) and not math.isfinite(value)
+    noun = "a whole number" if whole else "a finite number" if infinite else "a number"
     least, above, most = rules.get("least"), rules.get("above"), rules.get("most")
     if least is not None and most is not None:
         return f"{noun} from {least} to {most}"
