@@ -259,15 +259,17 @@ def test_an_engine_rule_given_twice_is_named_with_both_lines(project, capsys):
 
 def test_a_tab_in_params_yaml_is_one_line_naming_the_file_line_and_column(project, capsys):
     line = edit_text(project, "  root: data/sources", "\troot: data/sources")
-    where = f"{project.root / 'params.yaml'}, line {line}, column 1"
-    fails_naming(capsys, download.main, where, "replace it with spaces")
+    where = f"params.yaml, line {line}, column 1"
+    error = fails_naming(capsys, download.main, where, "replace it with spaces")
+    assert str(project.root) not in error
     assert outputs(project) == []
 
 
 def test_params_yaml_that_is_not_yaml_is_one_line_naming_where(project, capsys):
     line = edit_text(project, "  root: data/sources\n", "  root: [data/sources\n")
-    error = fails_naming(capsys, download.main, f"{project.root / 'params.yaml'}, line")
+    error = fails_naming(capsys, download.main, "failed: params.yaml, line")
     assert f"line {line}," in error or f"line {line + 1}," in error
+    assert str(project.root) not in error
 
 
 @pytest.mark.unit

@@ -328,10 +328,11 @@ def load_params(root: Path | None = None) -> Params:
     except FileNotFoundError:
         raise ConfigError(f"{path} is missing.") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text; save it as UTF-8.") from None
+        raise ConfigError("params.yaml is not UTF-8 text; save it as UTF-8.") from None
     if _last_loaded and _last_loaded[0] == (root, text):
         return _last_loaded[1]  # a stage and its run history read the same file
-    raw = read_yaml(path, text) or {}
+    # Named as every other settings error names it: relative to the project root.
+    raw = read_yaml(Path("params.yaml"), text) or {}
     if not isinstance(raw, dict):
         raise ConfigError(
             "params.yaml must be a mapping of sections (source, paths, engines, ...)."
