@@ -60,14 +60,15 @@ def first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def explain_os_error(exc: BaseException, label: str) -> str | None:
-    """One line for an OSError a person can fix ("export@rms: data/exports/rms.xlsx: no space
-    left on the device (ENOSPC); free disk space ..."); None for anything else (a bug)."""
+def explain_os_error(exc: BaseException) -> str | None:
+    """One line for an OSError a person can fix ("data/exports/rms.xlsx: no space left on the
+    device (ENOSPC); free disk space ..."); None for anything else (a bug). The stage runner
+    puts the stage's name in front, as for every error."""
     if not isinstance(exc, OSError) or exc.errno not in _OS_ERRORS:
         return None
     what, fix = _OS_ERRORS[exc.errno]
-    where = f" {_shown(exc.filename)}:" if exc.filename else ""
-    return f"{label}:{where} {what} ({errno.errorcode[exc.errno]}); {fix}."
+    where = f"{_shown(exc.filename)}: " if exc.filename else ""
+    return f"{where}{what} ({errno.errorcode[exc.errno]}); {fix}."
 
 
 def _shown(filename: object) -> str:

@@ -63,7 +63,7 @@ def export(engine_name: str) -> None:
     stats, state = db.retrying(
         params.export.retry_policy,
         lambda: _export_snapshot(params, engine.name, marker),
-        describe=f"{STAGE}@{engine.name}",
+        describe=f"{STAGE}@{engine.name}: reading leads",
     )
     _write_record(params, engine.name, stats, state, time.monotonic() - started)
     metrics.write_engine_metrics(params, engine.name, marker, rows=stats.rows, sheets=stats.sheets)
@@ -77,8 +77,7 @@ def _ingest_marker(params: Params, engine: str) -> dict[str, Any]:
     marker_path = params.files(engine).marker
     if not marker_path.is_file():
         raise PipelineError(
-            f"{STAGE}@{engine}: {marker_path.name} is missing; "
-            f"run `{drift.REPAIR_COMMAND.format(engine=engine)}`."
+            f"{marker_path.name} is missing; run `{drift.REPAIR_COMMAND.format(engine=engine)}`."
         )
     marker: dict[str, Any] = json.loads(marker_path.read_text(encoding="utf-8"))
     return marker
@@ -103,7 +102,7 @@ def _export_snapshot(
         with conn.transaction():
             lost = drift.check_drift(conn, engine, marker.get("database", {}))
             if lost:
-                raise PipelineError(f"{STAGE}@{engine}: {lost}")
+                raise PipelineError(lost)
             changes = _change_sheets(conn, engine, source_tag, params.export.not_seen_loads)
             # What this snapshot holds, so status can tell when the database moves on.
             latest = drift.loads_after(conn, engine, None, source_tag).latest_id

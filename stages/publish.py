@@ -26,10 +26,7 @@ def publish(engine_name: str) -> None:
     engine = params.engine(engine_name)
     workbook = params.files(engine.name).workbook
     if not workbook.is_file():
-        raise PipelineError(
-            f"{STAGE}@{engine.name}: {workbook.name} is missing; "
-            f"run `dvc repro export@{engine.name}`."
-        )
+        raise PipelineError(f"{workbook.name} is missing; run `dvc repro export@{engine.name}`.")
     settings = params.publish
     record: dict[str, object] = {"engine": engine.name, "workbook_bytes": workbook.stat().st_size}
     if not settings.to:

@@ -58,13 +58,14 @@ def run_stage(
         outcome, code = "succeeded", 0
         counts = result if isinstance(result, Mapping) else None
     except PipelineError as exc:
-        log.error("%s failed: %s", label, exc)
-        error, code = first_line(exc), 1
+        message = _without_label(str(exc), label)
+        log.error("%s failed: %s", label, message)
+        error, code = _without_label(first_line(exc), label), 1
     except KeyboardInterrupt as exc:
         log.error("%s: interrupted", label)
         error, code = str(exc) or "interrupted", 130
     except Exception as exc:
-        machine = explain_os_error(exc, label)  # disk full, read-only folder: not a bug
+        machine = explain_os_error(exc)  # disk full, read-only folder: not a bug
         if machine:
             log.error("%s failed: %s", label, machine)
             error, code = machine, 1
@@ -80,6 +81,12 @@ def run_stage(
     if code == 0:
         log.info("%s: done in %.2f s", label, time.monotonic() - started)
     return code
+
+
+def _without_label(message: str, label: str) -> str:
+    """`message` without a leading "<stage>@<engine>: ": the runner names the stage once, in
+    front of every error, and a retry's description names it too, for its log lines."""
+    return message.removeprefix(f"{label}: ")
 
 
 def _look_after_dvc_state() -> None:

@@ -123,7 +123,7 @@ def test_a_missing_key_fails_at_once_naming_engine_and_key(project, s3_bucket, c
     assert download.main(["--engine", "mews"]) == 1
     assert time.monotonic() - started < 20  # no 30 s retry delay was spent
     error = capsys.readouterr().err
-    assert f"download@mews: s3://{s3_bucket.name}/crawls/mews.txt" in error
+    assert f"download@mews failed: s3://{s3_bucket.name}/crawls/mews.txt" in error
     assert "NoSuchKey" in error
     assert not (project.root / "data/raw/mews.txt").exists()
 

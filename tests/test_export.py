@@ -111,6 +111,21 @@ def test_an_emptied_database_fails_the_export_and_keeps_the_old_workbook(
     assert workbook_path(project).read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("stage", "name", "message"),
+    [
+        (export, "export", "siteminder.json is missing; run `dvc repro --downstream --force"),
+        (publish, "publish", "siteminder.xlsx is missing; run `dvc repro export@siteminder`"),
+    ],
+    ids=["export", "publish"],
+)
+def test_a_stage_failure_names_the_stage_once(project, database_url, capsys, stage, name, message):
+    assert stage.main(["--engine", "siteminder"]) == 1
+    [line] = [line for line in capsys.readouterr().err.splitlines() if " failed: " in line]
+    assert line.startswith(f"{name}@siteminder failed: {message}"), line
+    assert line.count(f"{name}@siteminder") == 1, line
+
+
 def test_a_different_database_fails_the_export(
     project, database_url, pg_server, monkeypatch, capsys
 ):

@@ -218,7 +218,7 @@ def test_a_download_fault_outlasting_the_retries_fails_clearly_and_writes_nothin
     fault_proxy.fail_always(fault)
     assert download.main(["--engine", "mews"]) == 1
     error = capsys.readouterr().err
-    assert f"download@mews: s3://{s3_bucket.name}/crawls/mews.txt" in error
+    assert f"download@mews failed: s3://{s3_bucket.name}/crawls/mews.txt" in error
     assert "Gave up after 3 attempt(s)" in error and "dvc repro" in error
     assert len([r for r in fault_proxy.requests if r.method == "GET"]) == 3  # retries: 2
     assert not (project.root / "data/raw/mews.txt").exists()
@@ -322,7 +322,7 @@ def test_a_publish_fault_outlasting_the_retries_keeps_what_was_live(
     capsys.readouterr()
     assert publish.main(["--engine", "mews"]) == 1
     error = capsys.readouterr().err
-    assert f"publish@mews: s3://{s3_bucket.name}/out/mews_leads.xlsx" in error
+    assert f"publish@mews failed: s3://{s3_bucket.name}/out/mews_leads.xlsx" in error
     assert "Gave up" in error and "dvc repro" in error
     assert len([r for r in fault_proxy.requests if r.method == "PUT"]) == 1 + 3
     assert s3_bucket.get("out/mews_leads.xlsx") == b"version one"

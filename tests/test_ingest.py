@@ -311,7 +311,8 @@ def test_an_unreadable_file_fails_with_one_line_naming_engine_file_and_format(
     assert ingest.main(["--engine", "rms"]) == 1
     message = [line for line in capsys.readouterr().err.splitlines() if "failed" in line]
     assert len(message) == 1
-    assert "ingest@rms" in message[0] and "data/raw/rms.txt" in message[0]
+    assert message[0].startswith("ingest@rms failed: ") and "data/raw/rms.txt" in message[0]
+    assert message[0].count("ingest@rms") == 1, message[0]  # the stage is named once
     assert named in message[0]
     assert leads(database_url, "rms") == {}
 

@@ -36,7 +36,7 @@ def test_a_full_disk_during_a_download_names_the_file_and_the_fix(project):
     command = [sys.executable, "-m", "stages.download", "--engine", "rms"]
     result = project.run(*on_full_disk(project.root / "data/raw", command), check=False)
     line = one_line_failure(result)
-    assert line.startswith("download@rms failed: download@rms: data/raw/rms.txt: ")
+    assert line.startswith("download@rms failed: data/raw/rms.txt: "), line
     if can_mount():
         assert "no space left on the device (ENOSPC); free disk space" in line, line
     else:
@@ -53,7 +53,7 @@ def test_a_full_disk_during_an_export_names_the_workbook_and_keeps_no_part_of_it
     command = [sys.executable, "-m", "stages.export", "--engine", "rms"]
     result = project.run(*on_full_disk(exports, command, size_kib=4), check=False)
     line = one_line_failure(result)
-    assert line.startswith("export@rms failed: export@rms: data/exports/rms.xlsx: "), line
+    assert line.startswith("export@rms failed: data/exports/rms.xlsx: "), line
     assert "(ENOSPC)" in line or "(EFBIG)" in line, line
     assert [f.name for f in exports.iterdir() if f.name != ".gitignore"] == []
 

@@ -98,7 +98,7 @@ def collapse_guard(
             return
         common = ", ".join(f"{reason} {count:,}" for reason, count in lines.rejected.most_common(3))
         raise PipelineError(
-            f"ingest@{engine}: nothing loaded: {'; '.join(problems)}; commonest rejects: "
+            f"nothing loaded: {'; '.join(problems)}; commonest rejects: "
             f"{common or 'none'}. If the file is right, {' and '.join(keys)} in params.yaml, "
             f"or run `python -m stages.ingest --engine {engine} --accept` once."
         )

@@ -118,7 +118,7 @@ def fetch(
             return with_retries(policy, attempt, is_transient=is_transient, describe=what)
         except FileNotFoundError:
             raise PipelineError(
-                f"{label}: {source} does not exist; check `source.root` and the engine's `file` "
+                f"{source} does not exist; check `source.root` and the engine's `file` "
                 "in params.yaml."
             ) from None
         except SourceChanged as exc:
