@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
-from stages.runner import engine_parser, run_stage
+from stages.runner import engine_parser, path_option, run_stage
 
 STAGE = "ingest"
 PROGRESS_EVERY = 100_000  # lines between progress reports: cheap next to parsing
@@ -345,7 +345,7 @@ def dry_run(engine_name: str, file: Path | None, out: IO[str]) -> dict[str, obje
 
 def main(argv: list[str] | None = None) -> int:
     parser = engine_parser(STAGE, "Load one engine's crawl file into PostgreSQL as hotel leads.")
-    parser.add_argument("--file", type=Path, help="load this file instead (outside DVC)")
+    parser.add_argument("--file", type=path_option, help="load this file instead (outside DVC)")
     parser.add_argument("--source-tag", help="tag for `sources` (default: ingest.source_tag)")
     parser.add_argument(
         "--dry-run", action="store_true", help="print what each line becomes; no database"

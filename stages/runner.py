@@ -29,6 +29,14 @@ def engine_parser(stage: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def path_option(text: str) -> Path:
+    """argparse `type` for a path option: an empty value (`--file ""`) is refused as empty,
+    where Path("") would quietly mean the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("is empty; give a path")
+    return Path(text)
+
+
 def run_stage(
     stage: str,
     engine: str,

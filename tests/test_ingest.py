@@ -155,6 +155,14 @@ def test_a_dry_run_of_a_missing_file_fails_with_one_line(project, tmp_path, caps
     assert f"{missing} does not exist; check the path." in err and "Traceback" not in err
 
 
+def test_an_empty_file_option_is_called_empty(project, capsys):
+    with pytest.raises(SystemExit) as exited:
+        ingest.main(["--engine", "cloudbeds", "--file", "", "--dry-run"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --file: is empty; give a path" in err and "folder" not in err
+
+
 def test_a_folder_given_as_the_file_is_called_a_folder(project, tmp_path, capsys):
     assert ingest.main(["--engine", "rms", "--file", str(tmp_path), "--dry-run"]) == 1
     err = capsys.readouterr().err
