@@ -17,6 +17,7 @@ from stages.observe import recorder, status
 from stages.observe.snapshot import collect
 from tests.support.faultproxy import Fault
 from tests.support.pipeline import ENGINES, pipeline_copy, ran_pipeline
+from tests.support.project import REPO
 from tests.support.views import read_views
 
 
@@ -50,6 +51,42 @@ def test_after_a_full_run_every_cell_is_up_to_date_and_status_exits_0(pipeline, 
         assert row.split()[1:] == ["up", "to", "date"] * 4
         assert f"{marker(pipeline, engine)['leads']:,} leads" in grid
     assert "x1" in grid  # last run: one attempt
+
+
+def engine_rows(text: str, engines=ENGINES) -> dict[str, list[str]]:
+    """The grid's lines of each engine, by engine: from its name to the blank line after."""
+    rows: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line[:1].strip() and line.split()[0] in engines:
+            current = rows.setdefault(line.split()[0], [])
+        elif not line.strip():
+            current = None
+        if current is not None:
+            current.append(line)
+    return rows
+
+
+def test_after_a_full_run_each_engine_is_three_lines_like_the_readme_sample(pipeline, capsys):
+    assert status.main([]) == 0
+    rows = engine_rows(capsys.readouterr().out)
+    assert sorted(rows) == sorted(ENGINES)
+    for lines in rows.values():
+        # state, when and how long, what it made: no empty line of reasons between
+        assert len(lines) == 3 and all(line.strip() for line in lines), lines
+        assert lines[1].split()[-1] == "x1" and lines[2].endswith("not published"), lines
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    sample = next(block for block in readme.split("```") if "\nengine  " in block)
+    assert len(engine_rows(sample, ["cloudbeds"])["cloudbeds"]) == 3  # the sample's too
+
+
+def test_a_fresh_clone_without_publish_records_still_says_not_published(pipeline, capsys):
+    # publish declares no output: a clone whose dvc.lock says up to date has no record
+    for record in (pipeline.root / "data/published").glob("*.json"):
+        record.unlink()
+    status.main([])
+    rows = engine_rows(capsys.readouterr().out)
+    assert all(lines[-1].endswith("not published") for lines in rows.values()), rows
 
 
 def test_json_output_has_a_cell_per_engine_and_stage_with_its_last_run(pipeline, capsys):

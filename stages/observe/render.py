@@ -28,6 +28,8 @@ def render_text(snapshot: Snapshot, *, color: bool = False) -> str:
     out.append(("-" * (name_width - 2) + "  " + rule).rstrip())
     for engine in engines:
         rows = list(zip(*(_cell_lines(cells[(s, engine)]) for s in stages), strict=True))
+        # A line no cell of the row fills (no stage has a reason, none has run) is left out.
+        rows = [row for number, row in enumerate(rows) if number == 0 or any(row)]
         for number, row in enumerate(rows):
             line = (engine if number == 0 else "").ljust(name_width)
             for stage, text in zip(stages, row, strict=True):
@@ -85,7 +87,8 @@ def _database(snapshot: Snapshot, name_width: int, paint: Callable[[str, str], s
 
 
 def _cell_lines(cell: Cell) -> list[str]:
-    """A cell's four lines: state, why (or progress), when and how long, what it made."""
+    """A cell's four lines: state, why (or progress), when and how long, what it made; any
+    may be empty."""
     first, detail = cell.state, ""
     if cell.state == STALE:
         detail = ", ".join(cell.reasons)
