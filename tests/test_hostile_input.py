@@ -28,9 +28,8 @@ from tests.support.hostile import (
     PERMISSIVE_ENGINE,
     duplicates,
     physical_lines,
-    run_measured,
-    stage_env,
 )
+from tests.support.measure import run_measured, stage_env
 from tests.support.pg import create_database, drop_database
 from tests.support.project import Project
 

@@ -14,123 +14,31 @@ Only the standard library is used, and only loopback addresses are ever bound or
 from __future__ import annotations
 
 import contextlib
-import http
-import itertools
 import socket
 import socketserver
 import struct
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from io import BufferedReader
 from types import MappingProxyType, TracebackType
 from urllib.parse import unquote, urlsplit
 
+from tests.support.faults import Fault, ProxiedRequest, error_response
+from tests.support.httpwire import (
+    BodyCut,
+    LimitedSink,
+    copy_body,
+    header_dict,
+    is_chunked,
+    is_hop_by_hop,
+    names_one_of,
+    read_head,
+    read_response_head,
+)
+
 __all__ = ["Fault", "FaultProxy", "ProxiedRequest"]
 
-_COPY_SIZE = 64 * 1024
-_MAX_LINE = 64 * 1024  # longest request/status/header line accepted
-_MAX_HEADERS = 200
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
-_FAULT_KINDS = ("status", "reset", "stall", "truncate", "strip")
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One injected failure; `method` and `path` (percent-decoded, no query) narrow its target.
-
-    Build faults with the constructors: `Fault.status(503, "SlowDown")`, `Fault.reset()`,
-    `Fault.stall(1.5)`, `Fault.truncate(1024)`, `Fault.strip("range", "if-match")`; each takes
-    `method=` and `path=` filters.
-    """
-
-    kind: str
-    http_status: int = 0
-    error_code: str = ""
-    message: str = ""
-    seconds: float = 0.0
-    keep_bytes: int = 0
-    method: str | None = None
-    path: str | None = None
-    headers: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.kind not in _FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; use {', '.join(_FAULT_KINDS)}")
-
-    @classmethod
-    def status(
-        cls,
-        http_status: int,
-        error_code: str,
-        message: str = "",
-        *,
-        method: str | None = None,
-        path: str | None = None,
-    ) -> Fault:
-        """Answer with `http_status` and an S3 XML error body whose <Code> is `error_code`."""
-        text = message or http.HTTPStatus(http_status).phrase
-        return cls("status", http_status, error_code, text, method=_upper(method), path=path)
-
-    @classmethod
-    def reset(cls, *, method: str | None = None, path: str | None = None) -> Fault:
-        """Read the request, then close with SO_LINGER 0 so the client sees ECONNRESET."""
-        return cls("reset", method=_upper(method), path=path)
-
-    @classmethod
-    def stall(cls, seconds: float, *, method: str | None = None, path: str | None = None) -> Fault:
-        """Read the request, send nothing for `seconds` (or until the proxy stops), then close."""
-        return cls("stall", seconds=seconds, method=_upper(method), path=path)
-
-    @classmethod
-    def truncate(
-        cls,
-        keep_bytes: int,
-        *,
-        stall: float = 0.0,
-        method: str | None = None,
-        path: str | None = None,
-    ) -> Fault:
-        """Forward the real status and headers but only `keep_bytes` of the body, then close.
-
-        With `stall`, wait that long after those bytes before closing: a read timeout mid-body.
-        Bytes are counted as sent on the wire (chunk framing included, if the server chunks).
-        """
-        return cls(
-            "truncate", keep_bytes=keep_bytes, seconds=stall, method=_upper(method), path=path
-        )
-
-    @classmethod
-    def strip(cls, *headers: str, method: str | None = None, path: str | None = None) -> Fault:
-        """Forward the request without these headers (case-insensitive), as a store or proxy
-        that ignores them would: `strip("range")` gets the whole object with 200."""
-        names = tuple(name.lower() for name in headers)
-        return cls("strip", method=_upper(method), path=path, headers=names)
-
-    def matches(self, method: str, path: str) -> bool:
-        """Whether this fault targets a request with this method and decoded path."""
-        return (self.method is None or self.method == method) and (
-            self.path is None or self.path == path
-        )
-
-
-@dataclass(frozen=True)
-class ProxiedRequest:
-    """One request as the proxy saw it, and the fault it got (None: forwarded untouched)."""
-
-    method: str
-    path: str
-    query: str
-    headers: Mapping[str, str]
-    fault: Fault | None
-
-    @property
-    def range(self) -> str | None:
-        return self.headers.get("range")
-
-    @property
-    def if_match(self) -> str | None:
-        return self.headers.get("if-match")
 
 
 class FaultProxy:
@@ -271,7 +179,7 @@ class FaultProxy:
         reader = client.makefile("rb")
         try:
             while not self._stopping.is_set():
-                head = _read_head(reader)
+                head = read_head(reader)
                 if head is None or not self._serve_request(client, reader, *head):
                     break
         except (OSError, ValueError, IndexError):
@@ -288,7 +196,7 @@ class FaultProxy:
     ) -> bool:
         """Answer one request; returns whether the connection may carry another."""
         method, target, version = start.decode("latin-1").split(" ", 2)
-        headers = _header_dict(lines)
+        headers = header_dict(lines)
         raw_path, _, query = target.partition("?")
         fault = self._take_fault(method, unquote(raw_path), query, headers)
 
@@ -301,14 +209,14 @@ class FaultProxy:
         )
 
         if fault is not None and fault.kind == "strip":
-            lines = [line for line in lines if not _names_one_of(line, fault.headers)]
-            headers = _header_dict(lines)
+            lines = [line for line in lines if not names_one_of(line, fault.headers)]
+            headers = header_dict(lines)
             fault = None
         if fault is None or fault.kind == "truncate":
             return self._forward(client, reader, method, start, lines, headers, fault, keep_alive)
-        _copy_body(reader, headers, sink=None, is_request=True)
+        copy_body(reader, headers, sink=None, is_request=True)
         if fault.kind == "status":
-            client.sendall(_error_response(fault, method, raw_path, keep_alive))
+            client.sendall(error_response(fault, method, raw_path, keep_alive))
             return keep_alive
         if fault.kind == "reset":
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -335,30 +243,30 @@ class FaultProxy:
         up_reader = upstream.makefile("rb")
         try:
             upstream.sendall(start + b"".join(lines) + b"\r\n")
-            _copy_body(reader, headers, sink=upstream.sendall, is_request=True)
+            copy_body(reader, headers, sink=upstream.sendall, is_request=True)
 
-            status_line, response_lines = _read_response_head(up_reader)
-            response_headers = _header_dict(response_lines)
+            status_line, response_lines = read_response_head(up_reader)
+            response_headers = header_dict(response_lines)
             status = int(status_line.split()[1])
             has_body = method != "HEAD" and status not in (204, 304)
             runs_to_eof = has_body and not (
-                _is_chunked(response_headers) or "content-length" in response_headers
+                is_chunked(response_headers) or "content-length" in response_headers
             )
             keep_alive = keep_alive and not runs_to_eof
             # Connection is hop-by-hop: moto closes after every response, but the client's
             # connection to the proxy stays open, as it would with S3.
-            response_lines = [line for line in response_lines if not _is_hop_by_hop(line)]
+            response_lines = [line for line in response_lines if not is_hop_by_hop(line)]
             if not keep_alive:
                 response_lines.append(b"Connection: close\r\n")
             client.sendall(status_line + b"".join(response_lines) + b"\r\n")
 
             sink: Callable[[bytes], object] = client.sendall
             if fault is not None:
-                sink = _LimitedSink(client.sendall, fault.keep_bytes)
+                sink = LimitedSink(client.sendall, fault.keep_bytes)
             if has_body:
                 try:
-                    _copy_body(up_reader, response_headers, sink=sink, is_request=False)
-                except _BodyCut:
+                    copy_body(up_reader, response_headers, sink=sink, is_request=False)
+                except BodyCut:
                     self._stopping.wait(fault.seconds if fault else 0)
                     return False
             # A truncate fault whose body was shorter than keep_bytes still closes, as planned.
@@ -368,166 +276,6 @@ class FaultProxy:
             upstream.close()
             with self._lock:
                 self._open_sockets.discard(upstream)
-
-
-# -- HTTP/1.1 framing -----------------------------------------------------------------------
-
-
-class _BodyCut(Exception):
-    """Raised by _LimitedSink once a truncate fault has sent its bytes."""
-
-
-class _LimitedSink:
-    def __init__(self, send: Callable[[bytes], object], budget: int) -> None:
-        self._send = send
-        self._budget = budget
-
-    def __call__(self, data: bytes) -> None:
-        if len(data) >= self._budget:
-            if self._budget:
-                self._send(data[: self._budget])
-            raise _BodyCut
-        self._budget -= len(data)
-        self._send(data)
-
-
-def _read_line(reader: BufferedReader) -> bytes:
-    line = reader.readline(_MAX_LINE + 1)
-    if len(line) > _MAX_LINE:
-        raise ValueError("HTTP line too long")
-    return line
-
-
-def _read_head(reader: BufferedReader) -> tuple[bytes, list[bytes]] | None:
-    """Start line and raw header lines (CRLF kept), or None at a clean end of the connection."""
-    start = _read_line(reader)
-    while start in (b"\r\n", b"\n"):  # tolerate stray CRLFs between requests (RFC 9112 2.2)
-        start = _read_line(reader)
-    if not start:
-        return None
-    lines: list[bytes] = []
-    for _ in range(_MAX_HEADERS):
-        line = _read_line(reader)
-        if not line:
-            raise ValueError("connection closed inside a header block")
-        if line in (b"\r\n", b"\n"):
-            return start, lines
-        lines.append(line)
-    raise ValueError("too many header lines")
-
-
-def _read_response_head(reader: BufferedReader) -> tuple[bytes, list[bytes]]:
-    """The final response head, skipping interim 1xx responses."""
-    while True:
-        head = _read_head(reader)
-        if head is None:
-            raise ConnectionError("upstream closed before answering")
-        status = int(head[0].split()[1])
-        if not 100 <= status < 200:
-            return head
-
-
-def _is_hop_by_hop(line: bytes) -> bool:
-    name = line.split(b":", 1)[0].strip().lower()
-    return name in (b"connection", b"keep-alive", b"proxy-connection")
-
-
-def _names_one_of(line: bytes, names: tuple[str, ...]) -> bool:
-    return line.split(b":", 1)[0].strip().lower().decode("latin-1") in names
-
-
-def _header_dict(lines: list[bytes]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for line in lines:
-        name, _, value = line.decode("latin-1").partition(":")
-        key, value = name.strip().lower(), value.strip()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    return headers
-
-
-def _copy_body(
-    reader: BufferedReader,
-    headers: Mapping[str, str],
-    sink: Callable[[bytes], object] | None,
-    *,
-    is_request: bool,
-) -> None:
-    """Stream one message body from `reader` to `sink` (None: discard) in its own framing."""
-    send = sink or (lambda data: None)
-    if _is_chunked(headers):
-        _copy_chunked(reader, send)
-    elif "content-length" in headers:
-        _copy_exact(reader, int(headers["content-length"]), send)
-    elif not is_request:  # a response without length or chunks runs to EOF
-        for data in iter(lambda: reader.read1(_COPY_SIZE), b""):
-            send(data)
-    # (a request without length or chunks has no body)
-
-
-def _is_chunked(headers: Mapping[str, str]) -> bool:
-    return "chunked" in headers.get("transfer-encoding", "").lower()
-
-
-def _copy_exact(reader: BufferedReader, length: int, send: Callable[[bytes], object]) -> None:
-    remaining = length
-    while remaining:
-        data = reader.read(min(_COPY_SIZE, remaining))
-        if not data:
-            raise ConnectionError("peer closed inside a body")
-        send(data)
-        remaining -= len(data)
-
-
-def _copy_chunked(reader: BufferedReader, send: Callable[[bytes], object]) -> None:
-    """Relay a chunked body verbatim (sizes, extensions, trailers), chunk by chunk."""
-    while True:
-        size_line = _read_line(reader)
-        if not size_line:
-            raise ConnectionError("peer closed inside a chunked body")
-        send(size_line)
-        size = int(size_line.split(b";", 1)[0].strip(), 16)
-        if size == 0:
-            break
-        _copy_exact(reader, size + 2, send)  # the chunk and its CRLF
-    for _ in range(_MAX_HEADERS):  # trailer fields, then the closing blank line
-        line = _read_line(reader)
-        if not line:
-            raise ConnectionError("peer closed inside chunked trailers")
-        send(line)
-        if line in (b"\r\n", b"\n"):
-            return
-    raise ValueError("too many trailer lines")
-
-
-_request_ids: Iterator[int] = itertools.count(1)
-
-
-def _error_response(fault: Fault, method: str, resource: str, keep_alive: bool) -> bytes:
-    """An S3-style error: status line, XML body naming the error code, exact Content-Length."""
-    request_id = f"FAULTPROXY{next(_request_ids):08d}"
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{_xml(fault.error_code)}</Code><Message>{_xml(fault.message)}</Message>"
-        f"<Resource>{_xml(resource)}</Resource><RequestId>{request_id}</RequestId></Error>"
-    ).encode()
-    reason = http.HTTPStatus(fault.http_status).phrase
-    head = (
-        f"HTTP/1.1 {fault.http_status} {reason}\r\n"
-        "Content-Type: application/xml\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        f"x-amz-request-id: {request_id}\r\n"
-        + ("" if keep_alive else "Connection: close\r\n")
-        + "\r\n"
-    ).encode("latin-1")
-    return head if method == "HEAD" else head + body
-
-
-def _xml(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _upper(method: str | None) -> str | None:
-    return method.upper() if method else None
 
 
 class _Server(socketserver.ThreadingTCPServer):
