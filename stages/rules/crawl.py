@@ -114,7 +114,7 @@ class LineParser(BareIds):
         self._id_fullmatch = engine.id_pattern.fullmatch
         self._bare_fullmatch = (engine.bare_id_pattern or engine.id_pattern).fullmatch
         self._site_pages = engine.site_pages
-        self._in_row = False  # the URL being read is one field of several (see `_comma_list`)
+        self._in_row = False  # the URL being read is one field of several (see `_one`)
         self._case = {"lower": str.lower, "upper": str.upper}.get(engine.id_case)
         self._separators = engine.id_separator
         # Ids that look like words (the id_pattern takes `status`: SiteMinder slugs, Cloudbeds
@@ -219,14 +219,16 @@ class LineParser(BareIds):
             return outcome
         if "," in url or ";" in url or "|" in url or "&" in url:
             url = text_rules.url_field(url)
+        if "," in url or ";" in url or "\uff0c" in url:
+            url = text_rules.path_field(url, self._separators)
         outcome = self._parse_url(url)
         if outcome is _WRONG_HOST:
             target = text_rules.redirect_target(url)
             if target:
                 return self._one(target)
         if type(outcome) is Reject:
-            # The URL's field ends at a `,` `;` `|` only on a row of several fields; on a line
-            # of the URL alone they belong to its path (`_comma_list`).
+            # The URL's field ends at a `|` only on a row of several fields (`,` and `;` always
+            # end it: `text_rules.path_field`).
             cut = text_rules.field_end(url) if self._in_row else len(url)
             for shorter in (url.rstrip(TRAILING), url[:cut]):
                 if shorter and shorter != url:

@@ -123,8 +123,6 @@ class BareIds:
         trimmed = candidate.strip(UNICODE_SPACE)
         if trimmed != candidate and trimmed and fullmatch(trimmed):
             return self._case(trimmed) if self._case else trimmed
-        if "," in trimmed and "," not in self._separators and not (bare or self._in_row):
-            return self._comma_list(trimmed)
         if not self._separators or not any(sep in trimmed for sep in self._separators):
             return None
         for sep in self._separators[1:]:
@@ -142,21 +140,5 @@ class BareIds:
         if bad:  # counted, not silently dropped: the line's other items are leads
             self.item_misses += len(bad)
             self.missed_items = bad
-        ids = tuple(found)
-        return ids[0] if len(ids) == 1 else ids
-
-    def _comma_list(self, value: str) -> str | tuple[str, ...] | None:
-        """`Qw3rTy,Az9Bc1` in the id position of a URL that is alone on its line: a list of
-        ids when every item is an id a bare line would give (so `/properties/a,b` and RMS
-        `/Search/Index/1,2` are none; a bare line is never such a list);
-        on a line of several fields the comma ends the URL's field instead (`LineParser._one`)."""
-        items = [item.strip(UNICODE_SPACE) for item in value.split(",")]
-        found: dict[str, None] = {}
-        for item in items:
-            if not item or not self._bare_fullmatch(item) or item.lower() in self._site_pages:
-                return None
-            if self._word_ids and type(self._word(item)) is Reject:
-                return None
-            found[self._case(item) if self._case else item] = None
         ids = tuple(found)
         return ids[0] if len(ids) == 1 else ids

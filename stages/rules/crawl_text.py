@@ -63,7 +63,7 @@ _WORD_SPLIT = re.compile(r"[()\[\]{}]+")  # the words of a word that holds no UR
 _OPENER = {")": "(", "]": "[", "}": "{"}
 _NESTED_DEPTH = 3  # percent-encoding undone at most this often (`https%253A%252F%252F`)
 # A comma, semicolon or bar where the next URL begins (`<url>,<url>` of an export row).
-_NEXT_URL = re.compile(r"[,;|](?=(?:https?:)?//|[\w-]+(?:\.[\w-]+)+/)", re.I)
+_NEXT_URL = re.compile(r"[,;|\uff0c](?=(?:https?:)?//|[\w-]+(?:\.[\w-]+)+/)", re.I)
 _EMBEDDED_URL = re.compile(r"(?:https?:)?//", re.I)  # where a URL starts inside a word
 _ATTRIBUTE = re.compile(r"^[\w$.-]+=")  # href=, src=, $booking=, data-url=
 OTHER_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:(?!\d)")
@@ -274,7 +274,8 @@ def urls_in(word: str) -> list[str]:
     each from its scheme (or its host) on, without debris; a URL has a '/'. A word of
     another scheme (ftp:, mailto:) is kept whole, to be rejected as such."""
     urls = []
-    for piece in _NEXT_URL.split(word) if ("," in word or ";" in word or "|" in word) else (word,):
+    glued = "," in word or ";" in word or "|" in word or "\uff0c" in word
+    for piece in _NEXT_URL.split(word) if glued else (word,):
         scheme = OTHER_SCHEME.match(piece)
         if scheme and scheme.group().lower() not in ("http:", "https:"):
             if "/" in piece:
@@ -314,6 +315,33 @@ def unescaped(text: str) -> str:
                 break
             text = once
     return text
+
+
+# A matrix (path) parameter at a path segment's end (`;jsessionid=ABC`): the server's session,
+# never part of the id, so it is dropped before the id is read.
+_MATRIX = re.compile(r";[A-Za-z_][\w.-]*=[^/?#;,]*")
+# An unencoded comma (or `;`) in a URL's path: a CSV or export field separator. A crawl row's
+# comma is a column far more often than a list: Cloudbeds, SiteMinder and RMS document no comma
+# list in their URLs (only Mews documents `<uuid>;<uuid>`, its `id_separator`). The fields after
+# it are read as URLs only if they are URLs (`_NEXT_URL`), never as ids.
+_PATH_FIELD_END = {sep: re.compile(f"[{sep}\uff0c]") for sep in (",;", ",", ";", "")}
+
+
+def path_field(url: str, separators: str) -> str:
+    """`url` without matrix parameters (`;jsessionid=...`) and cut at the first unencoded `,`
+    `;` or fullwidth comma in its path that is not one of the engine's `separators`
+    (`.../Qw3rTy,Sydney` -> `.../Qw3rTy`); a `,` `;` ending its query is dropped too."""
+    head = used_part(url)
+    if ";" in head and "=" in head:
+        url = _MATRIX.sub("", head) + url[len(head) :]
+        head = used_part(url)
+    ends = "".join(sep for sep in ",;" if sep not in separators)
+    cut = _PATH_FIELD_END[ends].search(head, head.find("//") + 2 if "//" in head[:8] else 0)
+    if cut:
+        return url[: cut.start()]
+    if len(head) < len(url) and url[-1] in ",;":
+        url = url.rstrip(",;")  # `?currency=usd,`: the row's separator, not the value's
+    return url
 
 
 def url_field(url: str) -> str:
