@@ -274,6 +274,7 @@ def test_reasons_are_a_fixed_vocabulary_and_not_strings():
         "malformed_id",
         "header_row",
         "text_word",
+        "placeholder_id",
     ]
     assert not isinstance(Reject.NO_ID, str)
     assert not isinstance(BLANK, str)

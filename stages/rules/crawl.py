@@ -19,9 +19,10 @@ Outcome of `LineParser.parse`, one per physical line:
   the first that fails names the reason: too_long, invalid_utf8, control_chars (both only
   for the part before the query: the query and fragment are read only for ids in them),
   unsupported_scheme, wrong_host, then the percent-decoded path (invalid_utf8 or
-  control_chars again), no_id, malformed_id. A line without a URL may instead be
-  header_row (every word of it a crawl export's column name: url, status, ...) or
-  text_word (a word that is text, the same for every engine: see `crawl_bare`).
+  control_chars again), no_id, malformed_id, placeholder_id (an id a template or test data
+  left: `undefined`, `XXXXXX`, the all-zero UUID; `crawl_outcome.is_placeholder`). A line
+  without a URL may instead be header_row (every word of it a crawl export's column name:
+  url, status, ...) or text_word (a word that is text, the same for every engine: see `crawl_bare`).
 
 Before a line is read as a URL, the debris of HTML or text extraction around it is dropped:
 quotes, `href=`/`src=`, brackets the URL does not balance (`?x=(1)` keeps its own),
@@ -54,10 +55,12 @@ from stages.rules.crawl_files import UnreadableFile as UnreadableFile
 from stages.rules.crawl_files import iter_lines as iter_lines
 from stages.rules.crawl_files import open_crawl as open_crawl
 from stages.rules.crawl_outcome import BLANK as BLANK
+from stages.rules.crawl_outcome import PLACEHOLDERS as PLACEHOLDERS
 from stages.rules.crawl_outcome import RULES_VERSION as RULES_VERSION
 from stages.rules.crawl_outcome import Blank as Blank
 from stages.rules.crawl_outcome import ParseResult as ParseResult
 from stages.rules.crawl_outcome import Reject as Reject
+from stages.rules.crawl_outcome import is_placeholder as is_placeholder
 from stages.rules.crawl_outcome import rules_fingerprint as rules_fingerprint
 from stages.rules.crawl_text import CONTROL, NOT_PLAIN, TRAILING, TRAILING_BYTES, UNICODE_SPACE
 
@@ -73,6 +76,7 @@ from stages.rules.crawl_text import CONTROL, NOT_PLAIN, TRAILING, TRAILING_BYTES
     _MALFORMED_ID,
     _HEADER_ROW,
     _TEXT_WORD,
+    _PLACEHOLDER_ID,
 ) = Reject
 # An encoded slash in a path is decoded to this private-use character while the patterns
 # look for `/`, and to a slash inside the id they find: the id is not cut at it.
@@ -353,16 +357,24 @@ class LineParser(BareIds):
                     continue
                 found = True
                 if self._id_fullmatch(candidate):  # `_accept` inlined: the hot loop
+                    # `is_placeholder` inlined in part: a repeated character has its first
+                    # and last alike, so nearly every real id is past with two cheap tests.
+                    if candidate.lower() in PLACEHOLDERS or (
+                        candidate[0] == candidate[-1] and is_placeholder(candidate)
+                    ):
+                        return _PLACEHOLDER_ID
                     self._found = (match, query) if page else None
                     return self._case(candidate) if self._case else candidate
                 # Letters and digits alone hold no space or separator to look past.
                 accepted = None if candidate.isalnum() else self._accept_slowly(candidate)
+                if type(accepted) is str and is_placeholder(accepted):
+                    return _PLACEHOLDER_ID
                 if accepted:
                     self._found = (match, query) if page else None
                     return accepted
         if query and self._query_patterns:
             outcome = self._query_id(target, query)
-            if type(outcome) is not Reject:
+            if type(outcome) is not Reject or outcome is _PLACEHOLDER_ID:
                 return outcome
             found = found or outcome is _MALFORMED_ID
         if "%" in text:
@@ -374,21 +386,4 @@ class LineParser(BareIds):
                     return self._parse_url(text[: cut.start()])
                 query = unquote(text[cut.end() :], errors="replace")  # encoded with the `?`
                 return self._parse_url(f"{text[: cut.start()]}?{query}")
-        return _MALFORMED_ID if found else _NO_ID
-
-    def _query_id(self, target: str, query: str) -> ParseResult:
-        """The id(s) a query pattern finds in "<host><path>?<query>" (query percent-decoded),
-        else MALFORMED_ID when a pattern matched but its id did not, else NO_ID."""
-        if "%" in query:
-            query = unquote(query, errors="replace")
-        target += "?" + query
-        found = False
-        for pattern, page in self._query_patterns:
-            match = pattern.search(target)
-            if match:
-                found = True
-                accepted = self._accept(match["id"])
-                if accepted:
-                    self._found = (match, "") if page else None
-                    return accepted
         return _MALFORMED_ID if found else _NO_ID

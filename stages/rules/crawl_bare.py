@@ -17,15 +17,17 @@ alone must look like a client, not a status code), else its `id_pattern`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
 from stages.rules import crawl_text as text_rules
-from stages.rules.crawl_outcome import ParseResult, Reject
+from stages.rules.crawl_outcome import PLACEHOLDERS, ParseResult, Reject, is_placeholder
 from stages.rules.crawl_text import TRAILING, UNICODE_SPACE
 
 _MALFORMED_ID, _HEADER_ROW, _TEXT_WORD = Reject.MALFORMED_ID, Reject.HEADER_ROW, Reject.TEXT_WORD
+_NO_ID, _PLACEHOLDER_ID = Reject.NO_ID, Reject.PLACEHOLDER_ID
 
 
 class BareIds:
@@ -39,6 +41,7 @@ class BareIds:
     _word_ids: bool
     _in_row: bool
     _found: Any
+    _query_patterns: tuple[tuple[re.Pattern[str], bool], ...]
     item_misses: int
     missed_items: list[str]
     _one: Callable[[str], ParseResult]  # LineParser's: one URL or bare word of a messy line
@@ -78,11 +81,13 @@ class BareIds:
                 return _HEADER_ROW
             if (
                 word == word.upper()  # no letter in it: a number, a date
-                or word in text_rules.PLACEHOLDERS
+                or word in PLACEHOLDERS
                 or word in self._site_pages
             ):
                 return _TEXT_WORD
             return _MALFORMED_ID
+        if type(accepted) is str and is_placeholder(accepted):
+            return _TEXT_WORD  # `undefined`, `000000`: a template's value, not a property
         if self._word_ids and type(accepted) is str:
             return self._word(accepted)
         return accepted
@@ -104,7 +109,7 @@ class BareIds:
         if (
             len(word) < text_rules.MIN_WORD_ID
             or word == word.upper()
-            or word in text_rules.PLACEHOLDERS
+            or word in PLACEHOLDERS
             or word in self._site_pages
         ):
             return _TEXT_WORD  # `word == word.upper()` after lower(): no letter in it
@@ -131,7 +136,7 @@ class BareIds:
         bad: list[str] = []
         for part in trimmed.split(self._separators[0]):
             part = part.strip(UNICODE_SPACE)
-            if part and fullmatch(part):
+            if part and fullmatch(part) and not is_placeholder(part):
                 found[self._case(part) if self._case else part] = None
             elif part:  # an empty item (`<uuid>;`) is a trailing separator, not an item
                 bad.append(part)
@@ -142,3 +147,22 @@ class BareIds:
             self.missed_items = bad
         ids = tuple(found)
         return ids[0] if len(ids) == 1 else ids
+
+    def _query_id(self, target: str, query: str) -> ParseResult:
+        """The id(s) a query pattern finds in "<host><path>?<query>" (query percent-decoded),
+        else MALFORMED_ID when a pattern matched but its id did not, else NO_ID."""
+        if "%" in query:
+            query = unquote(query, errors="replace")
+        target += "?" + query
+        found = False
+        for pattern, page in self._query_patterns:
+            match = pattern.search(target)
+            if match:
+                found = True
+                accepted = self._accept(match["id"])
+                if type(accepted) is str and is_placeholder(accepted):
+                    return _PLACEHOLDER_ID
+                if accepted:
+                    self._found = (match, "") if page else None
+                    return accepted
+        return _MALFORMED_ID if found else _NO_ID

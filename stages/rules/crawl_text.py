@@ -104,11 +104,6 @@ HEADER_WORDS = frozenset((
     "count", "word_count", "crawl", "crawl_depth", "meta", "description", "h1", "h2", "bytes",
     "response_time", "last_modified", "language", "hash", "canonical_link_element",
 ))
-# Placeholders left in hand-kept lists: text, never a property's slug.
-PLACEHOLDERS = frozenset((
-    "null", "none", "nan", "n/a", "na", "true", "false", "yes", "no", "ok", "tbd", "todo", "test",
-    "html",
-))
 # fmt: on
 MIN_WORD_ID = 3  # characters: the shortest real slug seen is far longer (`seasidehoteldirect`)
 # The columns of an export row that holds no URL: a space alone separates words, not columns.
