@@ -75,3 +75,72 @@ def test_real_ids_and_single_characters_are_no_placeholders(property_id):
 def test_a_real_id_beside_a_placeholder_url_on_one_line_is_still_a_lead():
     line = f"{SITEMINDER}/undefined {SITEMINDER}/seasidedirect"
     assert parse("siteminder", line) == "seasidedirect"
+
+
+# --- Unicode debris, encoded markup and matrix parameters around a URL ------------------------
+
+
+@pytest.mark.parametrize(
+    ("opening", "closing"),
+    [
+        ("\u201c", "\u201d"),  # “ ”
+        ("\u2018", "\u2019"),  # ‘ ’
+        ("\u00ab", "\u00bb"),  # « »
+        ("\u300c", "\u300d"),  # 「 」
+        ("\uff08", "\uff09"),  # （ ）
+        ("\u200b", "\u200b"),  # zero-width space
+        ("\u2060", "\u200e"),  # word joiner, left-to-right mark
+        ("", "\uff1b"),  # fullwidth semicolon
+    ],
+)
+@pytest.mark.parametrize(
+    ("engine", "url", "expected"),
+    [
+        ("cloudbeds", CLOUDBEDS, "Qw3rTy"),
+        ("siteminder", f"{SITEMINDER}/seasidedirect", "seasidedirect"),
+        ("mews", f"{MEWS}/{UUID}", UUID),
+        ("rms", "https://bookings.rmscloud.com/Search/Index/4321/1", "4321"),
+    ],
+)
+def test_unicode_quotes_brackets_and_format_characters_around_a_url_are_debris(
+    opening, closing, engine, url, expected
+):
+    assert parse(engine, f"{opening}{url}{closing}") == expected
+
+
+@pytest.mark.parametrize("markup", ["%22%3E", "%3C%2Fa%3E", "%22", "%3E%3C%2Fa%3E"])
+@pytest.mark.parametrize(
+    ("engine", "url", "expected"),
+    [
+        ("cloudbeds", CLOUDBEDS, "Qw3rTy"),
+        ("siteminder", f"{SITEMINDER}/seasidedirect", "seasidedirect"),
+        ("mews", f"{MEWS}/{UUID}", UUID),
+    ],
+)
+def test_encoded_quotes_and_angle_brackets_after_the_path_end_the_url(
+    markup, engine, url, expected
+):
+    assert parse(engine, f"{url}{markup}") == expected
+
+
+@pytest.mark.parametrize(
+    ("engine", "line", "expected"),
+    [
+        ("siteminder", f"{SITEMINDER}/semi;jsessionid=ABC", "semi"),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/Pp5Aa6;jsessionid=abc", "Pp5Aa6"),
+        ("cloudbeds", f"{CLOUDBEDS};jsessionid=abc/guests?adults=2", "Qw3rTy"),
+        ("mews", f"{MEWS}/{UUID};jsessionid=abc", UUID),
+    ],
+)
+def test_a_matrix_parameter_after_the_id_is_dropped_before_the_id_is_read(engine, line, expected):
+    assert parse(engine, line) == expected
+
+
+def test_a_fullwidth_comma_separates_two_urls_like_a_comma():
+    line = f"{SITEMINDER}/fullwidth\uff0c{SITEMINDER}/other"
+    assert parse("siteminder", line) == ("fullwidth", "other")
+
+
+def test_fullwidth_letters_in_a_host_stay_a_lookalike_host():
+    line = "https://hotels.\uff43\uff4c\uff4f\uff55\uff44\uff42\uff45\uff44\uff53.com/reservation/Qw3rTy"
+    assert parse("cloudbeds", line) == Reject.WRONG_HOST

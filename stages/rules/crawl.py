@@ -182,7 +182,7 @@ class LineParser(BareIds):
                 except UnicodeDecodeError:
                     return _INVALID_UTF8
                 text += line[len(head) :].decode("utf-8", "replace")
-            text = text.strip(UNICODE_SPACE)
+            text = text.translate(text_rules.UNICODE_DEBRIS).strip(UNICODE_SPACE)
             if not text:
                 return BLANK
         # A tab separates the fields of an export row (`<url>\t200`): whitespace, no control.
@@ -223,7 +223,7 @@ class LineParser(BareIds):
             return outcome
         if "," in url or ";" in url or "|" in url or "&" in url:
             url = text_rules.url_field(url)
-        if "," in url or ";" in url or "\uff0c" in url:
+        if "," in url or ";" in url:
             url = text_rules.path_field(url, self._separators)
         outcome = self._parse_url(url)
         if outcome is _WRONG_HOST:
@@ -382,7 +382,7 @@ class LineParser(BareIds):
             if cut and cut.start() < len(text_rules.used_part(text)):
                 # `.../Qw3rTy%3Futm_source%3Dx`: when the whole path gives no id, an encoded
                 # `?` or `#` in it is read as where the path ends (ids may hold them: tried first).
-                if cut[1] == "23":
+                if cut[1] != "3F" and cut[1] != "3f":  # `#`, or markup after the URL
                     return self._parse_url(text[: cut.start()])
                 query = unquote(text[cut.end() :], errors="replace")  # encoded with the `?`
                 return self._parse_url(f"{text[: cut.start()]}?{query}")

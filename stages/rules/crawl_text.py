@@ -21,6 +21,22 @@ UNICODE_SPACE = (
     " \t\n\r\x0b\x0c\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 )
+# Unicode forms of the debris around a URL (word processors' curly quotes, guillemets, CJK
+# corner brackets, fullwidth punctuation) read as their ASCII forms, and zero-width and
+# bidirectional format characters (U+200B, U+2060, U+200E, ...) as a space: invisible debris of
+# copy and paste, never part of a URL or an id. Only lines that are not ASCII pay for it.
+UNICODE_DEBRIS = str.maketrans(
+    {
+        **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb\u300c\u300d\u300e\u300f", '"'),
+        **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u2039\u203a", "'"),
+        **dict.fromkeys("\u200b\u200c\u200d\u200e\u200f\u2060\u00ad\u061c", " "),
+        **dict.fromkeys("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069", " "),
+        # Fullwidth punctuation, not letters, digits nor what builds a URL (`／`, `：`, `．`,
+        # `％`, `＠`): `ｃｌｏｕｄｂｅｄｓ.com` stays a lookalike host, never cloudbeds.com.
+        **{chr(0xFEE0 + ord(c)): c for c in "!\"'(),;<>[]{}`|"},
+        "\u3001": ",", "\u3010": "[", "\u3011": "]", "\u3008": "<", "\u3009": ">",
+    }
+)  # fmt: skip
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
 CONTROL_BYTES = bytes(range(0x20)) + b"\x7f"  # the same, for ASCII lines
 CONTROL_BUT_TAB = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
@@ -63,7 +79,7 @@ _WORD_SPLIT = re.compile(r"[()\[\]{}]+")  # the words of a word that holds no UR
 _OPENER = {")": "(", "]": "[", "}": "{"}
 _NESTED_DEPTH = 3  # percent-encoding undone at most this often (`https%253A%252F%252F`)
 # A comma, semicolon or bar where the next URL begins (`<url>,<url>` of an export row).
-_NEXT_URL = re.compile(r"[,;|\uff0c](?=(?:https?:)?//|[\w-]+(?:\.[\w-]+)+/)", re.I)
+_NEXT_URL = re.compile(r"[,;|](?=(?:https?:)?//|[\w-]+(?:\.[\w-]+)+/)", re.I)
 _EMBEDDED_URL = re.compile(r"(?:https?:)?//", re.I)  # where a URL starts inside a word
 _ATTRIBUTE = re.compile(r"^[\w$.-]+=")  # href=, src=, $booking=, data-url=
 OTHER_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:(?!\d)")
@@ -109,7 +125,10 @@ MIN_WORD_ID = 3  # characters: the shortest real slug seen is far longer (`seasi
 # The columns of an export row that holds no URL: a space alone separates words, not columns.
 COLUMNS = re.compile(r"\s*[\t,;|]\s*")
 FIELDS = re.compile(r"[\s\"'<>()\[\]{}`,;|=]+")  # the words of a header row
-ENCODED_END = re.compile(r"%(3F|23)", re.I)  # an encoded `?` or `#`
+# An encoded `?` or `#`, or a double quote or angle bracket (`%22%3E`, `%3C%2Fa%3E`: the markup
+# after a URL, encoded with it): where the path ends when the whole path gives no id. Not `%27`:
+# an id may end with it (`cleaned` drops it only after an opening one).
+ENCODED_END = re.compile(r"%(3F|23|22|3C|3E)", re.I)
 _FIELD_END = re.compile(r"[,;|]")  # the end of a URL's field in a CSV-like export row
 # Tracking parameters dropped from a booking URL: they name the campaign or the click, not the
 # page. Google (utm_*, _ga, _gl, gclid, gclsrc, dclid, wbraid, gbraid, srsltid), Microsoft
@@ -269,8 +288,7 @@ def urls_in(word: str) -> list[str]:
     each from its scheme (or its host) on, without debris; a URL has a '/'. A word of
     another scheme (ftp:, mailto:) is kept whole, to be rejected as such."""
     urls = []
-    glued = "," in word or ";" in word or "|" in word or "\uff0c" in word
-    for piece in _NEXT_URL.split(word) if glued else (word,):
+    for piece in _NEXT_URL.split(word) if ("," in word or ";" in word or "|" in word) else (word,):
         scheme = OTHER_SCHEME.match(piece)
         if scheme and scheme.group().lower() not in ("http:", "https:"):
             if "/" in piece:
@@ -319,19 +337,20 @@ _MATRIX = re.compile(r";[A-Za-z_][\w.-]*=[^/?#;,]*")
 # comma is a column far more often than a list: Cloudbeds, SiteMinder and RMS document no comma
 # list in their URLs (only Mews documents `<uuid>;<uuid>`, its `id_separator`). The fields after
 # it are read as URLs only if they are URLs (`_NEXT_URL`), never as ids.
-_PATH_FIELD_END = {sep: re.compile(f"[{sep}\uff0c]") for sep in (",;", ",", ";", "")}
+_PATH_FIELD_END = {sep: re.compile(f"[{sep}]") for sep in (",;", ",", ";")}
 
 
 def path_field(url: str, separators: str) -> str:
     """`url` without matrix parameters (`;jsessionid=...`) and cut at the first unencoded `,`
-    `;` or fullwidth comma in its path that is not one of the engine's `separators`
+    or `;` in its path that is not one of the engine's `separators`
     (`.../Qw3rTy,Sydney` -> `.../Qw3rTy`); a `,` `;` ending its query is dropped too."""
     head = used_part(url)
     if ";" in head and "=" in head:
         url = _MATRIX.sub("", head) + url[len(head) :]
         head = used_part(url)
     ends = "".join(sep for sep in ",;" if sep not in separators)
-    cut = _PATH_FIELD_END[ends].search(head, head.find("//") + 2 if "//" in head[:8] else 0)
+    host = head.find("//") + 2 if "//" in head[:8] else 0
+    cut = _PATH_FIELD_END[ends].search(head, host) if ends else None
     if cut:
         return url[: cut.start()]
     if len(head) < len(url) and url[-1] in ",;":
