@@ -144,3 +144,44 @@ def test_a_fullwidth_comma_separates_two_urls_like_a_comma():
 def test_fullwidth_letters_in_a_host_stay_a_lookalike_host():
     line = "https://hotels.\uff43\uff4c\uff4f\uff55\uff44\uff42\uff45\uff44\uff53.com/reservation/Qw3rTy"
     assert parse("cloudbeds", line) == Reject.WRONG_HOST
+
+
+# --- quoted CSV rows of bare ids, and status columns with a reason phrase -----------------------
+
+BARE_IDS = [
+    ("cloudbeds", "Qw3rTy"),
+    ("siteminder", "seasidedirect"),
+    ("mews", UUID),
+    ("rms", "16615"),
+]
+
+
+@pytest.mark.parametrize("row", ['"{}","200"', '"{}",200', '{},"200"', '"{}";"301"', '"{}"'])
+@pytest.mark.parametrize(("engine", "property_id"), BARE_IDS)
+def test_a_bare_id_in_csv_quotes_alone_or_before_a_status_is_the_id_in_every_engine(
+    row, engine, property_id
+):
+    assert parse(engine, row.format(property_id)) == property_id
+
+
+@pytest.mark.parametrize(
+    "columns", ["\t404\tNot Found", "\t301\tMoved Permanently", "\t200\tOK", ",410,Gone"]
+)
+@pytest.mark.parametrize(("engine", "property_id"), BARE_IDS)
+def test_a_status_code_with_its_reason_phrase_after_a_bare_id_leaves_the_id(
+    columns, engine, property_id
+):
+    assert parse(engine, property_id + columns) == property_id
+
+
+@pytest.mark.parametrize(
+    ("engine", "line"),
+    [
+        ("rms", '"200"'),
+        ("siteminder", '"undefined"'),
+        ("cloudbeds", "'Qw3rTy'"),
+        ("cloudbeds", "Qw3rTy\tHotel Sol\tSydney"),
+    ],
+)
+def test_a_non_id_in_csv_quotes_single_quotes_or_text_columns_is_no_lead(engine, line):
+    assert type(parse(engine, line)) is Reject

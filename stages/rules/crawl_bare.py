@@ -28,6 +28,31 @@ from stages.rules.crawl_text import TRAILING, UNICODE_SPACE
 
 _MALFORMED_ID, _HEADER_ROW, _TEXT_WORD = Reject.MALFORMED_ID, Reject.HEADER_ROW, Reject.TEXT_WORD
 _NO_ID, _PLACEHOLDER_ID = Reject.NO_ID, Reject.PLACEHOLDER_ID
+# The columns of an export row that holds no URL: a space alone separates words, not columns.
+_COLUMNS = re.compile(r"\s*[\t,;|]\s*")
+# A crawl export's status column after a bare id (`12345<TAB>200`, `Qw3rTy,200`).
+_STATUS_COLUMN = re.compile(r"[1-5][0-9]{2}|(?i:non-indexable|indexable|ok)")
+# An HTTP reason phrase after a status code (`404<TAB>Not Found`, `301<TAB>Moved Permanently`).
+_REASON_PHRASE = re.compile(r"[A-Za-z][A-Za-z' -]{0,40}")
+
+
+def _csv_field(column: str) -> str:
+    """One column of an export row without the double quotes CSV puts around a field."""
+    if len(column) > 2 and column[0] == column[-1] == '"':
+        return column[1:-1]
+    return column
+
+
+def _is_status(columns: list[str]) -> bool:
+    """Whether the columns after a bare id are a crawl export's status: a status (`200`, `OK`,
+    `Indexable`) each, or a status code followed by its reason phrase (`404`, `Not Found`)."""
+    if all(_STATUS_COLUMN.fullmatch(column) for column in columns):
+        return True
+    return (
+        len(columns) > 1
+        and _STATUS_COLUMN.fullmatch(columns[0]) is not None
+        and all(_REASON_PHRASE.fullmatch(column) for column in columns[1:])
+    )
 
 
 class BareIds:
@@ -47,17 +72,17 @@ class BareIds:
     _one: Callable[[str], ParseResult]  # LineParser's: one URL or bare word of a messy line
 
     def _no_url(self, text: str) -> ParseResult:
-        """A messy line without a URL: a header row, a bare id followed by a status column
-        (`12345<TAB>200`, `Qw3rTy,200`), or one word in quotes or brackets that is a bare id
+        """A messy line without a URL: a header row, a bare id in CSV quotes or followed by
+        status columns (`"Qw3rTy"`, `12345<TAB>404<TAB>Not Found`, `"Qw3rTy","200"`: the same
+        in every engine), or one word in other quotes or brackets that is a bare id
         (`$booking="<uuid>";`) unless the engine's ids are word-like (`_word`)."""
         if text_rules.is_header_row(text):
             return _HEADER_ROW
-        columns = [column for column in text_rules.COLUMNS.split(text) if column]
-        if len(columns) > 1 and all(text_rules.STATUS_COLUMN.fullmatch(c) for c in columns[1:]):
-            first = columns[0]
-            if len(first) > 2 and first[0] == first[-1] == '"':
-                first = first[1:-1]  # the quotes of a CSV field, not debris
-            return self._no_url(first)
+        if len(text) > 2 and text[0] == text[-1] == '"' and '"' not in text[1:-1]:
+            return self._no_url(text[1:-1])  # the quotes of a CSV field, not debris: any engine
+        columns = [_csv_field(c) for c in _COLUMNS.split(text) if c]
+        if len(columns) > 1 and _is_status(columns[1:]):
+            return self._no_url(columns[0])
         words = text_rules.words_of(text)
         bare = [w for w in (text_rules.cleaned(w).rstrip(TRAILING) for w in words) if w]
         if len(bare) != 1:

@@ -122,8 +122,6 @@ HEADER_WORDS = frozenset((
 ))
 # fmt: on
 MIN_WORD_ID = 3  # characters: the shortest real slug seen is far longer (`seasidehoteldirect`)
-# The columns of an export row that holds no URL: a space alone separates words, not columns.
-COLUMNS = re.compile(r"\s*[\t,;|]\s*")
 FIELDS = re.compile(r"[\s\"'<>()\[\]{}`,;|=]+")  # the words of a header row
 # An encoded `?` or `#`, or a double quote or angle bracket (`%22%3E`, `%3C%2Fa%3E`: the markup
 # after a URL, encoded with it): where the path ends when the whole path gives no id. Not `%27`:
@@ -141,8 +139,6 @@ _TRACKING = (
     "__hstc=", "__hssc=", "__hsfp=", "twclid=", "li_fat_id=", "ttclid=", "mkt_tok=", "_kx=",
     "oly_anon_id=", "oly_enc_id=", "vero_id=",
 )  # fmt: skip
-# A crawl export's status column after a bare id (`12345<TAB>200`, `Qw3rTy,200`).
-STATUS_COLUMN = re.compile(r"[1-5][0-9]{2}|(?i:non-indexable|indexable|ok)")
 
 
 def is_header_row(text: str) -> bool:
