@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from stages.rules.crawl import LineParser, Reject, is_placeholder
-from tests.support.crawl import ENGINES, UUID, parse
+from tests.support.crawl import ENGINES, SECOND, UUID, parse
 
 pytestmark = pytest.mark.unit  # pure logic: no services, no other programs
 
@@ -185,3 +185,31 @@ def test_a_status_code_with_its_reason_phrase_after_a_bare_id_leaves_the_id(
 )
 def test_a_non_id_in_csv_quotes_single_quotes_or_text_columns_is_no_lead(engine, line):
     assert type(parse(engine, line)) is Reject
+
+
+# --- Mews id lists in the query: repeated, PHP arrays, after a path id -----------------------
+
+THIRD = "1c2d3e4f-0a5b-4c53-9c6a-ab1e00c9d9c8"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (f"{MEWS}?ids={UUID}&ids={SECOND}", (UUID, SECOND)),
+        (f"{MEWS}?ids[]={UUID}&ids[]={SECOND}", (UUID, SECOND)),
+        (f"{MEWS}?ids%5B%5D={UUID}&ids%5B%5D={SECOND}", (UUID, SECOND)),
+        (f"{MEWS}/{UUID}?ids={SECOND}", (UUID, SECOND)),
+        (f"{MEWS}/{UUID}?ids={UUID}", UUID),
+        (f"{MEWS}?ids={UUID};{SECOND}&language=en&ids={THIRD}", (UUID, SECOND, THIRD)),
+        (f"{MEWS}?language=en&ids={SECOND}&ids={SECOND}", SECOND),
+    ],
+)
+def test_every_mews_id_of_a_line_is_read_once_wherever_the_url_puts_it(line, expected):
+    assert parse("mews", line) == expected
+
+
+def test_each_id_of_a_mews_query_list_gets_its_own_booking_url():
+    parser = LineParser(ENGINES["mews"])
+    assert parser.parse(f"{MEWS}/{UUID}?ids={SECOND}".encode()) == (UUID, SECOND)
+    assert parser.booking_url(SECOND) == f"{MEWS}/{SECOND}"
+    assert parser.booking_url(UUID) == f"{MEWS}/{UUID}"

@@ -364,6 +364,8 @@ class LineParser(BareIds):
                     ):
                         return _PLACEHOLDER_ID
                     self._found = (match, query) if page else None
+                    if query and self._query_patterns:  # `/distributor/U1?ids=U2`: both
+                        return self._and_query_ids(candidate, target, query)
                     return self._case(candidate) if self._case else candidate
                 # Letters and digits alone hold no space or separator to look past.
                 accepted = None if candidate.isalnum() else self._accept_slowly(candidate)
@@ -371,6 +373,8 @@ class LineParser(BareIds):
                     return _PLACEHOLDER_ID
                 if accepted:
                     self._found = (match, query) if page else None
+                    if query and self._query_patterns:
+                        return self._and_query_ids(accepted, target, query)
                     return accepted
         if query and self._query_patterns:
             outcome = self._query_id(target, query)
@@ -380,10 +384,14 @@ class LineParser(BareIds):
         if "%" in text:
             cut = text_rules.ENCODED_END.search(text)
             if cut and cut.start() < len(text_rules.used_part(text)):
-                # `.../Qw3rTy%3Futm_source%3Dx`: when the whole path gives no id, an encoded
-                # `?` or `#` in it is read as where the path ends (ids may hold them: tried first).
-                if cut[1] != "3F" and cut[1] != "3f":  # `#`, or markup after the URL
-                    return self._parse_url(text[: cut.start()])
-                query = unquote(text[cut.end() :], errors="replace")  # encoded with the `?`
-                return self._parse_url(f"{text[: cut.start()]}?{query}")
+                return self._cut_at(text, cut)
         return _MALFORMED_ID if found else _NO_ID
+
+    def _cut_at(self, text: str, cut: re.Match[str]) -> ParseResult:
+        """`.../Qw3rTy%3Futm_source%3Dx`, `.../Qw3rTy%22%3E`: when the whole path gives no id,
+        an encoded `?` in it is read as where the query starts, an encoded `#`, quote or angle
+        bracket as where the URL ends (ids may hold them: tried first)."""
+        if cut[1] != "3F" and cut[1] != "3f":
+            return self._parse_url(text[: cut.start()])
+        query = unquote(text[cut.end() :], errors="replace")  # encoded with the `?`
+        return self._parse_url(f"{text[: cut.start()]}?{query}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 from stages.rules import crawl_text as text_rules
@@ -174,20 +174,50 @@ class BareIds:
         return ids[0] if len(ids) == 1 else ids
 
     def _query_id(self, target: str, query: str) -> ParseResult:
-        """The id(s) a query pattern finds in "<host><path>?<query>" (query percent-decoded),
-        else MALFORMED_ID when a pattern matched but its id did not, else NO_ID."""
+        """The ids query patterns find in "<host><path>?<query>" (query percent-decoded), every
+        one once in query order (a parameter repeated: `?ids=U1&ids=U2`), else PLACEHOLDER_ID or
+        MALFORMED_ID when a pattern matched but no id of it did, else NO_ID."""
         if "%" in query:
             query = unquote(query, errors="replace")
-        target += "?" + query
-        found = False
+        head = target + "?"
+        target = head + query
+        found: dict[str, Any] = {}  # id -> where its booking URL comes from
+        reason = _NO_ID
         for pattern, page in self._query_patterns:
             match = pattern.search(target)
-            if match:
-                found = True
+            while match:
                 accepted = self._accept(match["id"])
                 if type(accepted) is str and is_placeholder(accepted):
-                    return _PLACEHOLDER_ID
-                if accepted:
-                    self._found = (match, "") if page else None
-                    return accepted
-        return _MALFORMED_ID if found else _NO_ID
+                    reason = _PLACEHOLDER_ID
+                elif accepted:
+                    for property_id in (accepted,) if type(accepted) is str else accepted:
+                        found.setdefault(property_id, (match, "") if page else None)
+                elif reason is _NO_ID:
+                    reason = _MALFORMED_ID
+                # The rest of the query after this parameter, read again for the next one.
+                rest = match.string[match.end() :]
+                match = pattern.search(head + rest) if "&" in rest else None
+        if not found:
+            return reason
+        ids = tuple(found)
+        self._found = found if len(ids) > 1 else found[ids[0]]
+        return ids[0] if len(ids) == 1 else ids
+
+    def _and_query_ids(self, path_ids: str | tuple[str, ...], target: str, query: str) -> Any:
+        """The ids of a URL's path (`_found` set for them) and then those of its query
+        (`/distributor/U1?ids=U2`: U1, U2), each once, each with its own booking URL."""
+        if type(path_ids) is str:
+            path_ids = (self._case(path_ids) if self._case else path_ids,)
+        where = self._found
+        more = self._query_id(target, query)
+        if type(more) is Reject:
+            self._found = where
+            return path_ids[0] if len(path_ids) == 1 else path_ids
+        query_where = self._found
+        found = dict.fromkeys(path_ids, where)
+        for property_id in (more,) if type(more) is str else cast("tuple[str, ...]", more):
+            place = query_where.get(property_id) if type(query_where) is dict else query_where
+            found.setdefault(property_id, place)
+        ids = tuple(found)
+        self._found = found if len(ids) > 1 else where
+        return ids[0] if len(ids) == 1 else ids
