@@ -213,3 +213,62 @@ def test_each_id_of_a_mews_query_list_gets_its_own_booking_url():
     assert parser.parse(f"{MEWS}/{UUID}?ids={SECOND}".encode()) == (UUID, SECOND)
     assert parser.booking_url(SECOND) == f"{MEWS}/{SECOND}"
     assert parser.booking_url(UUID) == f"{MEWS}/{UUID}"
+
+
+# --- redirectors, archives, translation proxies and javascript: around a URL -------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "https://duckduckgo.com/l/?uddg=https%3A%2F%2Fhotels.cloudbeds.com%2Freservation"
+            "%2FDd1Gg2&rut=abc",
+            "Dd1Gg2",
+        ),
+        (
+            "https://r.search.yahoo.com/_ylt=AwrFA;_ylu=Y29sbw--/RV=2/RE=1700000000/RO=10"
+            "/RU=https%3a%2f%2fhotels.cloudbeds.com%2freservation%2fYh1Oo2/RK=2/RS=abc-",
+            "Yh1Oo2",
+        ),
+        (
+            "https://web.archive.org/web/2023/https://hotels.cloudbeds.com/reservation/Wa1Bk2",
+            "Wa1Bk2",
+        ),
+        (
+            "http://web.archive.org/web/20230101000000id_/http://us2.cloudbeds.com/reservas/Wa1Bk2",
+            "Wa1Bk2",
+        ),
+        (
+            "https://translate.google.com/translate?sl=es&tl=en"
+            "&u=https://hotels.cloudbeds.com/reservation/Tr1An2",
+            "Tr1An2",
+        ),
+        (
+            "https://hotels-cloudbeds-com.translate.goog/reservation/Tr1An2?_x_tr_sl=es&_x_tr_tl=en",
+            "Tr1An2",
+        ),
+        ("https://www.google.com/url?q=hotels.cloudbeds.com/reservation/Gn1Sc2&sa=D", "Gn1Sc2"),
+        ("javascript:window.open('https://hotels.cloudbeds.com/reservation/Js1Js2')", "Js1Js2"),
+        ('javascript:location.href="https://hotels.cloudbeds.com/reservation/Js1Js2"', "Js1Js2"),
+    ],
+)
+def test_a_wrapper_around_a_url_is_read_as_the_url_it_carries(line, expected):
+    assert parse("cloudbeds", line) == expected
+
+
+def test_a_translation_proxys_page_keeps_the_original_host_without_its_parameters():
+    line = "https://direct-book-com.translate.goog/properties/seasidedirect"
+    assert parse("siteminder", line) == Reject.WRONG_HOST  # direct.book.com
+    parser = LineParser(ENGINES["siteminder"])
+    # The proxy writes a host's `-` as `--` and its `.` as `-`: direct--book-com is direct-book.com.
+    line = "https://direct--book-com.translate.goog/properties/seasidedirect?_x_tr_sl=en&locale=es"
+    assert parser.parse(line.encode()) == "seasidedirect"
+    assert parser.booking_url("seasidedirect") == (
+        "https://direct-book.com/properties/seasidedirect?locale=es"
+    )
+
+
+@pytest.mark.parametrize("line", ["javascript:void(0)", "javascript:alert('x')"])
+def test_javascript_without_a_url_is_an_unsupported_scheme(line):
+    assert parse("cloudbeds", line) == Reject.UNSUPPORTED_SCHEME

@@ -3,7 +3,8 @@
 `LineParser` turns one line into an engine's property id(s) or a reason code. The rest lives
 beside it by role and is re-exported here, so `from stages.rules import crawl` gives it all:
 `crawl_files` (`open_crawl`, `iter_lines`: files whatever they arrived as, as raw lines),
-`crawl_text` (the debris, escapes and fields around URLs in a line), `crawl_bare` (lines
+`crawl_text` (the debris, escapes and fields around URLs in a line), `crawl_wrappers`
+(redirectors, archives and translation proxies around a URL), `crawl_bare` (lines
 without a URL, and ids that need more than one look) and `crawl_evidence` (`evidence_text`,
 `evidence_line`, `safe_text`).
 
@@ -63,6 +64,7 @@ from stages.rules.crawl_outcome import Reject as Reject
 from stages.rules.crawl_outcome import is_placeholder as is_placeholder
 from stages.rules.crawl_outcome import rules_fingerprint as rules_fingerprint
 from stages.rules.crawl_text import CONTROL, NOT_PLAIN, TRAILING, TRAILING_BYTES, UNICODE_SPACE
+from stages.rules.crawl_wrappers import redirect_target
 
 # Reading an enum member off its class runs Python code in 3.11 (about 0.2 µs, as much as the
 # rest of a rejected line's check); the parser returns these module-level names instead.
@@ -192,13 +194,14 @@ class LineParser(BareIds):
             text = CONTROL.sub(" ", text)  # in the query: a separator, not data
         if "\\" in text or "&" in text:
             text = text_rules.unescaped(text)
+        # data:, mailto:, ...: never mined for a URL; javascript: names the page it opens
+        # (`javascript:window.open('https://...')`).
         scheme = text_rules.OTHER_SCHEME.match(text)
-        if scheme and scheme.group().lower() not in ("http:", "https:"):
-            return self._parse_url(text)  # javascript:..., data:...: never mined for a URL
-        if "?" in text and ('="' in text or "='" in text):
-            text = text_rules.QUOTED_VALUE.sub(
-                text_rules.encoded_value, text
-            )  # `?q="hi there"`: one value
+        name = scheme.group().lower() if scheme else "https:"
+        if name not in ("http:", "https:") and (name != "javascript:" or "//" not in text):
+            return self._parse_url(text)
+        if "?" in text and ('="' in text or "='" in text):  # `?q="hi there"`: one value
+            text = text_rules.QUOTED_VALUE.sub(text_rules.encoded_value, text)
         words = [word for word in text_rules.TOKEN_SPLIT.split(text) if word]
         urls = [url for word in words for url in text_rules.urls_in(word)]
         if not urls:
@@ -227,7 +230,7 @@ class LineParser(BareIds):
             url = text_rules.path_field(url, self._separators)
         outcome = self._parse_url(url)
         if outcome is _WRONG_HOST:
-            target = text_rules.redirect_target(url)
+            target = redirect_target(url)
             if target:
                 return self._one(target)
         if type(outcome) is Reject:

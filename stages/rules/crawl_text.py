@@ -4,8 +4,8 @@ What `stages.rules.crawl.LineParser` reads before it looks for an engine's id: w
 plain, where a line breaks into words, which words hold URLs (`urls_in`), the debris of HTML or
 text extraction around them (`cleaned`, `balanced`: brackets a URL does not open), JSON
 escapes and character references (`unescaped`), the columns of crawler exports (`url_field`,
-`field_end`, `is_header_row`), redirect wrappers and encoded URLs (`redirect_target`,
-`decoded_url`), hosts (`host_of`), and the query a booking URL keeps (`kept_query`). Nothing
+`field_end`, `is_header_row`), encoded URLs (`decoded_url`; redirect wrappers are in
+`crawl_wrappers`), hosts (`host_of`), and the query a booking URL keeps (`kept_query`). Nothing
 here names an engine.
 """
 
@@ -92,17 +92,6 @@ _GLUED_QUERY = re.compile(r"&(?=[\w.\[\]-]+=|&*$)")
 _EXPORT_COLUMNS = re.compile(
     r"[,;|](?:[1-5][0-9]{2}|(?:text|application|image)/[\w.+-]+)(?:[,;|].*)?$", re.I
 )
-# Redirect wrappers that carry the real URL in a parameter (Google's /url?q=, Facebook's and
-# Instagram's link shims, YouTube's /redirect, Outlook's safe links): the line names the target.
-_REDIRECT = re.compile(
-    r"(?:www\.)?google\.[a-z.]{2,6}/url"
-    r"|l[m]?\.facebook\.com/l\.php|l\.instagram\.com/?"
-    r"|(?:www\.)?youtube\.com/redirect|[\w-]+\.safelinks\.protection\.outlook\.com/?",
-    re.I,
-)
-_REDIRECT_TARGET = re.compile(
-    r"(?:^|&)(?:q|u|url|target)=((?:https?(?::|%(?:25)*3A)|//|(?:%(?:25)*2F){2})[^&]*)", re.I
-)
 # A URL percent-encoded as a whole, maybe more than once (copied out of a query string):
 # `https%3A%2F%2F...`, `https%253A%252F%252F...`, `%2F%2Fhost/...`.
 _ENCODED_URL = re.compile(r"(?:https?%(?:25){0,2}3A)?(?:%(?:25){0,2}2F){2}", re.I)
@@ -185,23 +174,13 @@ def rescuable(text: str, wrong_host: bool) -> bool:
             return True
     if "%2" in text and (text[:3] in _ENCODED_QUOTES or text[-3:] in _ENCODED_QUOTES):
         return True
-    if wrong_host and ("=http" in text or "=//" in text or "=%2" in text or "%" in text[:8]):
+    if wrong_host and ("=" in text or "%" in text[:8] or ".translate.goog" in text):
         return True  # maybe a redirect wrapper (`google.com/url?q=https%3A...`), or an encoded URL
+    if wrong_host and text.count("//") > 1:
+        return True  # an archive's copy: `web.archive.org/web/2023/https://...`
     # `booking_link:https://...`: the URL starts after the first colon's own slashes.
     slashes = text.find("//")
     return wrong_host and slashes > 0 and slashes != text.find(":") + 1
-
-
-def redirect_target(url: str) -> str | None:
-    """The URL a redirect wrapper (`_REDIRECT`) carries in its query, else None: decoded until
-    it reads as a URL (a wrapper's target encoded twice: `https%253A%252F%252F...`), at most
-    _NESTED_DEPTH times, so the target's own encoded query stays encoded once."""
-    rest = url[url.find("//") + 2 :] if "//" in url[:8] else url
-    path, _, query = rest.partition("#")[0].partition("?")
-    if not query or not _REDIRECT.fullmatch(path):
-        return None
-    found = _REDIRECT_TARGET.search(query)
-    return decoded_url(found[1]) if found else None
 
 
 def decoded_url(text: str) -> str:
@@ -209,8 +188,8 @@ def decoded_url(text: str) -> str:
     _NESTED_DEPTH times, so the URL's own encoded query stays encoded once."""
     for _ in range(_NESTED_DEPTH):
         text = unquote(text, errors="replace")
-        if _EMBEDDED_URL.match(text):
-            break
+        if _EMBEDDED_URL.match(text) or "/" in text.partition("?")[0]:
+            break  # a URL, maybe without its scheme (`hotels.cloudbeds.com/reservation/...`)
     return text
 
 
