@@ -272,3 +272,55 @@ def test_a_translation_proxys_page_keeps_the_original_host_without_its_parameter
 @pytest.mark.parametrize("line", ["javascript:void(0)", "javascript:alert('x')"])
 def test_javascript_without_a_url_is_an_unsupported_scheme(line):
     assert parse("cloudbeds", line) == Reject.UNSUPPORTED_SCHEME
+
+
+# --- free text without a URL, and what a booking URL keeps ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "N/A",
+        "...",
+        "12/03/2025",
+        "16615.0",
+        "Client ID: 16615",
+        "HTTP/1.1 200",
+        "Hotel Sol Sydney",
+        "seaside hotel direct",
+        '=HYPERLINK("x")',
+        "200 OK",
+        "Qw3rTy Az9Bc1",
+        "undefined",
+        "N/A,",
+    ],
+)
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_free_text_without_a_url_is_text_word_in_every_engine(engine, line):
+    assert parse(engine, line) == Reject.TEXT_WORD
+
+
+@pytest.mark.parametrize(
+    "line", ["hotel.com", "www.example.com/page", "https://example.com/x", "/reservation/Qw3rTy"]
+)
+def test_a_host_or_path_of_another_site_stays_wrong_host(line):
+    assert parse("cloudbeds", line) == Reject.WRONG_HOST
+
+
+@pytest.mark.parametrize(
+    ("line", "url"),
+    [
+        (f"{CLOUDBEDS}?currency=usd,", f"{CLOUDBEDS}?currency=usd"),
+        (f"{CLOUDBEDS}?currency=usd;", f"{CLOUDBEDS}?currency=usd"),
+        (f"{CLOUDBEDS}?currency=usd&gad_source=1", f"{CLOUDBEDS}?currency=usd"),
+        (
+            f"{CLOUDBEDS}?gbraid=0AAA&wbraid=Cj0&gclsrc=aw.ds&currency=usd",
+            f"{CLOUDBEDS}?currency=usd",
+        ),
+        (f"{CLOUDBEDS}?gad_campaignid=123&currency=usd", f"{CLOUDBEDS}?currency=usd"),
+    ],
+)
+def test_a_trailing_separator_and_google_ads_parameters_stay_out_of_the_booking_url(line, url):
+    parser = LineParser(ENGINES["cloudbeds"])
+    assert parser.parse(line.encode()) == "Qw3rTy"
+    assert parser.booking_url("Qw3rTy") == url

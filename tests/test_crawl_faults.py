@@ -279,7 +279,7 @@ def test_a_text_line_has_the_same_reason_in_every_engine(engine, line):
         ("siteminder", "seasidedirect\t200\tIndexable", "seasidedirect"),
         ("mews", f"{UUID}\t200", UUID),
         ("rms", "2025\t200", Reject.TEXT_WORD),
-        ("siteminder", "Seaside 200", Reject.MALFORMED_ID),  # a space separates words, not columns
+        ("siteminder", "Seaside 200", Reject.TEXT_WORD),  # a space separates words, not columns
     ],
 )
 def test_a_bare_id_followed_by_a_status_column_is_read(engine, line, expected):

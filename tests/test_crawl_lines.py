@@ -92,7 +92,7 @@ SITEMINDER = [
     ("https://www.siteminder.com/properties/seaside", "seaside"),
     ("SeasideLodge", "seasidelodge"),
     ("https://direct-book.com/properties/sea.side", Reject.MALFORMED_ID),
-    ("sea side", Reject.MALFORMED_ID),
+    ("sea side", Reject.TEXT_WORD),
     ("https://direct-book.com/hotels/seaside", Reject.NO_ID),
     ("https://thebookingbutton.com.evil.example/properties/seaside", Reject.WRONG_HOST),
     ("https://direct-book.co/properties/seaside", Reject.WRONG_HOST),

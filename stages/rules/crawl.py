@@ -25,11 +25,9 @@ Outcome of `LineParser.parse`, one per physical line:
   without a URL may instead be header_row (every word of it a crawl export's column name:
   url, status, ...) or text_word (a word that is text, the same for every engine: see `crawl_bare`).
 
-Before a line is read as a URL, the debris of HTML or text extraction around it is dropped:
-quotes, `href=`/`src=`, brackets the URL does not balance (`?x=(1)` keeps its own),
-`&quot;`/`%22`, trailing `;` `,` `.` `)`, and character references are read, nested or
-numeric (`&amp;amp;`, `&#38;`). So `$booking="https://x/reservation/Qw3rTy";` names Qw3rTy
-like the bare URL.
+Before a line is read as a URL, the debris of HTML or text extraction around it is dropped
+(quotes, `href=`, brackets the URL does not balance, `&quot;`, trailing `;,.)`: `crawl_text`),
+so `$booking="https://x/reservation/Qw3rTy";` names Qw3rTy like the bare URL.
 
 `Reject` and `Blank` are plain enums, not `str`, so `type(outcome) is str` means accepted.
 After an accepted line, `LineParser.booking_url(id)` gives the page that line named.
@@ -328,8 +326,8 @@ class LineParser(BareIds):
             host = text_rules.host_of(authority, self._host_fullmatch)
             if len(self._hosts) < _HOST_CACHE_SIZE and len(authority) <= 255:
                 self._hosts[authority] = host
-        if not host:
-            return _WRONG_HOST
+        if not host:  # without a scheme, text that names no host is text (`N/A`, `16615.0`)
+            return _WRONG_HOST if text_rules.names_a_host(text, authority) else _TEXT_WORD
         return self._read_path(text, host, path, query)
 
     def _read_path(self, text: str, host: str, path: str, query: str) -> ParseResult:

@@ -86,7 +86,7 @@ class BareIds:
         words = text_rules.words_of(text)
         bare = [w for w in (text_rules.cleaned(w).rstrip(TRAILING) for w in words) if w]
         if len(bare) != 1:
-            return self._one(text)
+            return _TEXT_WORD  # several words and no URL (`Hotel Sol Sydney`, `200 OK`): text
         outcome = self._one(bare[0])
         wrapped = bare[0] != text and outcome is not _HEADER_ROW
         if wrapped and (type(outcome) is Reject or self._word_ids):

@@ -118,7 +118,8 @@ FIELDS = re.compile(r"[\s\"'<>()\[\]{}`,;|=]+")  # the words of a header row
 ENCODED_END = re.compile(r"%(3F|23|22|3C|3E)", re.I)
 _FIELD_END = re.compile(r"[,;|]")  # the end of a URL's field in a CSV-like export row
 # Tracking parameters dropped from a booking URL: they name the campaign or the click, not the
-# page. Google (utm_*, _ga, _gl, gclid, gclsrc, dclid, wbraid, gbraid, srsltid), Microsoft
+# page. Google (utm_*, _ga, _gl, gclid, gclsrc, dclid, wbraid, gbraid, srsltid, and Google
+# Ads' gad_source, gad_campaignid), Microsoft
 # (msclkid), Meta (fbclid, igshid), Mailchimp (mc_cid, mc_eid), Yandex (yclid), HubSpot
 # (_hsenc, _hsmi, __hstc, __hssc, __hsfp), X (twclid), LinkedIn (li_fat_id), TikTok (ttclid),
 # Marketo (mkt_tok), Klaviyo (_kx), Olytics (oly_anon_id, oly_enc_id), Vero (vero_id).
@@ -126,8 +127,24 @@ _TRACKING = (
     "utm_", "_ga=", "_gl=", "gclid=", "gclsrc=", "dclid=", "wbraid=", "gbraid=", "srsltid=",
     "msclkid=", "fbclid=", "igshid=", "mc_cid=", "mc_eid=", "yclid=", "_hsenc=", "_hsmi=",
     "__hstc=", "__hssc=", "__hsfp=", "twclid=", "li_fat_id=", "ttclid=", "mkt_tok=", "_kx=",
-    "oly_anon_id=", "oly_enc_id=", "vero_id=",
+    "oly_anon_id=", "oly_enc_id=", "vero_id=", "gad_source=", "gad_campaignid=",
 )  # fmt: skip
+
+
+# What a host written without a scheme looks like: dotted labels ending in a letter-led TLD,
+# maybe a port or userinfo, maybe percent-encoded (`hotel.com`, `www.hotel.com.au:8080`,
+# `https%3A%2F%2Fhotel.com`); `N/A`, `16615.0`, `...` are not.
+_HOST_LIKE = re.compile(r"(?:[^@/]*@)?(?:[\w%-]+\.)+[A-Za-z%][\w%-]*\.?(?::\d*)?")
+
+
+def names_a_host(text: str, authority: str) -> bool:
+    """Whether a line whose host is none of the engine's is a URL at all (so wrong_host, else
+    text): it has a scheme, or no authority (a path), or its authority looks like a host."""
+    return (
+        text[: len(authority)] != authority
+        or not authority
+        or bool(_HOST_LIKE.fullmatch(authority))
+    )
 
 
 def is_header_row(text: str) -> bool:
