@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from stages.rules.crawl import LineParser, Reject, is_placeholder
+from stages.rules.crawl import LineParser, Reject
+from stages.rules.crawl_outcome import is_placeholder
 from tests.support.crawl import ENGINES, SECOND, UUID, parse
 
 pytestmark = pytest.mark.unit  # pure logic: no services, no other programs

@@ -54,12 +54,12 @@ from stages.rules.crawl_files import UnreadableFile as UnreadableFile
 from stages.rules.crawl_files import iter_lines as iter_lines
 from stages.rules.crawl_files import open_crawl as open_crawl
 from stages.rules.crawl_outcome import BLANK as BLANK
+from stages.rules.crawl_outcome import PLACEHOLDER_FORMS, is_placeholder
 from stages.rules.crawl_outcome import PLACEHOLDERS as PLACEHOLDERS
 from stages.rules.crawl_outcome import RULES_VERSION as RULES_VERSION
 from stages.rules.crawl_outcome import Blank as Blank
 from stages.rules.crawl_outcome import ParseResult as ParseResult
 from stages.rules.crawl_outcome import Reject as Reject
-from stages.rules.crawl_outcome import is_placeholder as is_placeholder
 from stages.rules.crawl_outcome import rules_fingerprint as rules_fingerprint
 from stages.rules.crawl_text import CONTROL, NOT_PLAIN, TRAILING, TRAILING_BYTES, UNICODE_SPACE
 from stages.rules.crawl_wrappers import redirect_target
@@ -116,6 +116,7 @@ class LineParser(BareIds):
         self._path_patterns = tuple(pair for pair in patterns if "\\?" not in pair[0].pattern)
         self._query_patterns = tuple(pair for pair in patterns if "\\?" in pair[0].pattern)
         self._id_fullmatch = engine.id_pattern.fullmatch
+        self._id_search = engine.id_pattern.search
         self._bare_fullmatch = (engine.bare_id_pattern or engine.id_pattern).fullmatch
         self._site_pages = engine.site_pages
         self._in_row = False  # the URL being read is one field of several (see `_one`)
@@ -358,14 +359,15 @@ class LineParser(BareIds):
                     continue
                 found = True
                 if self._id_fullmatch(candidate):  # `_accept` inlined: the hot loop
-                    # `is_placeholder` inlined in part: a repeated character has its first
-                    # and last alike, so nearly every real id is past with two cheap tests.
-                    if candidate.lower() in PLACEHOLDERS or (
+                    # `is_placeholder` inlined in part (the common cases of a word, no lower());
+                    # a repeated character has its first and last alike: two cheap tests.
+                    if candidate in PLACEHOLDER_FORMS or (
                         candidate[0] == candidate[-1] and is_placeholder(candidate)
                     ):
                         return _PLACEHOLDER_ID
                     self._found = (match, query) if page else None
-                    if query and self._query_patterns:  # `/distributor/U1?ids=U2`: both
+                    if query and self._query_patterns and self._id_search(query):
+                        # `/distributor/U1?ids=U2`: both (only a query holding an id may).
                         return self._and_query_ids(candidate, target, query)
                     return self._case(candidate) if self._case else candidate
                 # Letters and digits alone hold no space or separator to look past.
@@ -374,7 +376,7 @@ class LineParser(BareIds):
                     return _PLACEHOLDER_ID
                 if accepted:
                     self._found = (match, query) if page else None
-                    if query and self._query_patterns:
+                    if query and self._query_patterns and self._id_search(query):
                         return self._and_query_ids(accepted, target, query)
                     return accepted
         if query and self._query_patterns:

@@ -23,7 +23,13 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 from stages.rules import crawl_text as text_rules
-from stages.rules.crawl_outcome import PLACEHOLDERS, ParseResult, Reject, is_placeholder
+from stages.rules.crawl_outcome import (
+    PLACEHOLDER_FORMS,
+    PLACEHOLDERS,
+    ParseResult,
+    Reject,
+    is_placeholder,
+)
 from stages.rules.crawl_text import TRAILING, UNICODE_SPACE
 
 _MALFORMED_ID, _HEADER_ROW, _TEXT_WORD = Reject.MALFORMED_ID, Reject.HEADER_ROW, Reject.TEXT_WORD
@@ -180,28 +186,43 @@ class BareIds:
         if "%" in query:
             query = unquote(query, errors="replace")
         head = target + "?"
-        target = head + query
         found: dict[str, Any] = {}  # id -> where its booking URL comes from
         reason = _NO_ID
         for pattern, page in self._query_patterns:
+            target = head + query
             match = pattern.search(target)
             while match:
                 accepted = self._accept(match["id"])
-                if type(accepted) is str and is_placeholder(accepted):
+                if type(accepted) is str and (
+                    accepted in PLACEHOLDER_FORMS
+                    or (accepted[0] == accepted[-1] and is_placeholder(accepted))
+                ):
                     reason = _PLACEHOLDER_ID
                 elif accepted:
                     for property_id in (accepted,) if type(accepted) is str else accepted:
                         found.setdefault(property_id, (match, "") if page else None)
                 elif reason is _NO_ID:
                     reason = _MALFORMED_ID
-                # The rest of the query after this parameter, read again for the next one.
-                rest = match.string[match.end() :]
-                match = pattern.search(head + rest) if "&" in rest else None
+                match = self._next_in_query(pattern, match, head)
         if not found:
             return reason
         ids = tuple(found)
         self._found = found if len(ids) > 1 else found[ids[0]]
         return ids[0] if len(ids) == 1 else ids
+
+    @staticmethod
+    def _next_in_query(pattern: re.Pattern[str], match: re.Match[str], head: str) -> Any:
+        """The next match of a query pattern after `match`: the rest of the query is read
+        again, only when it names the parameter again (`ids`, `ids[]`: most lines do not)."""
+        target = match.string
+        rest = target[match.end() :]
+        if "&" not in rest:
+            return None
+        start = match.start("id")
+        name = target[max(target.rfind("&", 0, start), target.rfind("?", 0, start)) + 1 : start]
+        if name.partition("[")[0].rstrip("=") not in rest:
+            return None
+        return pattern.search(head + rest)
 
     def _and_query_ids(self, path_ids: str | tuple[str, ...], target: str, query: str) -> Any:
         """The ids of a URL's path (`_found` set for them) and then those of its query

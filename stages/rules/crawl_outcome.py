@@ -44,6 +44,11 @@ PLACEHOLDERS = frozenset((
     "property-slug", "n/a", "na", "yes", "no", "ok", "tbd", "todo", "html",
 ))
 # fmt: on
+# The words as a URL writes them (`undefined`, `UNDEFINED`, `Undefined`): the hot loop looks
+# them up without lower-casing every id; `is_placeholder` takes any case.
+PLACEHOLDER_FORMS = (
+    PLACEHOLDERS | {w.upper() for w in PLACEHOLDERS} | {w.title() for w in PLACEHOLDERS}
+)
 
 
 def is_placeholder(property_id: str) -> bool:
