@@ -4,15 +4,17 @@ A line without a URL is a header row, a bare id (alone, or followed by a crawl e
 column), or text. One reason for the same kind of line whatever the engine:
 
 - header_row: every field is a crawl export's column name (`url`, `Address<TAB>Status Code`);
-- text_word: a word that is text, not an id: wrapped in quotes, brackets or markup (`(notes)`,
-  `<html>`, `"200"`), a number or date where ids need more (`200`, `2025-03-01`), a
-  placeholder (`todo`), one of the engine's site-page words, or (for an engine whose ids look
-  like words) too short or letter-less (see `BareIds._word`);
+- text_word: a word that is text, not an id: wrapped in quotes other than a CSV field's,
+  brackets or markup (`(notes)`, `<html>`, `'Qw3rTy'`), a number or date where ids need more
+  (`200`, `2025-03-01`), a placeholder (`todo`, `undefined`, `000000`), one of the engine's
+  site-page words, several words (`Hotel Sol Sydney`), or (for an engine whose ids look like
+  words) too short or letter-less (see `BareIds._word`);
 - malformed_id: a word with a letter that is near an id but is none (`Qw3rT`, a UUID
   without dashes).
 
 A bare line must fully match the engine's `bare_id_pattern` when it has one (RMS: a number
-alone must look like a client, not a status code), else its `id_pattern`.
+alone must look like a client, not a status code), else its `id_pattern`. The ids of a URL's
+query (Mews `?ids=`, repeated or after a path id) are read here too (`_query_id`).
 """
 
 from __future__ import annotations
