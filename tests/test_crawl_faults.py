@@ -38,7 +38,6 @@ def test_a_bare_number_shaped_like_a_client_is_an_rms_id(line):
     [
         ("https://bookings.rmscloud.com/Search/Index/200/1", "200"),
         ("https://bookings.rmscloud.com/Search/Index/2025/1/", "2025"),
-        ("https://bookings.rmscloud.com/obookings3/Search/Index/0/90", "0"),
         ("https://ibe12.rmscloud.com/7A1B2C3D4E5F6071/1", "7A1B2C3D4E5F6071"),
     ],
 )
@@ -89,27 +88,46 @@ def test_an_encoded_slash_inside_the_id_is_malformed_not_cut_to_its_first_part(e
     assert parse(engine, line) == Reject.MALFORMED_ID
 
 
-def test_two_codes_comma_joined_in_the_id_position_are_two_leads_each_with_its_url():
-    parser = LineParser(ENGINES["cloudbeds"])
-    assert parser.parse(b"https://us2.cloudbeds.com/reservation/Qw3rTy,Az9Bc1/guests") == (
-        "Qw3rTy",
-        "Az9Bc1",
-    )
-    assert parser.booking_url("Az9Bc1") == "https://us2.cloudbeds.com/reservation/Az9Bc1"
-
-
+# The lead's rule (third tester's round): an unencoded `,` (or `;`, unless the engine's
+# id_separator holds it) after the id ends the URL: a crawl row's comma is a column far more often
+# than a list, and Cloudbeds, SiteMinder and RMS document no comma list (Mews documents `;`).
 @pytest.mark.parametrize(
-    ("engine", "line"),
+    ("engine", "line", "expected"),
     [
-        ("siteminder", "https://direct-book.com/properties/a,b"),
-        ("siteminder", "https://direct-book.com/properties/seasidedirect,x"),
-        ("siteminder", "https://direct-book.com/properties/seasidedirect,contact"),
-        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/Qw3rTy,Az9"),
-        ("rms", "https://bookings.rmscloud.com/Search/Index/0,1/1"),
+        ("cloudbeds", f"{CLOUDBEDS},Sydney", "Qw3rTy"),
+        ("cloudbeds", f"{CLOUDBEDS},Sydney,Europe", "Qw3rTy"),
+        ("cloudbeds", f"{CLOUDBEDS},Hostel,Active,200", "Qw3rTy"),
+        ("cloudbeds", f"{CLOUDBEDS},OK", "Qw3rTy"),
+        ("cloudbeds", f"{CLOUDBEDS};OK", "Qw3rTy"),
+        ("cloudbeds", f"{CLOUDBEDS},search", "Qw3rTy"),
+        ("cloudbeds", "https://us2.cloudbeds.com/reservation/Qw3rTy,Az9Bc1/guests", "Qw3rTy"),
+        ("siteminder", "https://direct-book.com/properties/oceanbreeze,Byron,NSW", "oceanbreeze"),
+        ("siteminder", "https://direct-book.com/properties/beachhouse,OK", "beachhouse"),
+        ("siteminder", "https://direct-book.com/properties/beach,house", "beach"),
+        ("siteminder", "https://direct-book.com/properties/seasidedirect,contact", "seasidedirect"),
+        ("rms", "https://bookings.rmscloud.com/Search/Index/4321/1,16615", "4321"),
+        ("rms", "https://bookings.rmscloud.com/Search/Index/4321,3000", "4321"),
     ],
 )
-def test_a_comma_list_with_an_item_that_is_no_id_names_no_lead(engine, line):
-    assert parse(engine, line) == Reject.MALFORMED_ID
+def test_a_comma_or_semicolon_after_the_id_ends_the_url_and_the_fields_after_it_are_no_ids(
+    engine, line, expected
+):
+    assert parse(engine, line) == expected
+
+
+def test_a_cut_urls_booking_url_keeps_its_host_and_drops_the_other_fields():
+    parser = LineParser(ENGINES["cloudbeds"])
+    assert parser.parse(b"https://us2.cloudbeds.com/reservation/Qw3rTy,Sydney") == "Qw3rTy"
+    assert parser.booking_url("Qw3rTy") == "https://us2.cloudbeds.com/reservation/Qw3rTy"
+
+
+def test_a_field_after_the_comma_that_is_a_url_is_read_as_one():
+    line = f"{CLOUDBEDS},https://hotels.cloudbeds.com/reservation/Az9Bc1"
+    assert parse("cloudbeds", line) == ("Qw3rTy", "Az9Bc1")
+
+
+def test_a_semicolon_list_stays_a_list_where_the_engine_separates_ids_with_it():
+    assert parse("mews", f"{MEWS}/{UUID};{SECOND}") == (UUID, SECOND)
 
 
 @pytest.mark.parametrize(
@@ -117,9 +135,12 @@ def test_a_comma_list_with_an_item_that_is_no_id_names_no_lead(engine, line):
     [
         ("rms", "1234,5678", Reject.TEXT_WORD),
         ("cloudbeds", "Qw3rTy,Az9Bc1", Reject.MALFORMED_ID),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/Qw3,Az9Bc1", Reject.MALFORMED_ID),
     ],
 )
-def test_a_bare_line_is_never_a_comma_list_of_ids(engine, line, reason):
+def test_a_bare_line_or_a_short_id_before_a_comma_is_never_a_comma_list_of_ids(
+    engine, line, reason
+):
     assert parse(engine, line) == reason
 
 
@@ -258,7 +279,7 @@ def test_a_text_line_has_the_same_reason_in_every_engine(engine, line):
         ("siteminder", "seasidedirect\t200\tIndexable", "seasidedirect"),
         ("mews", f"{UUID}\t200", UUID),
         ("rms", "2025\t200", Reject.TEXT_WORD),
-        ("siteminder", "Seaside 200", Reject.MALFORMED_ID),  # a space separates words, not columns
+        ("siteminder", "Seaside 200", Reject.TEXT_WORD),  # a space separates words, not columns
     ],
 )
 def test_a_bare_id_followed_by_a_status_column_is_read(engine, line, expected):

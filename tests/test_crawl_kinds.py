@@ -258,7 +258,7 @@ def test_a_crawler_export_row_gives_the_url_in_its_fields(line):
 def test_a_row_of_fields_without_a_url_is_no_bare_id():
     # A header row (`url<TAB>status`) must never become a lead.
     assert parse("siteminder", "url\tstatus") == Reject.HEADER_ROW
-    assert parse("cloudbeds", "Ab\tC123") == Reject.MALFORMED_ID
+    assert parse("cloudbeds", "Ab\tC123") == Reject.TEXT_WORD
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,7 @@ SITEMINDER = [
     ("https://www.siteminder.com/properties/seaside", "seaside"),
     ("SeasideLodge", "seasidelodge"),
     ("https://direct-book.com/properties/sea.side", Reject.MALFORMED_ID),
-    ("sea side", Reject.MALFORMED_ID),
+    ("sea side", Reject.TEXT_WORD),
     ("https://direct-book.com/hotels/seaside", Reject.NO_ID),
     ("https://thebookingbutton.com.evil.example/properties/seaside", Reject.WRONG_HOST),
     ("https://direct-book.co/properties/seaside", Reject.WRONG_HOST),
@@ -274,6 +274,7 @@ def test_reasons_are_a_fixed_vocabulary_and_not_strings():
         "malformed_id",
         "header_row",
         "text_word",
+        "placeholder_id",
     ]
     assert not isinstance(Reject.NO_ID, str)
     assert not isinstance(BLANK, str)

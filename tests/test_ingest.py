@@ -181,7 +181,7 @@ def _copy_started(database_url: str) -> bool:
 
 
 def test_killing_an_ingest_midway_leaves_the_earlier_state(project, database_url, tmp_path):
-    project.write_raw("rms", "1111\n2222\n", datetime(2026, 1, 1, tzinfo=UTC))
+    project.write_raw("rms", "1234\n2345\n", datetime(2026, 1, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 0
     before, before_marker = leads(database_url, "rms"), marker(project, "rms")
     big = tmp_path / "big.txt"
@@ -394,7 +394,7 @@ def test_a_file_of_only_junk_fails_before_commit_naming_figures_reasons_and_the_
     assert ingest.main(["--engine", "siteminder"]) == 1
     message = failure_line(capsys)
     assert "ingest@siteminder" in message and "9 of 9 non-blank lines rejected" in message
-    assert "wrong_host 5, no_id 3, malformed_id 1" in message
+    assert "wrong_host 5, no_id 3, text_word 1" in message
     assert "ingest.max_rejected_share" in message and "--accept" in message
     assert leads(database_url, "siteminder") == before
     assert marker(project, "siteminder") == before_marker
@@ -443,11 +443,11 @@ def test_changing_id_case_merges_both_spellings_into_one_lead(project, database_
 
 
 def test_changing_booking_url_re_derives_the_stored_urls(project, database_url):
-    project.write_raw("rms", "4321\n5555\n", datetime(2026, 1, 1, tzinfo=UTC))
+    project.write_raw("rms", "4321\n5678\n", datetime(2026, 1, 1, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 0
     template = "https://bookings8.rmscloud.com/Search/Index/{id}/1/"
     project.edit_params(lambda p: p["engines"]["rms"].update(booking_url=template))
-    project.write_raw("rms", "4321\n5555\n", datetime(2026, 1, 8, tzinfo=UTC))
+    project.write_raw("rms", "4321\n5678\n", datetime(2026, 1, 8, tzinfo=UTC))
     assert ingest.main(["--engine", "rms"]) == 0
     found = leads(database_url, "rms")
     assert found["4321"][0] == "https://bookings8.rmscloud.com/Search/Index/4321/1/"

@@ -3,7 +3,8 @@
 `LineParser` turns one line into an engine's property id(s) or a reason code. The rest lives
 beside it by role and is re-exported here, so `from stages.rules import crawl` gives it all:
 `crawl_files` (`open_crawl`, `iter_lines`: files whatever they arrived as, as raw lines),
-`crawl_text` (the debris, escapes and fields around URLs in a line), `crawl_bare` (lines
+`crawl_text` (the debris, escapes and fields around URLs in a line), `crawl_wrappers`
+(redirectors, archives and translation proxies around a URL), `crawl_bare` (lines
 without a URL, and ids that need more than one look) and `crawl_evidence` (`evidence_text`,
 `evidence_line`, `safe_text`).
 
@@ -19,15 +20,14 @@ Outcome of `LineParser.parse`, one per physical line:
   the first that fails names the reason: too_long, invalid_utf8, control_chars (both only
   for the part before the query: the query and fragment are read only for ids in them),
   unsupported_scheme, wrong_host, then the percent-decoded path (invalid_utf8 or
-  control_chars again), no_id, malformed_id. A line without a URL may instead be
-  header_row (every word of it a crawl export's column name: url, status, ...) or
-  text_word (a word that is text, the same for every engine: see `crawl_bare`).
+  control_chars again), no_id, malformed_id, placeholder_id (an id a template or test data
+  left: `undefined`, `XXXXXX`, the all-zero UUID; `crawl_outcome.is_placeholder`). A line
+  without a URL may instead be header_row (every word of it a crawl export's column name:
+  url, status, ...) or text_word (a word that is text, the same for every engine: see `crawl_bare`).
 
-Before a line is read as a URL, the debris of HTML or text extraction around it is dropped:
-quotes, `href=`/`src=`, brackets the URL does not balance (`?x=(1)` keeps its own),
-`&quot;`/`%22`, trailing `;` `,` `.` `)`, and character references are read, nested or
-numeric (`&amp;amp;`, `&#38;`). So `$booking="https://x/reservation/Qw3rTy";` names Qw3rTy
-like the bare URL.
+Before a line is read as a URL, the debris of HTML or text extraction around it is dropped
+(quotes, `href=`, brackets the URL does not balance, `&quot;`, trailing `;,.)`: `crawl_text`),
+so `$booking="https://x/reservation/Qw3rTy";` names Qw3rTy like the bare URL.
 
 `Reject` and `Blank` are plain enums, not `str`, so `type(outcome) is str` means accepted.
 After an accepted line, `LineParser.booking_url(id)` gives the page that line named.
@@ -54,12 +54,15 @@ from stages.rules.crawl_files import UnreadableFile as UnreadableFile
 from stages.rules.crawl_files import iter_lines as iter_lines
 from stages.rules.crawl_files import open_crawl as open_crawl
 from stages.rules.crawl_outcome import BLANK as BLANK
+from stages.rules.crawl_outcome import PLACEHOLDER_FORMS, is_placeholder
+from stages.rules.crawl_outcome import PLACEHOLDERS as PLACEHOLDERS
 from stages.rules.crawl_outcome import RULES_VERSION as RULES_VERSION
 from stages.rules.crawl_outcome import Blank as Blank
 from stages.rules.crawl_outcome import ParseResult as ParseResult
 from stages.rules.crawl_outcome import Reject as Reject
 from stages.rules.crawl_outcome import rules_fingerprint as rules_fingerprint
 from stages.rules.crawl_text import CONTROL, NOT_PLAIN, TRAILING, TRAILING_BYTES, UNICODE_SPACE
+from stages.rules.crawl_wrappers import redirect_target
 
 # Reading an enum member off its class runs Python code in 3.11 (about 0.2 µs, as much as the
 # rest of a rejected line's check); the parser returns these module-level names instead.
@@ -73,6 +76,7 @@ from stages.rules.crawl_text import CONTROL, NOT_PLAIN, TRAILING, TRAILING_BYTES
     _MALFORMED_ID,
     _HEADER_ROW,
     _TEXT_WORD,
+    _PLACEHOLDER_ID,
 ) = Reject
 # An encoded slash in a path is decoded to this private-use character while the patterns
 # look for `/`, and to a slash inside the id they find: the id is not cut at it.
@@ -112,9 +116,10 @@ class LineParser(BareIds):
         self._path_patterns = tuple(pair for pair in patterns if "\\?" not in pair[0].pattern)
         self._query_patterns = tuple(pair for pair in patterns if "\\?" in pair[0].pattern)
         self._id_fullmatch = engine.id_pattern.fullmatch
+        self._id_search = engine.id_pattern.search
         self._bare_fullmatch = (engine.bare_id_pattern or engine.id_pattern).fullmatch
         self._site_pages = engine.site_pages
-        self._in_row = False  # the URL being read is one field of several (see `_comma_list`)
+        self._in_row = False  # the URL being read is one field of several (see `_one`)
         self._case = {"lower": str.lower, "upper": str.upper}.get(engine.id_case)
         self._separators = engine.id_separator
         # Ids that look like words (the id_pattern takes `status`: SiteMinder slugs, Cloudbeds
@@ -178,7 +183,7 @@ class LineParser(BareIds):
                 except UnicodeDecodeError:
                     return _INVALID_UTF8
                 text += line[len(head) :].decode("utf-8", "replace")
-            text = text.strip(UNICODE_SPACE)
+            text = text.translate(text_rules.UNICODE_DEBRIS).strip(UNICODE_SPACE)
             if not text:
                 return BLANK
         # A tab separates the fields of an export row (`<url>\t200`): whitespace, no control.
@@ -188,13 +193,14 @@ class LineParser(BareIds):
             text = CONTROL.sub(" ", text)  # in the query: a separator, not data
         if "\\" in text or "&" in text:
             text = text_rules.unescaped(text)
+        # data:, mailto:, ...: never mined for a URL; javascript: names the page it opens
+        # (`javascript:window.open('https://...')`).
         scheme = text_rules.OTHER_SCHEME.match(text)
-        if scheme and scheme.group().lower() not in ("http:", "https:"):
-            return self._parse_url(text)  # javascript:..., data:...: never mined for a URL
-        if "?" in text and ('="' in text or "='" in text):
-            text = text_rules.QUOTED_VALUE.sub(
-                text_rules.encoded_value, text
-            )  # `?q="hi there"`: one value
+        name = scheme.group().lower() if scheme else "https:"
+        if name not in ("http:", "https:") and (name != "javascript:" or "//" not in text):
+            return self._parse_url(text)
+        if "?" in text and ('="' in text or "='" in text):  # `?q="hi there"`: one value
+            text = text_rules.QUOTED_VALUE.sub(text_rules.encoded_value, text)
         words = [word for word in text_rules.TOKEN_SPLIT.split(text) if word]
         urls = [url for word in words for url in text_rules.urls_in(word)]
         if not urls:
@@ -219,14 +225,16 @@ class LineParser(BareIds):
             return outcome
         if "," in url or ";" in url or "|" in url or "&" in url:
             url = text_rules.url_field(url)
+        if "," in url or ";" in url:
+            url = text_rules.path_field(url, self._separators)
         outcome = self._parse_url(url)
         if outcome is _WRONG_HOST:
-            target = text_rules.redirect_target(url)
+            target = redirect_target(url)
             if target:
                 return self._one(target)
         if type(outcome) is Reject:
-            # The URL's field ends at a `,` `;` `|` only on a row of several fields; on a line
-            # of the URL alone they belong to its path (`_comma_list`).
+            # The URL's field ends at a `|` only on a row of several fields (`,` and `;` always
+            # end it: `text_rules.path_field`).
             cut = text_rules.field_end(url) if self._in_row else len(url)
             for shorter in (url.rstrip(TRAILING), url[:cut]):
                 if shorter and shorter != url:
@@ -319,8 +327,8 @@ class LineParser(BareIds):
             host = text_rules.host_of(authority, self._host_fullmatch)
             if len(self._hosts) < _HOST_CACHE_SIZE and len(authority) <= 255:
                 self._hosts[authority] = host
-        if not host:
-            return _WRONG_HOST
+        if not host:  # without a scheme, text that names no host is text (`N/A`, `16615.0`)
+            return _WRONG_HOST if text_rules.names_a_host(text, authority) else _TEXT_WORD
         return self._read_path(text, host, path, query)
 
     def _read_path(self, text: str, host: str, path: str, query: str) -> ParseResult:
@@ -351,42 +359,42 @@ class LineParser(BareIds):
                     continue
                 found = True
                 if self._id_fullmatch(candidate):  # `_accept` inlined: the hot loop
+                    # `is_placeholder` inlined in part (the common cases of a word, no lower());
+                    # a repeated character has its first and last alike: two cheap tests.
+                    if candidate in PLACEHOLDER_FORMS or (
+                        candidate[0] == candidate[-1] and is_placeholder(candidate)
+                    ):
+                        return _PLACEHOLDER_ID
                     self._found = (match, query) if page else None
+                    if query and self._query_patterns and self._id_search(query):
+                        # `/distributor/U1?ids=U2`: both (only a query holding an id may).
+                        return self._and_query_ids(candidate, target, query)
                     return self._case(candidate) if self._case else candidate
                 # Letters and digits alone hold no space or separator to look past.
                 accepted = None if candidate.isalnum() else self._accept_slowly(candidate)
+                if type(accepted) is str and is_placeholder(accepted):
+                    return _PLACEHOLDER_ID
                 if accepted:
                     self._found = (match, query) if page else None
+                    if query and self._query_patterns and self._id_search(query):
+                        return self._and_query_ids(accepted, target, query)
                     return accepted
         if query and self._query_patterns:
             outcome = self._query_id(target, query)
-            if type(outcome) is not Reject:
+            if type(outcome) is not Reject or outcome is _PLACEHOLDER_ID:
                 return outcome
             found = found or outcome is _MALFORMED_ID
         if "%" in text:
             cut = text_rules.ENCODED_END.search(text)
             if cut and cut.start() < len(text_rules.used_part(text)):
-                # `.../Qw3rTy%3Futm_source%3Dx`: when the whole path gives no id, an encoded
-                # `?` or `#` in it is read as where the path ends (ids may hold them: tried first).
-                if cut[1] == "23":
-                    return self._parse_url(text[: cut.start()])
-                query = unquote(text[cut.end() :], errors="replace")  # encoded with the `?`
-                return self._parse_url(f"{text[: cut.start()]}?{query}")
+                return self._cut_at(text, cut)
         return _MALFORMED_ID if found else _NO_ID
 
-    def _query_id(self, target: str, query: str) -> ParseResult:
-        """The id(s) a query pattern finds in "<host><path>?<query>" (query percent-decoded),
-        else MALFORMED_ID when a pattern matched but its id did not, else NO_ID."""
-        if "%" in query:
-            query = unquote(query, errors="replace")
-        target += "?" + query
-        found = False
-        for pattern, page in self._query_patterns:
-            match = pattern.search(target)
-            if match:
-                found = True
-                accepted = self._accept(match["id"])
-                if accepted:
-                    self._found = (match, "") if page else None
-                    return accepted
-        return _MALFORMED_ID if found else _NO_ID
+    def _cut_at(self, text: str, cut: re.Match[str]) -> ParseResult:
+        """`.../Qw3rTy%3Futm_source%3Dx`, `.../Qw3rTy%22%3E`: when the whole path gives no id,
+        an encoded `?` in it is read as where the query starts, an encoded `#`, quote or angle
+        bracket as where the URL ends (ids may hold them: tried first)."""
+        if cut[1] != "3F" and cut[1] != "3f":
+            return self._parse_url(text[: cut.start()])
+        query = unquote(text[cut.end() :], errors="replace")  # encoded with the `?`
+        return self._parse_url(f"{text[: cut.start()]}?{query}")

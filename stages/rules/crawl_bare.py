@@ -4,28 +4,63 @@ A line without a URL is a header row, a bare id (alone, or followed by a crawl e
 column), or text. One reason for the same kind of line whatever the engine:
 
 - header_row: every field is a crawl export's column name (`url`, `Address<TAB>Status Code`);
-- text_word: a word that is text, not an id: wrapped in quotes, brackets or markup (`(notes)`,
-  `<html>`, `"200"`), a number or date where ids need more (`200`, `2025-03-01`), a
-  placeholder (`todo`), one of the engine's site-page words, or (for an engine whose ids look
-  like words) too short or letter-less (see `BareIds._word`);
+- text_word: a word that is text, not an id: wrapped in quotes other than a CSV field's,
+  brackets or markup (`(notes)`, `<html>`, `'Qw3rTy'`), a number or date where ids need more
+  (`200`, `2025-03-01`), a placeholder (`todo`, `undefined`, `000000`), one of the engine's
+  site-page words, several words (`Hotel Sol Sydney`), or (for an engine whose ids look like
+  words) too short or letter-less (see `BareIds._word`);
 - malformed_id: a word with a letter that is near an id but is none (`Qw3rT`, a UUID
   without dashes).
 
 A bare line must fully match the engine's `bare_id_pattern` when it has one (RMS: a number
-alone must look like a client, not a status code), else its `id_pattern`.
+alone must look like a client, not a status code), else its `id_pattern`. The ids of a URL's
+query (Mews `?ids=`, repeated or after a path id) are read here too (`_query_id`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 from stages.rules import crawl_text as text_rules
-from stages.rules.crawl_outcome import ParseResult, Reject
+from stages.rules.crawl_outcome import (
+    PLACEHOLDER_FORMS,
+    PLACEHOLDERS,
+    ParseResult,
+    Reject,
+    is_placeholder,
+)
 from stages.rules.crawl_text import TRAILING, UNICODE_SPACE
 
 _MALFORMED_ID, _HEADER_ROW, _TEXT_WORD = Reject.MALFORMED_ID, Reject.HEADER_ROW, Reject.TEXT_WORD
+_NO_ID, _PLACEHOLDER_ID = Reject.NO_ID, Reject.PLACEHOLDER_ID
+# The columns of an export row that holds no URL: a space alone separates words, not columns.
+_COLUMNS = re.compile(r"\s*[\t,;|]\s*")
+# A crawl export's status column after a bare id (`12345<TAB>200`, `Qw3rTy,200`).
+_STATUS_COLUMN = re.compile(r"[1-5][0-9]{2}|(?i:non-indexable|indexable|ok)")
+# An HTTP reason phrase after a status code (`404<TAB>Not Found`, `301<TAB>Moved Permanently`).
+_REASON_PHRASE = re.compile(r"[A-Za-z][A-Za-z' -]{0,40}")
+
+
+def _csv_field(column: str) -> str:
+    """One column of an export row without the double quotes CSV puts around a field."""
+    if len(column) > 2 and column[0] == column[-1] == '"':
+        return column[1:-1]
+    return column
+
+
+def _is_status(columns: list[str]) -> bool:
+    """Whether the columns after a bare id are a crawl export's status: a status (`200`, `OK`,
+    `Indexable`) each, or a status code followed by its reason phrase (`404`, `Not Found`)."""
+    if all(_STATUS_COLUMN.fullmatch(column) for column in columns):
+        return True
+    return (
+        len(columns) > 1
+        and _STATUS_COLUMN.fullmatch(columns[0]) is not None
+        and all(_REASON_PHRASE.fullmatch(column) for column in columns[1:])
+    )
 
 
 class BareIds:
@@ -39,26 +74,27 @@ class BareIds:
     _word_ids: bool
     _in_row: bool
     _found: Any
+    _query_patterns: tuple[tuple[re.Pattern[str], bool], ...]
     item_misses: int
     missed_items: list[str]
     _one: Callable[[str], ParseResult]  # LineParser's: one URL or bare word of a messy line
 
     def _no_url(self, text: str) -> ParseResult:
-        """A messy line without a URL: a header row, a bare id followed by a status column
-        (`12345<TAB>200`, `Qw3rTy,200`), or one word in quotes or brackets that is a bare id
+        """A messy line without a URL: a header row, a bare id in CSV quotes or followed by
+        status columns (`"Qw3rTy"`, `12345<TAB>404<TAB>Not Found`, `"Qw3rTy","200"`: the same
+        in every engine), or one word in other quotes or brackets that is a bare id
         (`$booking="<uuid>";`) unless the engine's ids are word-like (`_word`)."""
         if text_rules.is_header_row(text):
             return _HEADER_ROW
-        columns = [column for column in text_rules.COLUMNS.split(text) if column]
-        if len(columns) > 1 and all(text_rules.STATUS_COLUMN.fullmatch(c) for c in columns[1:]):
-            first = columns[0]
-            if len(first) > 2 and first[0] == first[-1] == '"':
-                first = first[1:-1]  # the quotes of a CSV field, not debris
-            return self._no_url(first)
+        if len(text) > 2 and text[0] == text[-1] == '"' and '"' not in text[1:-1]:
+            return self._no_url(text[1:-1])  # the quotes of a CSV field, not debris: any engine
+        columns = [_csv_field(c) for c in _COLUMNS.split(text) if c]
+        if len(columns) > 1 and _is_status(columns[1:]):
+            return self._no_url(columns[0])
         words = text_rules.words_of(text)
         bare = [w for w in (text_rules.cleaned(w).rstrip(TRAILING) for w in words) if w]
         if len(bare) != 1:
-            return self._one(text)
+            return _TEXT_WORD  # several words and no URL (`Hotel Sol Sydney`, `200 OK`): text
         outcome = self._one(bare[0])
         wrapped = bare[0] != text and outcome is not _HEADER_ROW
         if wrapped and (type(outcome) is Reject or self._word_ids):
@@ -78,11 +114,13 @@ class BareIds:
                 return _HEADER_ROW
             if (
                 word == word.upper()  # no letter in it: a number, a date
-                or word in text_rules.PLACEHOLDERS
+                or word in PLACEHOLDERS
                 or word in self._site_pages
             ):
                 return _TEXT_WORD
             return _MALFORMED_ID
+        if type(accepted) is str and is_placeholder(accepted):
+            return _TEXT_WORD  # `undefined`, `000000`: a template's value, not a property
         if self._word_ids and type(accepted) is str:
             return self._word(accepted)
         return accepted
@@ -104,7 +142,7 @@ class BareIds:
         if (
             len(word) < text_rules.MIN_WORD_ID
             or word == word.upper()
-            or word in text_rules.PLACEHOLDERS
+            or word in PLACEHOLDERS
             or word in self._site_pages
         ):
             return _TEXT_WORD  # `word == word.upper()` after lower(): no letter in it
@@ -123,8 +161,6 @@ class BareIds:
         trimmed = candidate.strip(UNICODE_SPACE)
         if trimmed != candidate and trimmed and fullmatch(trimmed):
             return self._case(trimmed) if self._case else trimmed
-        if "," in trimmed and "," not in self._separators and not (bare or self._in_row):
-            return self._comma_list(trimmed)
         if not self._separators or not any(sep in trimmed for sep in self._separators):
             return None
         for sep in self._separators[1:]:
@@ -133,7 +169,7 @@ class BareIds:
         bad: list[str] = []
         for part in trimmed.split(self._separators[0]):
             part = part.strip(UNICODE_SPACE)
-            if part and fullmatch(part):
+            if part and fullmatch(part) and not is_placeholder(part):
                 found[self._case(part) if self._case else part] = None
             elif part:  # an empty item (`<uuid>;`) is a trailing separator, not an item
                 bad.append(part)
@@ -145,18 +181,66 @@ class BareIds:
         ids = tuple(found)
         return ids[0] if len(ids) == 1 else ids
 
-    def _comma_list(self, value: str) -> str | tuple[str, ...] | None:
-        """`Qw3rTy,Az9Bc1` in the id position of a URL that is alone on its line: a list of
-        ids when every item is an id a bare line would give (so `/properties/a,b` and RMS
-        `/Search/Index/1,2` are none; a bare line is never such a list);
-        on a line of several fields the comma ends the URL's field instead (`LineParser._one`)."""
-        items = [item.strip(UNICODE_SPACE) for item in value.split(",")]
-        found: dict[str, None] = {}
-        for item in items:
-            if not item or not self._bare_fullmatch(item) or item.lower() in self._site_pages:
-                return None
-            if self._word_ids and type(self._word(item)) is Reject:
-                return None
-            found[self._case(item) if self._case else item] = None
+    def _query_id(self, target: str, query: str) -> ParseResult:
+        """The ids query patterns find in "<host><path>?<query>" (query percent-decoded), every
+        one once in query order (a parameter repeated: `?ids=U1&ids=U2`), else PLACEHOLDER_ID or
+        MALFORMED_ID when a pattern matched but no id of it did, else NO_ID."""
+        if "%" in query:
+            query = unquote(query, errors="replace")
+        head = target + "?"
+        found: dict[str, Any] = {}  # id -> where its booking URL comes from
+        reason = _NO_ID
+        for pattern, page in self._query_patterns:
+            target = head + query
+            match = pattern.search(target)
+            while match:
+                accepted = self._accept(match["id"])
+                if type(accepted) is str and (
+                    accepted in PLACEHOLDER_FORMS
+                    or (accepted[0] == accepted[-1] and is_placeholder(accepted))
+                ):
+                    reason = _PLACEHOLDER_ID
+                elif accepted:
+                    for property_id in (accepted,) if type(accepted) is str else accepted:
+                        found.setdefault(property_id, (match, "") if page else None)
+                elif reason is _NO_ID:
+                    reason = _MALFORMED_ID
+                match = self._next_in_query(pattern, match, head)
+        if not found:
+            return reason
         ids = tuple(found)
+        self._found = found if len(ids) > 1 else found[ids[0]]
+        return ids[0] if len(ids) == 1 else ids
+
+    @staticmethod
+    def _next_in_query(pattern: re.Pattern[str], match: re.Match[str], head: str) -> Any:
+        """The next match of a query pattern after `match`: the rest of the query is read
+        again, only when it names the parameter again (`ids`, `ids[]`: most lines do not)."""
+        target = match.string
+        rest = target[match.end() :]
+        if "&" not in rest:
+            return None
+        start = match.start("id")
+        name = target[max(target.rfind("&", 0, start), target.rfind("?", 0, start)) + 1 : start]
+        if name.partition("[")[0].rstrip("=") not in rest:
+            return None
+        return pattern.search(head + rest)
+
+    def _and_query_ids(self, path_ids: str | tuple[str, ...], target: str, query: str) -> Any:
+        """The ids of a URL's path (`_found` set for them) and then those of its query
+        (`/distributor/U1?ids=U2`: U1, U2), each once, each with its own booking URL."""
+        if type(path_ids) is str:
+            path_ids = (self._case(path_ids) if self._case else path_ids,)
+        where = self._found
+        more = self._query_id(target, query)
+        if type(more) is Reject:
+            self._found = where
+            return path_ids[0] if len(path_ids) == 1 else path_ids
+        query_where = self._found
+        found = dict.fromkeys(path_ids, where)
+        for property_id in (more,) if type(more) is str else cast("tuple[str, ...]", more):
+            place = query_where.get(property_id) if type(query_where) is dict else query_where
+            found.setdefault(property_id, place)
+        ids = tuple(found)
+        self._found = found if len(ids) > 1 else where
         return ids[0] if len(ids) == 1 else ids

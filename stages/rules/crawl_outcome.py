@@ -12,7 +12,7 @@ from enum import Enum
 from stages.rules.config import Engine
 
 # Bumped when the parser reads lines differently, so stored evidence is checked again.
-RULES_VERSION = 5
+RULES_VERSION = 6
 
 
 class Reject(Enum):
@@ -27,9 +27,40 @@ class Reject(Enum):
     MALFORMED_ID = "malformed_id"  # an id was found (or a bare line) not matching id_pattern
     HEADER_ROW = "header_row"  # a crawl export's column header (`url`, `"url","status"`)
     TEXT_WORD = "text_word"  # a bare word an engine of word-like ids does not take: see `_word`
+    PLACEHOLDER_ID = "placeholder_id"  # a URL's id is a placeholder: see `is_placeholder`
 
     def __str__(self) -> str:
         return self.value
+
+
+# Values a template, a script or a hand-kept list leaves where an id belongs: JavaScript's and
+# templates' empty values (`/properties/undefined`, `[object Object]`), test and sample words,
+# template slugs (`your-hotel`). Never a property, in a URL (placeholder_id) or alone (text_word).
+# fmt: off
+PLACEHOLDERS = frozenset((
+    "undefined", "null", "nil", "nan", "none", "object", "true", "false", "unknown", "default",
+    "example", "sample", "test", "testing", "demo", "slug", "placeholder", "your-hotel",
+    "yourhotel", "your_hotel", "your-property", "yourproperty", "hotel-name", "hotelname",
+    "property-slug", "n/a", "na", "yes", "no", "ok", "tbd", "todo", "html",
+))
+# fmt: on
+# The words as a URL writes them (`undefined`, `UNDEFINED`, `Undefined`): the hot loop looks
+# them up without lower-casing every id; `is_placeholder` takes any case.
+PLACEHOLDER_FORMS = (
+    PLACEHOLDERS | {w.upper() for w in PLACEHOLDERS} | {w.title() for w in PLACEHOLDERS}
+)
+
+
+def is_placeholder(property_id: str) -> bool:
+    """Whether `property_id` is a placeholder, not a property: a word of PLACEHOLDERS (any case),
+    or one character repeated (dashes aside), 3 times or more or any run of zeros (`XXXXXX`,
+    `000000`, the all-zero UUID, RMS client `0`): what test data and masked exports write."""
+    if property_id.lower() in PLACEHOLDERS:
+        return True
+    first = property_id[:1]
+    if first == "-" or property_id.replace("-", "").replace(first, "") != "":
+        return False
+    return first == "0" or len(property_id) >= 3
 
 
 class Blank(Enum):

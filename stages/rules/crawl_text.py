@@ -4,8 +4,8 @@ What `stages.rules.crawl.LineParser` reads before it looks for an engine's id: w
 plain, where a line breaks into words, which words hold URLs (`urls_in`), the debris of HTML or
 text extraction around them (`cleaned`, `balanced`: brackets a URL does not open), JSON
 escapes and character references (`unescaped`), the columns of crawler exports (`url_field`,
-`field_end`, `is_header_row`), redirect wrappers and encoded URLs (`redirect_target`,
-`decoded_url`), hosts (`host_of`), and the query a booking URL keeps (`kept_query`). Nothing
+`field_end`, `is_header_row`), encoded URLs (`decoded_url`; redirect wrappers are in
+`crawl_wrappers`), hosts (`host_of`), and the query a booking URL keeps (`kept_query`). Nothing
 here names an engine.
 """
 
@@ -21,6 +21,22 @@ UNICODE_SPACE = (
     " \t\n\r\x0b\x0c\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 )
+# Unicode forms of the debris around a URL (word processors' curly quotes, guillemets, CJK
+# corner brackets, fullwidth punctuation) read as their ASCII forms, and zero-width and
+# bidirectional format characters (U+200B, U+2060, U+200E, ...) as a space: invisible debris of
+# copy and paste, never part of a URL or an id. Only lines that are not ASCII pay for it.
+UNICODE_DEBRIS = str.maketrans(
+    {
+        **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb\u300c\u300d\u300e\u300f", '"'),
+        **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u2039\u203a", "'"),
+        **dict.fromkeys("\u200b\u200c\u200d\u200e\u200f\u2060\u00ad\u061c", " "),
+        **dict.fromkeys("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069", " "),
+        # Fullwidth punctuation, not letters, digits nor what builds a URL (`／`, `：`, `．`,
+        # `％`, `＠`): `ｃｌｏｕｄｂｅｄｓ.com` stays a lookalike host, never cloudbeds.com.
+        **{chr(0xFEE0 + ord(c)): c for c in "!\"'(),;<>[]{}`|"},
+        "\u3001": ",", "\u3010": "[", "\u3011": "]", "\u3008": "<", "\u3009": ">",
+    }
+)  # fmt: skip
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
 CONTROL_BYTES = bytes(range(0x20)) + b"\x7f"  # the same, for ASCII lines
 CONTROL_BUT_TAB = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
@@ -76,17 +92,6 @@ _GLUED_QUERY = re.compile(r"&(?=[\w.\[\]-]+=|&*$)")
 _EXPORT_COLUMNS = re.compile(
     r"[,;|](?:[1-5][0-9]{2}|(?:text|application|image)/[\w.+-]+)(?:[,;|].*)?$", re.I
 )
-# Redirect wrappers that carry the real URL in a parameter (Google's /url?q=, Facebook's and
-# Instagram's link shims, YouTube's /redirect, Outlook's safe links): the line names the target.
-_REDIRECT = re.compile(
-    r"(?:www\.)?google\.[a-z.]{2,6}/url"
-    r"|l[m]?\.facebook\.com/l\.php|l\.instagram\.com/?"
-    r"|(?:www\.)?youtube\.com/redirect|[\w-]+\.safelinks\.protection\.outlook\.com/?",
-    re.I,
-)
-_REDIRECT_TARGET = re.compile(
-    r"(?:^|&)(?:q|u|url|target)=((?:https?(?::|%(?:25)*3A)|//|(?:%(?:25)*2F){2})[^&]*)", re.I
-)
 # A URL percent-encoded as a whole, maybe more than once (copied out of a query string):
 # `https%3A%2F%2F...`, `https%253A%252F%252F...`, `%2F%2Fhost/...`.
 _ENCODED_URL = re.compile(r"(?:https?%(?:25){0,2}3A)?(?:%(?:25){0,2}2F){2}", re.I)
@@ -104,20 +109,17 @@ HEADER_WORDS = frozenset((
     "count", "word_count", "crawl", "crawl_depth", "meta", "description", "h1", "h2", "bytes",
     "response_time", "last_modified", "language", "hash", "canonical_link_element",
 ))
-# Placeholders left in hand-kept lists: text, never a property's slug.
-PLACEHOLDERS = frozenset((
-    "null", "none", "nan", "n/a", "na", "true", "false", "yes", "no", "ok", "tbd", "todo", "test",
-    "html",
-))
 # fmt: on
 MIN_WORD_ID = 3  # characters: the shortest real slug seen is far longer (`seasidehoteldirect`)
-# The columns of an export row that holds no URL: a space alone separates words, not columns.
-COLUMNS = re.compile(r"\s*[\t,;|]\s*")
 FIELDS = re.compile(r"[\s\"'<>()\[\]{}`,;|=]+")  # the words of a header row
-ENCODED_END = re.compile(r"%(3F|23)", re.I)  # an encoded `?` or `#`
+# An encoded `?` or `#`, or a double quote or angle bracket (`%22%3E`, `%3C%2Fa%3E`: the markup
+# after a URL, encoded with it): where the path ends when the whole path gives no id. Not `%27`:
+# an id may end with it (`cleaned` drops it only after an opening one).
+ENCODED_END = re.compile(r"%(3F|23|22|3C|3E)", re.I)
 _FIELD_END = re.compile(r"[,;|]")  # the end of a URL's field in a CSV-like export row
 # Tracking parameters dropped from a booking URL: they name the campaign or the click, not the
-# page. Google (utm_*, _ga, _gl, gclid, gclsrc, dclid, wbraid, gbraid, srsltid), Microsoft
+# page. Google (utm_*, _ga, _gl, gclid, gclsrc, dclid, wbraid, gbraid, srsltid, and Google
+# Ads' gad_source, gad_campaignid), Microsoft
 # (msclkid), Meta (fbclid, igshid), Mailchimp (mc_cid, mc_eid), Yandex (yclid), HubSpot
 # (_hsenc, _hsmi, __hstc, __hssc, __hsfp), X (twclid), LinkedIn (li_fat_id), TikTok (ttclid),
 # Marketo (mkt_tok), Klaviyo (_kx), Olytics (oly_anon_id, oly_enc_id), Vero (vero_id).
@@ -125,10 +127,24 @@ _TRACKING = (
     "utm_", "_ga=", "_gl=", "gclid=", "gclsrc=", "dclid=", "wbraid=", "gbraid=", "srsltid=",
     "msclkid=", "fbclid=", "igshid=", "mc_cid=", "mc_eid=", "yclid=", "_hsenc=", "_hsmi=",
     "__hstc=", "__hssc=", "__hsfp=", "twclid=", "li_fat_id=", "ttclid=", "mkt_tok=", "_kx=",
-    "oly_anon_id=", "oly_enc_id=", "vero_id=",
+    "oly_anon_id=", "oly_enc_id=", "vero_id=", "gad_source=", "gad_campaignid=",
 )  # fmt: skip
-# A crawl export's status column after a bare id (`12345<TAB>200`, `Qw3rTy,200`).
-STATUS_COLUMN = re.compile(r"[1-5][0-9]{2}|(?i:non-indexable|indexable|ok)")
+
+
+# What a host written without a scheme looks like: dotted labels ending in a letter-led TLD,
+# maybe a port or userinfo, maybe percent-encoded (`hotel.com`, `www.hotel.com.au:8080`,
+# `https%3A%2F%2Fhotel.com`); `N/A`, `16615.0`, `...` are not.
+_HOST_LIKE = re.compile(r"(?:[^@/]*@)?(?:[\w%-]+\.)+[A-Za-z%][\w%-]*\.?(?::\d*)?")
+
+
+def names_a_host(text: str, authority: str) -> bool:
+    """Whether a line whose host is none of the engine's is a URL at all (so wrong_host, else
+    text): it has a scheme, or no authority (a path), or its authority looks like a host."""
+    return (
+        text[: len(authority)] != authority
+        or not authority
+        or bool(_HOST_LIKE.fullmatch(authority))
+    )
 
 
 def is_header_row(text: str) -> bool:
@@ -175,23 +191,13 @@ def rescuable(text: str, wrong_host: bool) -> bool:
             return True
     if "%2" in text and (text[:3] in _ENCODED_QUOTES or text[-3:] in _ENCODED_QUOTES):
         return True
-    if wrong_host and ("=http" in text or "=//" in text or "=%2" in text or "%" in text[:8]):
+    if wrong_host and ("=" in text or "%" in text[:8] or ".translate.goog" in text):
         return True  # maybe a redirect wrapper (`google.com/url?q=https%3A...`), or an encoded URL
+    if wrong_host and text.count("//") > 1:
+        return True  # an archive's copy: `web.archive.org/web/2023/https://...`
     # `booking_link:https://...`: the URL starts after the first colon's own slashes.
     slashes = text.find("//")
     return wrong_host and slashes > 0 and slashes != text.find(":") + 1
-
-
-def redirect_target(url: str) -> str | None:
-    """The URL a redirect wrapper (`_REDIRECT`) carries in its query, else None: decoded until
-    it reads as a URL (a wrapper's target encoded twice: `https%253A%252F%252F...`), at most
-    _NESTED_DEPTH times, so the target's own encoded query stays encoded once."""
-    rest = url[url.find("//") + 2 :] if "//" in url[:8] else url
-    path, _, query = rest.partition("#")[0].partition("?")
-    if not query or not _REDIRECT.fullmatch(path):
-        return None
-    found = _REDIRECT_TARGET.search(query)
-    return decoded_url(found[1]) if found else None
 
 
 def decoded_url(text: str) -> str:
@@ -199,8 +205,8 @@ def decoded_url(text: str) -> str:
     _NESTED_DEPTH times, so the URL's own encoded query stays encoded once."""
     for _ in range(_NESTED_DEPTH):
         text = unquote(text, errors="replace")
-        if _EMBEDDED_URL.match(text):
-            break
+        if _EMBEDDED_URL.match(text) or "/" in text.partition("?")[0]:
+            break  # a URL, maybe without its scheme (`hotels.cloudbeds.com/reservation/...`)
     return text
 
 
@@ -314,6 +320,34 @@ def unescaped(text: str) -> str:
                 break
             text = once
     return text
+
+
+# A matrix (path) parameter at a path segment's end (`;jsessionid=ABC`): the server's session,
+# never part of the id, so it is dropped before the id is read.
+_MATRIX = re.compile(r";[A-Za-z_][\w.-]*=[^/?#;,]*")
+# An unencoded comma (or `;`) in a URL's path: a CSV or export field separator. A crawl row's
+# comma is a column far more often than a list: Cloudbeds, SiteMinder and RMS document no comma
+# list in their URLs (only Mews documents `<uuid>;<uuid>`, its `id_separator`). The fields after
+# it are read as URLs only if they are URLs (`_NEXT_URL`), never as ids.
+_PATH_FIELD_END = {sep: re.compile(f"[{sep}]") for sep in (",;", ",", ";")}
+
+
+def path_field(url: str, separators: str) -> str:
+    """`url` without matrix parameters (`;jsessionid=...`) and cut at the first unencoded `,`
+    or `;` in its path that is not one of the engine's `separators`
+    (`.../Qw3rTy,Sydney` -> `.../Qw3rTy`); a `,` `;` ending its query is dropped too."""
+    head = used_part(url)
+    if ";" in head and "=" in head:
+        url = _MATRIX.sub("", head) + url[len(head) :]
+        head = used_part(url)
+    ends = "".join(sep for sep in ",;" if sep not in separators)
+    host = head.find("//") + 2 if "//" in head[:8] else 0
+    cut = _PATH_FIELD_END[ends].search(head, host) if ends else None
+    if cut:
+        return url[: cut.start()]
+    if len(head) < len(url) and url[-1] in ",;":
+        url = url.rstrip(",;")  # `?currency=usd,`: the row's separator, not the value's
+    return url
 
 
 def url_field(url: str) -> str:

@@ -219,7 +219,7 @@ CASES: dict[str, HostileCase] = {
                 * 2000
             ),
             frozenset(),
-            frozenset({"malformed_id", "no_id", "wrong_host"}),
+            frozenset({"malformed_id", "no_id", "wrong_host", "text_word"}),
         ),
         HostileCase(
             "millions_of_duplicates",
@@ -328,11 +328,11 @@ CASES: dict[str, HostileCase] = {
                     "vbscript:msgbox(1)",
                     "file:///etc/passwd",
                     "  javascript:alert(1)",
-                    "java\tscript:alert(1)",  # a tab separates fields: "java", "script:..."
+                    "java\tscript:alert(1)",  # a tab separates fields: "java", "script:..." (text)
                 ]
             ),
             frozenset(),
-            frozenset({"unsupported_scheme", "wrong_host"}),
+            frozenset({"unsupported_scheme", "text_word"}),
         ),
     )
 }

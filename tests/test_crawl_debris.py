@@ -1,0 +1,327 @@
+"""Kinds of lines the third fresh tester found wrong, one test per kind: placeholders where an id
+belongs, Unicode debris around a URL, quoted CSV rows of bare ids, Mews id lists, redirect and
+archive wrappers, free text without a URL, and what a booking URL keeps."""
+
+from __future__ import annotations
+
+import pytest
+
+from stages.rules.crawl import LineParser, Reject
+from stages.rules.crawl_outcome import is_placeholder
+from tests.support.crawl import ENGINES, SECOND, UUID, parse
+
+pytestmark = pytest.mark.unit  # pure logic: no services, no other programs
+
+CLOUDBEDS = "https://hotels.cloudbeds.com/reservation/Qw3rTy"
+SITEMINDER = "https://direct-book.com/properties"
+MEWS = "https://app.mews.com/distributor"
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+# --- placeholders: never a lead, from a URL or a bare line, in every engine --------------------
+
+
+@pytest.mark.parametrize(
+    ("engine", "line"),
+    [
+        *(
+            ("siteminder", f"{SITEMINDER}/{word}")
+            for word in ("undefined", "null", "nan", "test", "demo", "example", "slug")
+        ),
+        ("siteminder", f"{SITEMINDER}/your-hotel"),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/XXXXXX"),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/000000"),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/object"),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/sample/guests"),
+        ("mews", f"{MEWS}/{ZERO_UUID}"),
+        ("mews", f"{MEWS}?ids={ZERO_UUID}"),
+        ("rms", "https://ibe12.rmscloud.com/0000000000000000/1"),
+        ("rms", "https://bookings.rmscloud.com/Search/Index/0/1"),
+        ("rms", "https://bookings.rmscloud.com/obookings3/Search/Index/0/90"),
+    ],
+)
+def test_a_placeholder_in_a_urls_id_position_is_placeholder_id(engine, line):
+    assert parse(engine, line) == Reject.PLACEHOLDER_ID
+
+
+@pytest.mark.parametrize(
+    ("engine", "line"),
+    [
+        *(
+            ("siteminder", word)
+            for word in ("undefined", "nil", "unknown", "default", "example", "null", "NaN")
+        ),
+        ("cloudbeds", "object"),
+        ("cloudbeds", "XXXXXX"),
+        ("mews", ZERO_UUID),
+        ("rms", "0000000000000000"),
+        ("rms", "11111"),
+    ],
+)
+def test_a_placeholder_alone_on_a_line_is_text_word_in_every_engine(engine, line):
+    assert parse(engine, line) == Reject.TEXT_WORD
+
+
+def test_a_placeholder_item_of_an_id_list_is_counted_and_the_real_ids_stay_leads():
+    parser = LineParser(ENGINES["mews"])
+    assert parser.parse(f"{MEWS}/{ZERO_UUID};{UUID}".encode()) == UUID
+    assert parser.missed_items == [ZERO_UUID]
+
+
+@pytest.mark.parametrize("property_id", ["Qw3rTy", "aaa1", "seaside", "4321", "a", "7", UUID])
+def test_real_ids_and_single_characters_are_no_placeholders(property_id):
+    assert not is_placeholder(property_id)
+
+
+def test_a_real_id_beside_a_placeholder_url_on_one_line_is_still_a_lead():
+    line = f"{SITEMINDER}/undefined {SITEMINDER}/seasidedirect"
+    assert parse("siteminder", line) == "seasidedirect"
+
+
+# --- Unicode debris, encoded markup and matrix parameters around a URL ------------------------
+
+
+@pytest.mark.parametrize(
+    ("opening", "closing"),
+    [
+        ("\u201c", "\u201d"),  # “ ”
+        ("\u2018", "\u2019"),  # ‘ ’
+        ("\u00ab", "\u00bb"),  # « »
+        ("\u300c", "\u300d"),  # 「 」
+        ("\uff08", "\uff09"),  # （ ）
+        ("\u200b", "\u200b"),  # zero-width space
+        ("\u2060", "\u200e"),  # word joiner, left-to-right mark
+        ("", "\uff1b"),  # fullwidth semicolon
+    ],
+)
+@pytest.mark.parametrize(
+    ("engine", "url", "expected"),
+    [
+        ("cloudbeds", CLOUDBEDS, "Qw3rTy"),
+        ("siteminder", f"{SITEMINDER}/seasidedirect", "seasidedirect"),
+        ("mews", f"{MEWS}/{UUID}", UUID),
+        ("rms", "https://bookings.rmscloud.com/Search/Index/4321/1", "4321"),
+    ],
+)
+def test_unicode_quotes_brackets_and_format_characters_around_a_url_are_debris(
+    opening, closing, engine, url, expected
+):
+    assert parse(engine, f"{opening}{url}{closing}") == expected
+
+
+@pytest.mark.parametrize("markup", ["%22%3E", "%3C%2Fa%3E", "%22", "%3E%3C%2Fa%3E"])
+@pytest.mark.parametrize(
+    ("engine", "url", "expected"),
+    [
+        ("cloudbeds", CLOUDBEDS, "Qw3rTy"),
+        ("siteminder", f"{SITEMINDER}/seasidedirect", "seasidedirect"),
+        ("mews", f"{MEWS}/{UUID}", UUID),
+    ],
+)
+def test_encoded_quotes_and_angle_brackets_after_the_path_end_the_url(
+    markup, engine, url, expected
+):
+    assert parse(engine, f"{url}{markup}") == expected
+
+
+@pytest.mark.parametrize(
+    ("engine", "line", "expected"),
+    [
+        ("siteminder", f"{SITEMINDER}/semi;jsessionid=ABC", "semi"),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/Pp5Aa6;jsessionid=abc", "Pp5Aa6"),
+        ("cloudbeds", f"{CLOUDBEDS};jsessionid=abc/guests?adults=2", "Qw3rTy"),
+        ("mews", f"{MEWS}/{UUID};jsessionid=abc", UUID),
+    ],
+)
+def test_a_matrix_parameter_after_the_id_is_dropped_before_the_id_is_read(engine, line, expected):
+    assert parse(engine, line) == expected
+
+
+def test_a_fullwidth_comma_separates_two_urls_like_a_comma():
+    line = f"{SITEMINDER}/fullwidth\uff0c{SITEMINDER}/other"
+    assert parse("siteminder", line) == ("fullwidth", "other")
+
+
+def test_fullwidth_letters_in_a_host_stay_a_lookalike_host():
+    line = "https://hotels.\uff43\uff4c\uff4f\uff55\uff44\uff42\uff45\uff44\uff53.com/reservation/Qw3rTy"
+    assert parse("cloudbeds", line) == Reject.WRONG_HOST
+
+
+# --- quoted CSV rows of bare ids, and status columns with a reason phrase -----------------------
+
+BARE_IDS = [
+    ("cloudbeds", "Qw3rTy"),
+    ("siteminder", "seasidedirect"),
+    ("mews", UUID),
+    ("rms", "16615"),
+]
+
+
+@pytest.mark.parametrize("row", ['"{}","200"', '"{}",200', '{},"200"', '"{}";"301"', '"{}"'])
+@pytest.mark.parametrize(("engine", "property_id"), BARE_IDS)
+def test_a_bare_id_in_csv_quotes_alone_or_before_a_status_is_the_id_in_every_engine(
+    row, engine, property_id
+):
+    assert parse(engine, row.format(property_id)) == property_id
+
+
+@pytest.mark.parametrize(
+    "columns", ["\t404\tNot Found", "\t301\tMoved Permanently", "\t200\tOK", ",410,Gone"]
+)
+@pytest.mark.parametrize(("engine", "property_id"), BARE_IDS)
+def test_a_status_code_with_its_reason_phrase_after_a_bare_id_leaves_the_id(
+    columns, engine, property_id
+):
+    assert parse(engine, property_id + columns) == property_id
+
+
+@pytest.mark.parametrize(
+    ("engine", "line"),
+    [
+        ("rms", '"200"'),
+        ("siteminder", '"undefined"'),
+        ("cloudbeds", "'Qw3rTy'"),
+        ("cloudbeds", "Qw3rTy\tHotel Sol\tSydney"),
+    ],
+)
+def test_a_non_id_in_csv_quotes_single_quotes_or_text_columns_is_no_lead(engine, line):
+    assert type(parse(engine, line)) is Reject
+
+
+# --- Mews id lists in the query: repeated, PHP arrays, after a path id -----------------------
+
+THIRD = "1c2d3e4f-0a5b-4c53-9c6a-ab1e00c9d9c8"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (f"{MEWS}?ids={UUID}&ids={SECOND}", (UUID, SECOND)),
+        (f"{MEWS}?ids[]={UUID}&ids[]={SECOND}", (UUID, SECOND)),
+        (f"{MEWS}?ids%5B%5D={UUID}&ids%5B%5D={SECOND}", (UUID, SECOND)),
+        (f"{MEWS}/{UUID}?ids={SECOND}", (UUID, SECOND)),
+        (f"{MEWS}/{UUID}?ids={UUID}", UUID),
+        (f"{MEWS}?ids={UUID};{SECOND}&language=en&ids={THIRD}", (UUID, SECOND, THIRD)),
+        (f"{MEWS}?language=en&ids={SECOND}&ids={SECOND}", SECOND),
+    ],
+)
+def test_every_mews_id_of_a_line_is_read_once_wherever_the_url_puts_it(line, expected):
+    assert parse("mews", line) == expected
+
+
+def test_each_id_of_a_mews_query_list_gets_its_own_booking_url():
+    parser = LineParser(ENGINES["mews"])
+    assert parser.parse(f"{MEWS}/{UUID}?ids={SECOND}".encode()) == (UUID, SECOND)
+    assert parser.booking_url(SECOND) == f"{MEWS}/{SECOND}"
+    assert parser.booking_url(UUID) == f"{MEWS}/{UUID}"
+
+
+# --- redirectors, archives, translation proxies and javascript: around a URL -------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "https://duckduckgo.com/l/?uddg=https%3A%2F%2Fhotels.cloudbeds.com%2Freservation"
+            "%2FDd1Gg2&rut=abc",
+            "Dd1Gg2",
+        ),
+        (
+            "https://r.search.yahoo.com/_ylt=AwrFA;_ylu=Y29sbw--/RV=2/RE=1700000000/RO=10"
+            "/RU=https%3a%2f%2fhotels.cloudbeds.com%2freservation%2fYh1Oo2/RK=2/RS=abc-",
+            "Yh1Oo2",
+        ),
+        (
+            "https://web.archive.org/web/2023/https://hotels.cloudbeds.com/reservation/Wa1Bk2",
+            "Wa1Bk2",
+        ),
+        (
+            "http://web.archive.org/web/20230101000000id_/http://us2.cloudbeds.com/reservas/Wa1Bk2",
+            "Wa1Bk2",
+        ),
+        (
+            "https://translate.google.com/translate?sl=es&tl=en"
+            "&u=https://hotels.cloudbeds.com/reservation/Tr1An2",
+            "Tr1An2",
+        ),
+        (
+            "https://hotels-cloudbeds-com.translate.goog/reservation/Tr1An2?_x_tr_sl=es&_x_tr_tl=en",
+            "Tr1An2",
+        ),
+        ("https://www.google.com/url?q=hotels.cloudbeds.com/reservation/Gn1Sc2&sa=D", "Gn1Sc2"),
+        ("javascript:window.open('https://hotels.cloudbeds.com/reservation/Js1Js2')", "Js1Js2"),
+        ('javascript:location.href="https://hotels.cloudbeds.com/reservation/Js1Js2"', "Js1Js2"),
+    ],
+)
+def test_a_wrapper_around_a_url_is_read_as_the_url_it_carries(line, expected):
+    assert parse("cloudbeds", line) == expected
+
+
+def test_a_translation_proxys_page_keeps_the_original_host_without_its_parameters():
+    line = "https://direct-book-com.translate.goog/properties/seasidedirect"
+    assert parse("siteminder", line) == Reject.WRONG_HOST  # direct.book.com
+    parser = LineParser(ENGINES["siteminder"])
+    # The proxy writes a host's `-` as `--` and its `.` as `-`: direct--book-com is direct-book.com.
+    line = "https://direct--book-com.translate.goog/properties/seasidedirect?_x_tr_sl=en&locale=es"
+    assert parser.parse(line.encode()) == "seasidedirect"
+    assert parser.booking_url("seasidedirect") == (
+        "https://direct-book.com/properties/seasidedirect?locale=es"
+    )
+
+
+@pytest.mark.parametrize("line", ["javascript:void(0)", "javascript:alert('x')"])
+def test_javascript_without_a_url_is_an_unsupported_scheme(line):
+    assert parse("cloudbeds", line) == Reject.UNSUPPORTED_SCHEME
+
+
+# --- free text without a URL, and what a booking URL keeps ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "N/A",
+        "...",
+        "12/03/2025",
+        "16615.0",
+        "Client ID: 16615",
+        "HTTP/1.1 200",
+        "Hotel Sol Sydney",
+        "seaside hotel direct",
+        '=HYPERLINK("x")',
+        "200 OK",
+        "Qw3rTy Az9Bc1",
+        "undefined",
+        "N/A,",
+    ],
+)
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_free_text_without_a_url_is_text_word_in_every_engine(engine, line):
+    assert parse(engine, line) == Reject.TEXT_WORD
+
+
+@pytest.mark.parametrize(
+    "line", ["hotel.com", "www.example.com/page", "https://example.com/x", "/reservation/Qw3rTy"]
+)
+def test_a_host_or_path_of_another_site_stays_wrong_host(line):
+    assert parse("cloudbeds", line) == Reject.WRONG_HOST
+
+
+@pytest.mark.parametrize(
+    ("line", "url"),
+    [
+        (f"{CLOUDBEDS}?currency=usd,", f"{CLOUDBEDS}?currency=usd"),
+        (f"{CLOUDBEDS}?currency=usd;", f"{CLOUDBEDS}?currency=usd"),
+        (f"{CLOUDBEDS}?currency=usd&gad_source=1", f"{CLOUDBEDS}?currency=usd"),
+        (
+            f"{CLOUDBEDS}?gbraid=0AAA&wbraid=Cj0&gclsrc=aw.ds&currency=usd",
+            f"{CLOUDBEDS}?currency=usd",
+        ),
+        (f"{CLOUDBEDS}?gad_campaignid=123&currency=usd", f"{CLOUDBEDS}?currency=usd"),
+    ],
+)
+def test_a_trailing_separator_and_google_ads_parameters_stay_out_of_the_booking_url(line, url):
+    parser = LineParser(ENGINES["cloudbeds"])
+    assert parser.parse(line.encode()) == "Qw3rTy"
+    assert parser.booking_url("Qw3rTy") == url
