@@ -38,6 +38,8 @@ ZERO_UUID = "00000000-0000-0000-0000-000000000000"
         ("rms", "https://ibe12.rmscloud.com/0000000000000000/1"),
         ("rms", "https://bookings.rmscloud.com/Search/Index/0/1"),
         ("rms", "https://bookings.rmscloud.com/obookings3/Search/Index/0/90"),
+        # Punctuation alone is no slug (the fourth tester).
+        *(("siteminder", f"{SITEMINDER}/{junk}") for junk in ("-", "_", "--")),
     ],
 )
 def test_a_placeholder_in_a_urls_id_position_is_placeholder_id(engine, line):
@@ -55,7 +57,6 @@ def test_a_placeholder_in_a_urls_id_position_is_placeholder_id(engine, line):
         ("cloudbeds", "XXXXXX"),
         ("mews", ZERO_UUID),
         ("rms", "0000000000000000"),
-        ("rms", "11111"),
     ],
 )
 def test_a_placeholder_alone_on_a_line_is_text_word_in_every_engine(engine, line):
@@ -68,9 +69,26 @@ def test_a_placeholder_item_of_an_id_list_is_counted_and_the_real_ids_stay_leads
     assert parser.missed_items == [ZERO_UUID]
 
 
-@pytest.mark.parametrize("property_id", ["Qw3rTy", "aaa1", "seaside", "4321", "a", "7", UUID])
+@pytest.mark.parametrize(
+    "property_id", ["Qw3rTy", "aaa1", "seaside", "4321", "a", "7", "1111", "77777", UUID]
+)
 def test_real_ids_and_single_characters_are_no_placeholders(property_id):
     assert not is_placeholder(property_id)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("https://bookings.rmscloud.com/Search/Index/11111/1", "11111"),
+        ("https://bookings.rmscloud.com/Search/Index/7777/90", "7777"),
+        ("https://ibe12.rmscloud.com/11111/1", "11111"),
+        ("11111", "11111"),
+        ("99999\t200", "99999"),
+    ],
+)
+def test_an_rms_client_number_of_one_repeated_digit_is_a_lead(line, expected):
+    # The fourth tester: numeric RMS clients have 4-5 digits, so 1111-99999 repdigits are real.
+    assert parse("rms", line) == expected
 
 
 def test_a_real_id_beside_a_placeholder_url_on_one_line_is_still_a_lead():

@@ -561,7 +561,7 @@ def test_a_killed_export_leaves_no_temp_file_once_the_stage_has_run_again(projec
 
 SEEN = datetime(2026, 9, 1, tzinfo=UTC)
 # RMS client numbers a bare line gives (params.yaml bare_id_pattern: 4 to 7 digits, no year),
-# none one digit repeated (`2222`: a placeholder, crawl_outcome.is_placeholder).
+# none a run of zeros (a placeholder, crawl_outcome.is_placeholder).
 FIRST_FILE = "1234\n1222\n"
 SECOND_FILE = "".join(f"{n}\n" for n in range(12100, 14100))
 

@@ -52,15 +52,20 @@ PLACEHOLDER_FORMS = (
 
 
 def is_placeholder(property_id: str) -> bool:
-    """Whether `property_id` is a placeholder, not a property: a word of PLACEHOLDERS (any case),
-    or one character repeated (dashes aside), 3 times or more or any run of zeros (`XXXXXX`,
-    `000000`, the all-zero UUID, RMS client `0`): what test data and masked exports write."""
+    """Whether `property_id` is a placeholder, not a property: a word of PLACEHOLDERS (any case);
+    punctuation alone (`-`, `_`, `--`); any run of zeros (`000000`, the all-zero UUID, RMS
+    client `0`); or one letter or mark repeated, dashes aside, 3 times or more (`XXXXXX`,
+    `***`): what templates, test data and masked exports write. One digit 1-9 repeated is not
+    one: RMS client numbers such as 1111 or 77777 are real properties."""
     if property_id.lower() in PLACEHOLDERS:
         return True
-    first = property_id[:1]
-    if first == "-" or property_id.replace("-", "").replace(first, "") != "":
+    if not any(char.isalnum() for char in property_id):
+        return True
+    core = property_id.replace("-", "")
+    first = core[:1]
+    if core.replace(first, "") != "":
         return False
-    return first == "0" or len(property_id) >= 3
+    return first == "0" or (len(property_id) >= 3 and not first.isdigit())
 
 
 class Blank(Enum):
