@@ -16,6 +16,11 @@ from pathlib import Path
 from tests.support.project import Project
 
 
+def _take_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def start(project: Project, *command: str, output: Path | None = None) -> subprocess.Popen[bytes]:
     """`python -m <command>` in the project, in its own process group (like a shell job);
     its output goes to `output` when given."""
@@ -31,6 +36,10 @@ def start(project: Project, *command: str, output: Path | None = None) -> subpro
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # A job started from a terminal takes Ctrl-C and SIGTERM; the test runner may not
+            # (a shell without job control ignores SIGINT in background commands, and a thread
+            # may block signals), and a child inherits both its disposition and its mask.
+            preexec_fn=_take_ctrl_c,
         )
     finally:
         if not isinstance(sink, int):  # our file, not subprocess.DEVNULL
