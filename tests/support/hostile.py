@@ -239,8 +239,9 @@ CASES: dict[str, HostileCase] = {
             "formula_looking_lines",
             PERMISSIVE,
             _lines(_encoded(FORMULA_LOOKING)),
-            frozenset(FORMULA_LOOKING),
-            frozenset(),
+            # `=` alone is punctuation, a placeholder (crawl_outcome.is_placeholder): no lead.
+            frozenset(FORMULA_LOOKING) - {"="},
+            frozenset({"placeholder_id"}),
         ),
         HostileCase(
             "internationalised_and_punycode_hosts",
