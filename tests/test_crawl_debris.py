@@ -343,3 +343,40 @@ def test_a_trailing_separator_and_google_ads_parameters_stay_out_of_the_booking_
     parser = LineParser(ENGINES["cloudbeds"])
     assert parser.parse(line.encode()) == "Qw3rTy"
     assert parser.booking_url("Qw3rTy") == url
+
+
+# --- the fourth tester: a person's data in a booking URL, runs of slashes in a path ---------
+
+
+@pytest.mark.parametrize(
+    ("line", "url"),
+    [
+        (
+            f"{CLOUDBEDS}?email=john%40example.com&name=John+Smith&currency=usd",
+            f"{CLOUDBEDS}?currency=usd",
+        ),
+        (
+            f"{CLOUDBEDS}?PHPSESSID=abc123&sid=xyz&adults=2&token=eyJhbGciOi&lang=es",
+            f"{CLOUDBEDS}?adults=2&lang=es",
+        ),
+        (f"{CLOUDBEDS}?hsa_acc=1&hsa_cam=2&Phone=555&currency=usd", f"{CLOUDBEDS}?currency=usd"),
+    ],
+)
+def test_a_persons_fields_and_session_ids_stay_out_of_the_published_booking_url(line, url):
+    parser = LineParser(ENGINES["cloudbeds"])
+    assert parser.parse(line.encode()) == "Qw3rTy"
+    assert parser.booking_url("Qw3rTy") == url
+
+
+@pytest.mark.parametrize(
+    ("engine", "line", "expected"),
+    [
+        ("cloudbeds", "https://hotels.cloudbeds.com//reservation/Ds1Sl2", "Ds1Sl2"),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation//Wq6Er7", "Wq6Er7"),
+        ("rms", "https://bookings.rmscloud.com//Search/Index/16615/1", "16615"),
+        ("rms", "https://bookings.rmscloud.com/Search/Index/16616/1//", "16616"),
+        ("siteminder", "https://direct-book.com//properties/seasidedirect", "seasidedirect"),
+    ],
+)
+def test_a_run_of_slashes_in_a_path_reads_as_one(engine, line, expected):
+    assert parse(engine, line) == expected

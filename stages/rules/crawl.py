@@ -67,21 +67,13 @@ from stages.rules.crawl_wrappers import redirect_target
 # Reading an enum member off its class runs Python code in 3.11 (about 0.2 µs, as much as the
 # rest of a rejected line's check); the parser returns these module-level names instead.
 (
-    _TOO_LONG,
-    _INVALID_UTF8,
-    _CONTROL_CHARS,
-    _UNSUPPORTED_SCHEME,
-    _WRONG_HOST,
-    _NO_ID,
-    _MALFORMED_ID,
-    _HEADER_ROW,
-    _TEXT_WORD,
-    _PLACEHOLDER_ID,
-) = Reject
+    _TOO_LONG, _INVALID_UTF8, _CONTROL_CHARS, _UNSUPPORTED_SCHEME, _WRONG_HOST, _NO_ID,
+    _MALFORMED_ID, _HEADER_ROW, _TEXT_WORD, _PLACEHOLDER_ID,
+) = Reject  # fmt: skip
 # An encoded slash in a path is decoded to this private-use character while the patterns
 # look for `/`, and to a slash inside the id they find: the id is not cut at it.
 _SLASH_MARK = "\uf000"
-
+_SLASH_RUN = re.compile("//+")
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _PORT = re.compile(r"\d+(?:[/?#]|$)")  # "<host>:<port>..." has no scheme
@@ -345,6 +337,8 @@ class LineParser(BareIds):
                 return _INVALID_UTF8
             if CONTROL.search(path):
                 return _CONTROL_CHARS
+        if "//" in path:  # `//reservation/X`, `/reservation//X`: servers read a run as one
+            path = _SLASH_RUN.sub("/", path)
         if path.endswith("/"):
             path = path[:-1]
         target = host + path

@@ -127,7 +127,12 @@ _TRACKING = (
     "utm_", "_ga=", "_gl=", "gclid=", "gclsrc=", "dclid=", "wbraid=", "gbraid=", "srsltid=",
     "msclkid=", "fbclid=", "igshid=", "mc_cid=", "mc_eid=", "yclid=", "_hsenc=", "_hsmi=",
     "__hstc=", "__hssc=", "__hsfp=", "twclid=", "li_fat_id=", "ttclid=", "mkt_tok=", "_kx=",
-    "oly_anon_id=", "oly_enc_id=", "vero_id=", "gad_source=", "gad_campaignid=",
+    "oly_anon_id=", "oly_enc_id=", "vero_id=", "gad_source=", "gad_campaignid=", "hsa_",
+    # A person or a session, never what the booking page needs, and the workbook is published:
+    # a visitor's form fields and the session or token a crawler's visit was given.
+    "email=", "e-mail=", "mail=", "name=", "firstname=", "first_name=", "lastname=",
+    "last_name=", "phone=", "tel=", "token=", "access_token=", "auth=", "session=",
+    "sessionid=", "session_id=", "sid=", "phpsessid=", "jsessionid=", "aspsessionid",
 )  # fmt: skip
 
 
@@ -368,9 +373,9 @@ def url_field(url: str) -> str:
 
 
 def kept_query(query: str) -> str:
-    """The parameters of `query` a booking URL keeps: not tracking ones (`_TRACKING`: utm_*,
-    gclid, msclkid, mc_eid, ..., in any case), not empty (`?x=` cut by extraction), and
-    printable ASCII."""
+    """The parameters of `query` a booking URL keeps: not tracking ones nor a person's or a
+    session's (`_TRACKING`: utm_*, gclid, msclkid, email, name, sid, token, ..., in any case),
+    not empty (`?x=` cut by extraction), and printable ASCII."""
     kept = [
         p
         for p in query.split("&")
