@@ -380,3 +380,8 @@ def test_a_persons_fields_and_session_ids_stay_out_of_the_published_booking_url(
 )
 def test_a_run_of_slashes_in_a_path_reads_as_one(engine, line, expected):
     assert parse(engine, line) == expected
+
+
+@pytest.mark.parametrize("slug", ["property-name", "your-property-slug", "hotel-slug"])
+def test_a_template_slug_is_a_placeholder(slug):
+    assert parse("siteminder", f"{SITEMINDER}/{slug}") == Reject.PLACEHOLDER_ID

@@ -41,7 +41,8 @@ PLACEHOLDERS = frozenset((
     "undefined", "null", "nil", "nan", "none", "object", "true", "false", "unknown", "default",
     "example", "sample", "test", "testing", "demo", "slug", "placeholder", "your-hotel",
     "yourhotel", "your_hotel", "your-property", "yourproperty", "hotel-name", "hotelname",
-    "property-slug", "n/a", "na", "yes", "no", "ok", "tbd", "todo", "html",
+    "property-slug", "property-name", "propertyname", "your-property-slug", "hotel-slug",
+    "n/a", "na", "yes", "no", "ok", "tbd", "todo", "html",
 ))
 # fmt: on
 # The words as a URL writes them (`undefined`, `UNDEFINED`, `Undefined`): the hot loop looks
