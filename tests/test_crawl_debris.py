@@ -337,20 +337,7 @@ def test_a_host_or_path_of_another_site_stays_wrong_host(line):
             f"{CLOUDBEDS}?currency=usd",
         ),
         (f"{CLOUDBEDS}?gad_campaignid=123&currency=usd", f"{CLOUDBEDS}?currency=usd"),
-    ],
-)
-def test_a_trailing_separator_and_google_ads_parameters_stay_out_of_the_booking_url(line, url):
-    parser = LineParser(ENGINES["cloudbeds"])
-    assert parser.parse(line.encode()) == "Qw3rTy"
-    assert parser.booking_url("Qw3rTy") == url
-
-
-# --- the fourth tester: a person's data in a booking URL, runs of slashes in a path ---------
-
-
-@pytest.mark.parametrize(
-    ("line", "url"),
-    [
+        # The fourth tester: a person's fields and session ids (the workbook is published).
         (
             f"{CLOUDBEDS}?email=john%40example.com&name=John+Smith&currency=usd",
             f"{CLOUDBEDS}?currency=usd",
@@ -362,10 +349,13 @@ def test_a_trailing_separator_and_google_ads_parameters_stay_out_of_the_booking_
         (f"{CLOUDBEDS}?hsa_acc=1&hsa_cam=2&Phone=555&currency=usd", f"{CLOUDBEDS}?currency=usd"),
     ],
 )
-def test_a_persons_fields_and_session_ids_stay_out_of_the_published_booking_url(line, url):
+def test_separators_ads_parameters_and_a_persons_fields_stay_out_of_the_booking_url(line, url):
     parser = LineParser(ENGINES["cloudbeds"])
     assert parser.parse(line.encode()) == "Qw3rTy"
     assert parser.booking_url("Qw3rTy") == url
+
+
+# --- the fourth tester: runs of slashes in a path, template slugs ---------------------------
 
 
 @pytest.mark.parametrize(
