@@ -220,7 +220,7 @@ def ingest(
                 describe=f"{STAGE}@{engine.name}: loading {path.name}",
             )
         except UnreadableFile as exc:
-            raise PipelineError(_unreadable(engine.name, path, exc)) from None
+            raise PipelineError(_unreadable(path, exc)) from None
     stats = {
         "engine": engine.name,
         "source_tag": tag,
@@ -285,9 +285,10 @@ def _rejects_path(params: Params, engine: str, path: Path, by_hand: bool) -> Pat
     return params.files(engine).rejects
 
 
-def _unreadable(engine: str, path: Path, exc: UnreadableFile) -> str:
+def _unreadable(path: Path, exc: UnreadableFile) -> str:
+    """Why `path` is no crawl file and the fix; the runner names the stage in front."""
     return (
-        f"{STAGE}@{engine}: {path} is {exc.format}, not a crawl file (text, gzip, or UTF-16/32); "
+        f"{path} is {exc.format}, not a crawl file (text, gzip, or UTF-16/32); "
         "replace the source file with the crawl's text and run again."
     )
 
@@ -304,16 +305,15 @@ def _seen_at(meta: Path, path: Path, by_hand: bool) -> datetime:
 
 
 def _crawl_file(engine: str, path: Path, by_hand: bool) -> Path:
-    """`path` if it is a file; else PipelineError naming the engine, the path and the fix."""
+    """`path` if it is a file; else PipelineError naming the path and the fix (the runner names
+    the stage and engine in front)."""
     from stages.errors import PipelineError
 
     if path.is_dir():
-        raise PipelineError(
-            f"{STAGE}@{engine}: {path} is a folder, not a crawl file; give the file in it."
-        )
+        raise PipelineError(f"{path} is a folder, not a crawl file; give the file in it.")
     if not path.is_file():
         hint = "check the path" if by_hand else f"run `dvc repro download@{engine}` first"
-        raise PipelineError(f"{STAGE}@{engine}: {path} does not exist; {hint}.")
+        raise PipelineError(f"{path} does not exist; {hint}.")
     return path
 
 
@@ -339,7 +339,7 @@ def dry_run(engine_name: str, file: Path | None, out: IO[str]) -> dict[str, obje
                 reason = cast("Reject", found).value
                 out.write(json.dumps({"line": number, "reject": reason}) + "\n")
     except UnreadableFile as exc:
-        raise PipelineError(_unreadable(engine.name, path, exc)) from None
+        raise PipelineError(_unreadable(path, exc)) from None
     return tally.summary()
 
 
