@@ -7,7 +7,7 @@ the COPY text was the largest single item of a load's Python time (BENCHMARKS.md
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, cast
 
@@ -42,6 +42,16 @@ def stage_rows(cur: psycopg.Cursor, ids: Iterable[str] | Iterable[Found]) -> int
 def _copy_ids(copy: psycopg.Copy, ids: Iterable[str] | Iterable[Found]) -> int:
     """Write `ids` to the COPY in large text blocks; return how many were written."""
     written = 0
+    for block, rows in copy_text_blocks(ids):
+        copy.write(block)
+        written += rows
+    return written
+
+
+def copy_text_blocks(ids: Iterable[str] | Iterable[Found]) -> Iterator[tuple[str, int]]:
+    """`ids` as COPY text for lead_staging: (block, ids in it) per COPY_BLOCK ids, each block
+    ending in a newline. `ids` is consumed block by block, never held whole."""
+    written = 0
     remaining = iter(ids)
     while block := list(islice(remaining, COPY_BLOCK)):
         rows: list[Found]
@@ -59,9 +69,8 @@ def _copy_ids(copy: psycopg.Copy, ids: Iterable[str] | Iterable[Found]) -> int:
             or "\r" in text
         ):
             text = _escaped_block(rows)
-        copy.write(text + "\n")
-        written += len(block)
-    return written
+        yield text + "\n", len(rows)
+        written += len(rows)
 
 
 def _escaped_block(rows: list[Found]) -> str:
