@@ -288,6 +288,19 @@ def test_a_translation_proxys_page_keeps_the_original_host_without_its_parameter
     )
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Location: https://hotels.cloudbeds.com/reservation/Hd1Rs2",  # curl -I, a redirect
+        "WARC-Target-URI: https://hotels.cloudbeds.com/reservation/Hd1Rs2",  # a WARC record
+        "Referer:\thttps://hotels.cloudbeds.com/reservation/Hd1Rs2?utm_source=x",
+        "content-location:  https://hotels.cloudbeds.com/reservation/Hd1Rs2",
+    ],
+)
+def test_a_header_name_before_a_url_is_no_scheme(line):
+    assert parse("cloudbeds", line) == "Hd1Rs2"
+
+
 @pytest.mark.parametrize("line", ["javascript:void(0)", "javascript:alert('x')"])
 def test_javascript_without_a_url_is_an_unsupported_scheme(line):
     assert parse("cloudbeds", line) == Reject.UNSUPPORTED_SCHEME

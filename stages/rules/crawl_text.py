@@ -82,7 +82,9 @@ _NESTED_DEPTH = 3  # percent-encoding undone at most this often (`https%253A%252
 _NEXT_URL = re.compile(r"[,;|](?=(?:https?:)?//|[\w-]+(?:\.[\w-]+)+/)", re.I)
 _EMBEDDED_URL = re.compile(r"(?:https?:)?//", re.I)  # where a URL starts inside a word
 _ATTRIBUTE = re.compile(r"^[\w$.-]+=")  # href=, src=, $booking=, data-url=
-OTHER_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:(?!\d)")
+# A scheme other than the web's (`mailto:`, `data:`); a port (`host:443`) is none, and neither is
+# a header's name (`Location: <url>`, `WARC-Target-URI: <url>`): a URI holds no space there.
+OTHER_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:(?![\d\s])")
 # "&utm_source=" glued on a path without its "?": where the query begins. A `&` ending the
 # path (`.../Qw3rTy&`) or doubled begins an empty query: debris, not part of the id.
 _GLUED_QUERY = re.compile(r"&(?=[\w.\[\]-]+=|&*$)")
