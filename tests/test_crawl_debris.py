@@ -301,6 +301,27 @@ def test_a_header_name_before_a_url_is_no_scheme(line):
     assert parse("cloudbeds", line) == "Hd1Rs2"
 
 
+@pytest.mark.parametrize(
+    "engine, line, expected",
+    [
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/En1Cd2%0A", "En1Cd2"),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/En1Cd2%0D%0A", "En1Cd2"),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/%09En1Cd2/", "En1Cd2"),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/En1Cd2%E2%80%8B", "En1Cd2"),
+        ("siteminder", "https://direct-book.com/properties/seasidedirect%0A", "seasidedirect"),
+        ("siteminder", "https://direct-book.com/properties/seasidedirect/%0A", "seasidedirect"),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/En1%0ACd2", Reject.MALFORMED_ID),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/En1Cd2%00", Reject.CONTROL_CHARS),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/En1Cd2%1B", Reject.CONTROL_CHARS),
+    ],
+)
+def test_encoded_whitespace_around_an_id_is_space_and_other_controls_are_not(
+    engine, line, expected
+):
+    # An href scraped with its line end (`...%0A`) is common; %20 around an id already was space.
+    assert parse(engine, line) == expected
+
+
 @pytest.mark.parametrize("line", ["javascript:void(0)", "javascript:alert('x')"])
 def test_javascript_without_a_url_is_an_unsupported_scheme(line):
     assert parse("cloudbeds", line) == Reject.UNSUPPORTED_SCHEME

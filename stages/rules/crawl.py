@@ -78,6 +78,8 @@ _SLASH_RUN = re.compile("//+")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _PORT = re.compile(r"\d+(?:[/?#]|$)")  # "<host>:<port>..." has no scheme
 _WEB_SCHEMES = frozenset({"http", "https"})
+# What a decoded path's whitespace controls and invisible characters read as: a space.
+_ENCODED_SPACES = {**text_rules.UNICODE_DEBRIS, **dict.fromkeys(map(ord, "\t\n\r\x0b\x0c"), " ")}
 # Distinct authorities remembered (up to a DNS name's 255 characters each): crawl files
 # repeat a few hosts, and the cache stays small whatever the input.
 _HOST_CACHE_SIZE = 4096
@@ -335,8 +337,12 @@ class LineParser(BareIds):
                 path = unquote(path, errors="strict")
             except UnicodeDecodeError:
                 return _INVALID_UTF8
-            if CONTROL.search(path):
-                return _CONTROL_CHARS
+            if not path.isascii() or CONTROL.search(path):
+                # An encoded line end, tab or zero-width space (`Qw3rTy%0A`) is whitespace
+                # around the id, as `%20` is; any other control character is not.
+                path = path.translate(_ENCODED_SPACES)
+                if CONTROL.search(path):
+                    return _CONTROL_CHARS
         if "//" in path:  # `//reservation/X`, `/reservation//X`: servers read a run as one
             path = _SLASH_RUN.sub("/", path)
         if path.endswith("/"):
