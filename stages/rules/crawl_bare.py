@@ -46,6 +46,7 @@ _COLUMN = re.compile(r'"(?:[^"]|"")*"|[^\t,;|"]+')
 _LABEL = re.compile(r"[A-Za-z][A-Za-z0-9 _./()-]*")
 # The end of a URL or id a page showed shortened (search results, tables): `...`, `…`.
 ELLIPSIS = ("...", "\u2026")
+# An apostrophe after a path's word characters and before another (`/properties/o'reillys`).
 _PATH_APOSTROPHE = re.compile(r"(/[\w.~%-]*\w)'(?=\w)")
 # A word right after a URL and one space, up to whitespace, a quote, markup, a slash (more path:
 # `/properties/sea side/rooms`) or the line's end; a MIME type's (`<url> image/png`) is a column.
@@ -196,7 +197,7 @@ class BareIds:
         return self._cut_short(short, self._one(short), ("0", "a"))
 
     def _spaced(self, text: str, url: str, outcome: ParseResult) -> ParseResult:
-        """`outcome` of the one URL of `text`, unless a space cut its id (`/properties/sea
+        """`outcome` of a URL of `text`, unless a space cut its id (`/properties/sea
         side`): the word after one space, written on to the id, would make an id too. A
         status or column name after it (`<url> 200`, `<url> OK`) is a column."""
         at = text.find(url + " ")
