@@ -37,7 +37,7 @@ CLOUDBEDS = [
     ("https://hotels.cloudbeds.com/reservation/A", Reject.MALFORMED_ID),
     ("https://hotels.cloudbeds.com/reservation/ABCDEFGHIJK", Reject.MALFORMED_ID),
     ("https://hotels.cloudbeds.com/reservation/AbC-123", Reject.MALFORMED_ID),
-    ("A", Reject.MALFORMED_ID),
+    ("A", Reject.TEXT_WORD),  # shorter than any word-like id: text (crawl_bare `_bare`)
     ("https://hotels.cloudbeds.com/about", Reject.NO_ID),
     ("https://hotels.cloudbeds.com", Reject.NO_ID),
     ("https://hotels.cloudbeds.com/booking/AbC123", Reject.NO_ID),  # the API namespace

@@ -41,7 +41,7 @@ from urllib.parse import unquote
 
 from stages.rules import crawl_text as text_rules
 from stages.rules.config import Engine
-from stages.rules.crawl_bare import BareIds
+from stages.rules.crawl_bare import ELLIPSIS, BareIds, path_apostrophes
 
 # Re-exported: the public names of the crawl rules, wherever they live (`import x as x`).
 from stages.rules.crawl_evidence import evidence_line as evidence_line
@@ -195,20 +195,27 @@ class LineParser(BareIds):
             return self._parse_url(text)
         if "?" in text and ('="' in text or "='" in text):  # `?q="hi there"`: one value
             text = text_rules.QUOTED_VALUE.sub(text_rules.encoded_value, text)
+        text = path_apostrophes(text)  # `/properties/o'reillys`: no quote ends the URL
         words = [word for word in text_rules.TOKEN_SPLIT.split(text) if word]
         urls = [url for word in words for url in text_rules.urls_in(word)]
         if not urls:
             return self._no_url(text)
         self._in_row = len(words) > 1
         try:
-            return self._one(urls[0]) if len(urls) == 1 else self._several(urls)
+            if len(urls) > 1:
+                return self._several(text, urls)
+            outcome = self._one(urls[0])
+            return self._spaced(text, urls[0], outcome) if self._in_row else outcome
         finally:
             self._in_row = False
 
     def _one(self, url: str) -> ParseResult:
         """One URL (or bare id) of a messy line: a query glued on with `&` is read as the
         query; when it gives no id, punctuation after it (running text) is dropped, then the
-        URL's field may have ended at a `,` `;` or `|` (`<url>,200`)."""
+        URL's field may have ended at a `,` `;` or `|` (`<url>,200`). One shown shortened
+        (`.../seasideho...`) is read without its ellipsis unless that cut its id."""
+        if url.endswith(ELLIPSIS) and url.rstrip(".\u2026"):
+            return self._shortened(url)
         if "/" not in url and ":" not in url and "." not in url:
             outcome = self._bare(url)
             if type(outcome) is Reject and url[-1] in TRAILING and url.rstrip(TRAILING):
@@ -219,9 +226,15 @@ class LineParser(BareIds):
             return outcome
         if "," in url or ";" in url or "|" in url or "&" in url:
             url = text_rules.url_field(url)
+        whole = url
         if "," in url or ";" in url:
             url = text_rules.path_field(url, self._separators)
         outcome = self._parse_url(url)
+        if type(outcome) is Reject and ("," in url or ";" in url):
+            # `/16615,16616/1` is a list; `/Qw3rTy,N/A` gave none: the `,` ended a column
+            shorter = text_rules.path_field(whole, self._separators, inner=False)
+            if shorter != url:
+                url, outcome = shorter, self._parse_url(shorter)
         if outcome is _WRONG_HOST:
             target = redirect_target(url)
             if target:
@@ -240,7 +253,7 @@ class LineParser(BareIds):
                         return retry
         return outcome
 
-    def _several(self, urls: list[str]) -> ParseResult:
+    def _several(self, text: str, urls: list[str]) -> ParseResult:
         """Every id of several URLs on one line, in line order without repeats, each with its
         own booking URL. A URL of the engine's hosts that gives no id while others do is
         counted in `misses` and listed in `missed`; the line is rejected only when none gives
@@ -250,7 +263,7 @@ class LineParser(BareIds):
         own: Reject | None = None
         missed: list[tuple[Reject, str]] = []
         for url in urls:
-            outcome = self._one(url)
+            outcome = self._spaced(text, url, self._one(url))
             if type(outcome) is Reject:
                 first = first or outcome
                 if outcome is not _WRONG_HOST and outcome is not _UNSUPPORTED_SCHEME:
@@ -372,8 +385,8 @@ class LineParser(BareIds):
                     return self._case(candidate) if self._case else candidate
                 # Letters and digits alone hold no space or separator to look past.
                 accepted = None if candidate.isalnum() else self._accept_slowly(candidate)
-                if type(accepted) is str and is_placeholder(accepted):
-                    return _PLACEHOLDER_ID
+                if is_placeholder(accepted if type(accepted) is str else candidate):
+                    return _PLACEHOLDER_ID  # `/properties/-`: no id's shape, still a template's
                 if accepted:
                     self._found = (match, query) if page else None
                     if query and self._query_patterns and self._id_search(query):
@@ -389,12 +402,3 @@ class LineParser(BareIds):
             if cut and cut.start() < len(text_rules.used_part(text)):
                 return self._cut_at(text, cut)
         return _MALFORMED_ID if found else _NO_ID
-
-    def _cut_at(self, text: str, cut: re.Match[str]) -> ParseResult:
-        """`.../Qw3rTy%3Futm_source%3Dx`, `.../Qw3rTy%22%3E`: when the whole path gives no id,
-        an encoded `?` in it is read as where the query starts, an encoded `#`, quote or angle
-        bracket as where the URL ends (ids may hold them: tried first)."""
-        if cut[1] != "3F" and cut[1] != "3f":
-            return self._parse_url(text[: cut.start()])
-        query = unquote(text[cut.end() :], errors="replace")  # encoded with the `?`
-        return self._parse_url(f"{text[: cut.start()]}?{query}")

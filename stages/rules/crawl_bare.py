@@ -1,16 +1,19 @@
 """Lines that hold no URL, and ids that need more than one look: the bare-id rules of `LineParser`.
 
 A line without a URL is a header row, a bare id (alone, or followed by a crawl export's status
-column), or text. One reason for the same kind of line whatever the engine:
+column or a name column: `Qw3rTy,Hotel Sol`), a row of bare ids (`16615,16616`: `_id_row`), or
+text. One reason for the same kind of line whatever the engine:
 
-- header_row: every field is a crawl export's column name (`url`, `Address<TAB>Status Code`);
+- header_row: every field is a crawl export's column name (`url`, `Address<TAB>Status Code`),
+  or the first names an id column and the others are column names (`id,name,city,country`);
 - text_word: a word that is text, not an id: wrapped in quotes other than a CSV field's,
   brackets or markup (`(notes)`, `<html>`, `'Qw3rTy'`), a number or date where ids need more
   (`200`, `2025-03-01`), a placeholder (`todo`, `undefined`, `000000`), one of the engine's
   site-page words, several words (`Hotel Sol Sydney`), or (for an engine whose ids look like
   words) too short or letter-less (see `BareIds._word`);
 - malformed_id: a word with a letter that is near an id but is none (`Qw3rT`, a UUID
-  without dashes).
+  without dashes), or an id a page cut short (`16615...`, and in URLs `/properties/seasideho…`,
+  `/properties/sea side`, `/properties/o'reillys`: `_cut_short`).
 
 A bare line must fully match the engine's `bare_id_pattern` when it has one (RMS: a number
 alone must look like a client, not a status code), else its `id_pattern`. The ids of a URL's
@@ -36,8 +39,19 @@ from stages.rules.crawl_text import TRAILING, UNICODE_SPACE
 
 _MALFORMED_ID, _HEADER_ROW, _TEXT_WORD = Reject.MALFORMED_ID, Reject.HEADER_ROW, Reject.TEXT_WORD
 _NO_ID, _PLACEHOLDER_ID = Reject.NO_ID, Reject.PLACEHOLDER_ID
-# The columns of an export row that holds no URL: a space alone separates words, not columns.
-_COLUMNS = re.compile(r"\s*[\t,;|]\s*")
+# The columns of an export row that holds no URL: a CSV field in double quotes (which may hold
+# `,`: `"Hotel Sol, Sydney"`), or text up to a tab `,` `;` `|`; a space separates words only.
+_COLUMN = re.compile(r'"(?:[^"]|"")*"|[^\t,;|"]+')
+# A column name of an export's header row (`Property ID`, `hotel_name`, `City`).
+_LABEL = re.compile(r"[A-Za-z][A-Za-z0-9 _./()-]*")
+# The end of a URL or id a page showed shortened (search results, tables): `...`, `…`.
+ELLIPSIS = ("...", "\u2026")
+# An apostrophe after a path's word characters and before another (`/properties/o'reillys`).
+_PATH_APOSTROPHE = re.compile(r"(/[\w.~%-]*\w)'(?=\w)")
+# A word right after a URL and one space, up to whitespace, a quote, markup, a slash (more path:
+# `/properties/sea side/rooms`) or the line's end; a MIME type's (`<url> image/png`) is a column.
+_NEXT_WORD = re.compile(r"[A-Za-z0-9_-]+(?=[\s\"'<>/]|$)")
+_MIME_TYPES = frozenset(("text", "application", "image", "audio", "video", "font", "multipart"))
 # A crawl export's status column after a bare id (`12345<TAB>200`, `Qw3rTy,200`).
 _STATUS_COLUMN = re.compile(r"[1-5][0-9]{2}|(?i:non-indexable|indexable|ok)")
 # An HTTP reason phrase after a status code (`404<TAB>Not Found`, `301<TAB>Moved Permanently`).
@@ -63,6 +77,39 @@ def _is_status(columns: list[str]) -> bool:
     )
 
 
+def _columns(text: str) -> list[str]:
+    """The non-empty columns of an export row without a URL, each without its CSV quotes."""
+    found = (_csv_field(column.strip(UNICODE_SPACE)) for column in _COLUMN.findall(text))
+    return [column for column in found if column]
+
+
+def _is_header(columns: list[str]) -> bool:
+    """Whether a row is an export's header: its first column names an id or URL column
+    (`id`, `Property ID`, `hotel_code`) and every column is a column name (`Hotel Name`)."""
+    first = columns[0].lower().replace(" ", "_").replace("-", "_")
+    named = first in text_rules.HEADER_WORDS or first.endswith(("_id", "_code", "_url"))
+    return named and all(_LABEL.fullmatch(column) for column in columns)
+
+
+def _looks_coded(word: str) -> bool:
+    """Whether a word-like id looks generated, not like a word: it holds a digit and a letter
+    (`Qw3rTy`), or mixes cases after its first letter (`lWvqMQ`); `Sydney`, `EUROPE` do not."""
+    rest = word[1:]
+    if any(char.isdigit() for char in word):
+        return any(char.isalpha() for char in word)
+    return rest != rest.lower() and rest != rest.upper()
+
+
+def path_apostrophes(text: str) -> str:
+    """`text` with an apostrophe between a path's word characters (`/properties/o'reillys`)
+    encoded: part of the path (an id the id pattern refuses), not a quote ending the URL."""
+    return _PATH_APOSTROPHE.sub(r"\1%27", text) if "'" in text else text
+
+
+def _ids_of(outcome: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (outcome,) if type(outcome) is str else cast("tuple[str, ...]", outcome)
+
+
 class BareIds:
     """The bare-line and id-list rules; `LineParser` (stages/rules/crawl.py) sets the state."""
 
@@ -78,6 +125,7 @@ class BareIds:
     item_misses: int
     missed_items: list[str]
     _one: Callable[[str], ParseResult]  # LineParser's: one URL or bare word of a messy line
+    _parse_url: Callable[[str], ParseResult]  # LineParser's: the id(s) of one URL
 
     def _no_url(self, text: str) -> ParseResult:
         """A messy line without a URL: a header row, a bare id in CSV quotes or followed by
@@ -88,17 +136,90 @@ class BareIds:
             return _HEADER_ROW
         if len(text) > 2 and text[0] == text[-1] == '"' and '"' not in text[1:-1]:
             return self._no_url(text[1:-1])  # the quotes of a CSV field, not debris: any engine
-        columns = [_csv_field(c) for c in _COLUMNS.split(text) if c]
-        if len(columns) > 1 and _is_status(columns[1:]):
-            return self._no_url(columns[0])
+        columns = _columns(text)
+        if len(columns) > 1:
+            if _is_status(columns[1:]):
+                return self._no_url(columns[0])
+            if _is_header(columns):
+                return _HEADER_ROW
+            row = self._id_row(columns)
+            if row is not None:
+                return row
         words = text_rules.words_of(text)
         bare = [w for w in (text_rules.cleaned(w).rstrip(TRAILING) for w in words) if w]
         if len(bare) != 1:
             return _TEXT_WORD  # several words and no URL (`Hotel Sol Sydney`, `200 OK`): text
         outcome = self._one(bare[0])
+        shortened = text.endswith(ELLIPSIS) and type(outcome) is not Reject
+        if shortened and self._cut_short(bare[0], outcome, ("0", "a")) is _MALFORMED_ID:
+            return _MALFORMED_ID  # `16615...`: shown shortened, maybe inside the id
         wrapped = bare[0] != text and outcome is not _HEADER_ROW
         if wrapped and (type(outcome) is Reject or self._word_ids):
             return _TEXT_WORD  # a word in quotes, brackets, markup or punctuation is text
+        return outcome
+
+    def _id_row(self, columns: list[str]) -> ParseResult | None:
+        """The id(s) of an export row without a URL whose first column is a bare id, or None
+        when the row is not one. After the id come more ids (`16615,16616`: a list), then
+        nothing, status columns, or a name column (`Qw3rTy,Hotel Sol`, `16615,Harbour
+        Motel,Sydney`). A name column is text with a letter and a space, or for an engine
+        whose ids do not look like words (RMS, Mews) any text with a letter that is no id
+        (`16615,Sydney`). Where ids look like words (Cloudbeds, SiteMinder), a list holds only
+        ids that look generated (`_looks_coded`), so `Sydney,Europe` is no row of ids."""
+        first = self._no_url(columns[0])
+        if type(first) is Reject or " " in columns[0]:
+            return None
+        found = dict.fromkeys(_ids_of(cast("str | tuple[str, ...]", first)))
+        rest = columns[1:]
+        listed = not self._word_ids or _looks_coded(columns[0])  # may a list of ids follow?
+        while rest and listed and (not self._word_ids or _looks_coded(rest[0])):
+            more = self._no_url(rest[0]) if " " not in rest[0] else _TEXT_WORD
+            if type(more) is Reject:
+                break
+            found.update(dict.fromkeys(_ids_of(cast("str | tuple[str, ...]", more))))
+            rest = rest[1:]
+        if rest and not _is_status(rest) and not self._is_name(rest[0]):
+            return None
+        self._found = None  # a bare id: the booking URL is the engine's template
+        ids = tuple(found)
+        return ids[0] if len(ids) == 1 else ids
+
+    def _is_name(self, column: str) -> bool:
+        """Whether a column after a bare id is text naming the property (see `_id_row`)."""
+        if column.lower() == column.upper():
+            return False  # no letter: a number, a date, a price
+        return " " in column.strip(UNICODE_SPACE) or not self._word_ids
+
+    def _shortened(self, url: str) -> ParseResult:
+        """A URL or bare id shown shortened (`/properties/seasideho...`, `16615…`): read
+        without its ellipsis, unless the cut fell inside its id (`_cut_short`)."""
+        short = url.rstrip(".\u2026")
+        return self._cut_short(short, self._one(short), ("0", "a"))
+
+    def _spaced(self, text: str, url: str, outcome: ParseResult) -> ParseResult:
+        """`outcome` of a URL of `text`, unless a space cut its id (`/properties/sea
+        side`): the word after one space, written on to the id, would make an id too. A
+        status or column name after it (`<url> 200`, `<url> OK`) is a column."""
+        at = text.find(url + " ")
+        word = _NEXT_WORD.match(text, at + len(url) + 1) if at >= 0 else None
+        if word is None or _STATUS_COLUMN.fullmatch(word[0]):
+            return outcome
+        if word[0].lower() in text_rules.HEADER_WORDS or word[0].lower() in _MIME_TYPES:
+            return outcome
+        return self._cut_short(url, outcome, (word[0],))
+
+    def _cut_short(self, url: str, outcome: ParseResult, more: tuple[str, ...]) -> ParseResult:
+        """`outcome`, or malformed_id when the page cut the id there: the URL's path ends with
+        its last id and that id followed by one of `more` fits the engine's id_pattern too (a
+        slug, a number; never a fixed-length Cloudbeds code or a UUID)."""
+        if type(outcome) is not str and type(outcome) is not tuple:
+            return outcome
+        last = _ids_of(outcome)[-1]
+        path = text_rules.used_part(url).rstrip(UNICODE_SPACE)
+        if path[-len(last) :].lower() != last.lower():
+            return outcome  # a `/`, a sub-page or the query came after the id: it is whole
+        if any(self._id_fullmatch(last + tail) for tail in more):
+            return _MALFORMED_ID
         return outcome
 
     def _bare(self, text: str) -> ParseResult:
@@ -116,6 +237,7 @@ class BareIds:
                 word == word.upper()  # no letter in it: a number, a date
                 or word in PLACEHOLDERS
                 or word in self._site_pages
+                or (self._word_ids and len(word) < text_rules.MIN_WORD_ID)  # `x`: text
             ):
                 return _TEXT_WORD
             return _MALFORMED_ID
@@ -161,6 +283,8 @@ class BareIds:
         trimmed = candidate.strip(UNICODE_SPACE)
         if trimmed != candidate and trimmed and fullmatch(trimmed):
             return self._case(trimmed) if self._case else trimmed
+        if "," in trimmed and "," not in self._separators:
+            return self._listed(trimmed.split(","), fullmatch)
         if not self._separators or not any(sep in trimmed for sep in self._separators):
             return None
         for sep in self._separators[1:]:
@@ -179,6 +303,20 @@ class BareIds:
             self.item_misses += len(bad)
             self.missed_items = bad
         ids = tuple(found)
+        return ids[0] if len(ids) == 1 else ids
+
+    def _listed(self, items: list[str], fullmatch: Callable[[str], Any]) -> Any:
+        """The ids of a comma list where an engine documents none (`/Search/Index/16615,16616/1`,
+        `16615,16616`), or None: the first item an id, the others ids a bare line would take
+        (bare_id_pattern: `16615,2025` is no list), none a placeholder, and where ids look like
+        words every item generated-looking (`Qw3rTy,Az9Bc1`, never `beach,house`)."""
+        if self._word_ids and not all(_looks_coded(item) for item in items):
+            return None
+        if not fullmatch(items[0]) or not all(self._bare_fullmatch(item) for item in items[1:]):
+            return None
+        if any(is_placeholder(item) for item in items):
+            return None
+        ids = tuple(dict.fromkeys(self._case(item) if self._case else item for item in items))
         return ids[0] if len(ids) == 1 else ids
 
     def _query_id(self, target: str, query: str) -> ParseResult:
@@ -244,3 +382,12 @@ class BareIds:
         ids = tuple(found)
         self._found = found if len(ids) > 1 else where
         return ids[0] if len(ids) == 1 else ids
+
+    def _cut_at(self, text: str, cut: re.Match[str]) -> ParseResult:
+        """`.../Qw3rTy%3Futm_source%3Dx`, `.../Qw3rTy%22%3E`: when the whole path gives no id,
+        an encoded `?` in it is read as where the query starts, an encoded `#`, quote or angle
+        bracket as where the URL ends (ids may hold them: tried first)."""
+        if cut[1] != "3F" and cut[1] != "3f":
+            return self._parse_url(text[: cut.start()])
+        query = unquote(text[cut.end() :], errors="replace")  # encoded with the `?`
+        return self._parse_url(f"{text[: cut.start()]}?{query}")

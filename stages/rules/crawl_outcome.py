@@ -12,7 +12,7 @@ from enum import Enum
 from stages.rules.config import Engine
 
 # Bumped when the parser reads lines differently, so stored evidence is checked again.
-RULES_VERSION = 6
+RULES_VERSION = 7
 
 
 class Reject(Enum):

@@ -339,17 +339,20 @@ _MATRIX = re.compile(r";[A-Za-z_][\w.-]*=[^/?#;,]*")
 _PATH_FIELD_END = {sep: re.compile(f"[{sep}]") for sep in (",;", ",", ";")}
 
 
-def path_field(url: str, separators: str) -> str:
+def path_field(url: str, separators: str, inner: bool = True) -> str:
     """`url` without matrix parameters (`;jsessionid=...`) and cut at the first unencoded `,`
     or `;` in its path that is not one of the engine's `separators`
-    (`.../Qw3rTy,Sydney` -> `.../Qw3rTy`); a `,` `;` ending its query is dropped too."""
+    (`.../Qw3rTy,Sydney` -> `.../Qw3rTy`); a `,` `;` ending its query is dropped too. With
+    `inner`, one followed by more path (`/16615,16616/1`) is inside the path: a column never
+    holds a path, so only one in the last segment is cut at."""
     head = used_part(url)
     if ";" in head and "=" in head:
         url = _MATRIX.sub("", head) + url[len(head) :]
         head = used_part(url)
     ends = "".join(sep for sep in ",;" if sep not in separators)
     host = head.find("//") + 2 if "//" in head[:8] else 0
-    cut = _PATH_FIELD_END[ends].search(head, host) if ends else None
+    start = max(host, head.rfind("/") + 1) if inner else host
+    cut = _PATH_FIELD_END[ends].search(head, start) if ends else None
     if cut:
         return url[: cut.start()]
     if len(head) < len(url) and url[-1] in ",;":

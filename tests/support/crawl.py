@@ -50,6 +50,17 @@ def outcome_text(outcome) -> str:
     return ",".join(outcome) if isinstance(outcome, tuple) else str(outcome)
 
 
+def table(text: str) -> list[tuple[str, str, str]]:
+    """(engine, line, expected) rows of a kind test's table, one `<engine> <line> -> <expected>`
+    a line, expected as the corpus writes it (`outcome_text`)."""
+    rows = []
+    for row in text.strip("\n").splitlines():
+        head, _, expected = row.rpartition(" -> ")
+        engine, _, line = head.strip().partition(" ")
+        rows.append((engine, line.strip(), expected.strip()))
+    return rows
+
+
 def lines_of_file(path: Path) -> list[bytes | None]:
     """The raw lines of a crawl file as ingest reads them (tiny chunks: boundaries tested)."""
     with open_crawl(path) as stream:

@@ -1,0 +1,190 @@
+"""Kinds of lines the fourth tester found wrong after issue 11, one test per kind: a bare id
+followed by a name column or by more ids (export rows without a URL), a comma inside a URL's path
+followed by more path, and ids a page or an extraction cut short (an ellipsis, a space, an
+apostrophe, a trailing hyphen, one character). Tables: `<engine> <line> -> <expected>`."""
+
+from __future__ import annotations
+
+import pytest
+
+from stages.rules.crawl import LineParser
+from tests.support.crawl import ENGINES, UUID, outcome_text, parse, table
+
+pytestmark = pytest.mark.unit  # pure logic: no services, no other programs
+
+RMS = "https://bookings.rmscloud.com/Search/Index"
+
+# --- a bare id followed by a name column: a crawler's export without URLs -----------------------
+
+NAME_COLUMNS = f"""
+cloudbeds Qw3rTy,Hotel Sol -> Qw3rTy
+cloudbeds Qw3rTy\tHotel Sol\tSydney -> Qw3rTy
+cloudbeds "Qw3rTy","Hotel Sol, Sydney" -> Qw3rTy
+cloudbeds lWvqMQ;Hotel Sol;Sydney;AU -> lWvqMQ
+rms 16615,Harbour Motel,Sydney -> 16615
+rms 16615,Sydney,NSW,AU -> 16615
+rms 16615 , Harbour Motel -> 16615
+rms 16615,Harbour Motel,200 -> 16615
+mews {UUID};Hotel Praha -> {UUID}
+mews "{UUID}","Hotel Praha","Prague" -> {UUID}
+siteminder seasidehoteldirect,Seaside Hotel,Byron Bay -> seasidehoteldirect
+siteminder seasidehoteldirect|Seaside Hotel -> seasidehoteldirect
+"""
+
+
+@pytest.mark.parametrize(("engine", "line", "expected"), table(NAME_COLUMNS))
+def test_a_bare_id_followed_by_a_name_column_is_a_lead(engine, line, expected):
+    assert outcome_text(parse(engine, line)) == expected
+
+
+def test_an_id_row_gets_the_engines_template_as_booking_url():
+    parser = LineParser(ENGINES["rms"])
+    assert parser.parse(b"16615,Harbour Motel,Sydney") == "16615"
+    assert parser.booking_url("16615") == f"{RMS}/16615/1/"
+
+
+ID_LISTS = """
+rms 16615,16616 -> 16615,16616
+rms 16615;16616;200 -> 16615,16616
+rms "16615","16616","Harbour Motel" -> 16615,16616
+rms 16615,16615 -> 16615
+cloudbeds Qw3rTy,Az9Bc1 -> Qw3rTy,Az9Bc1
+cloudbeds lWvqMQ\tAz9Bc1\tHotel Sol -> lWvqMQ,Az9Bc1
+"""
+
+
+@pytest.mark.parametrize(("engine", "line", "expected"), table(ID_LISTS))
+def test_a_row_of_bare_ids_is_one_lead_each(engine, line, expected):
+    assert outcome_text(parse(engine, line)) == expected
+
+
+# Where ids look like words, a single word after one is as likely a city as a code: not an id
+# row; a number that no bare line takes (a year, a price) is no id and no name either.
+NO_ID_ROWS = """
+cloudbeds Sydney,Europe -> reject:malformed_id
+cloudbeds Qw3rTy,Sydney -> reject:malformed_id
+cloudbeds Hotel Sol,Qw3rTy -> reject:text_word
+siteminder beach,house -> reject:malformed_id
+rms 16615,2000 -> reject:text_word
+rms 16615,12.50 -> reject:text_word
+rms 200,Harbour Motel -> reject:text_word
+rms 2025,Harbour Motel -> reject:text_word
+mews zzz;Hotel Praha -> reject:text_word
+"""
+
+
+@pytest.mark.parametrize(("engine", "line", "expected"), table(NO_ID_ROWS))
+def test_a_row_whose_first_column_is_no_id_or_whose_next_is_no_name_is_no_lead(
+    engine, line, expected
+):
+    assert outcome_text(parse(engine, line)) == expected
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["id,name,city,country", "Property ID,Hotel Name,City", '"hotel_id";"hotel_name"'],
+)
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_an_export_header_naming_an_id_column_is_a_header_row(engine, line):
+    assert outcome_text(parse(engine, line)) == "reject:header_row"
+
+
+# --- a comma inside a URL's path, followed by more path, is no column's end -------------------
+
+
+def test_a_comma_list_in_the_rms_client_position_is_one_lead_each_with_the_agent():
+    parser = LineParser(ENGINES["rms"])
+    assert parser.parse(f"{RMS}/16615,16616/1".encode()) == ("16615", "16616")
+    assert parser.booking_url("16615") == f"{RMS}/16615/1"
+    assert parser.booking_url("16616") == f"{RMS}/16616/1"
+
+
+def test_a_comma_list_in_the_cloudbeds_code_position_keeps_the_region_and_query():
+    parser = LineParser(ENGINES["cloudbeds"])
+    line = b"https://us2.cloudbeds.com/reservation/Qw3rTy,Az9Bc1/guests?currency=usd"
+    assert parser.parse(line) == ("Qw3rTy", "Az9Bc1")
+    assert parser.booking_url("Az9Bc1") == (
+        "https://us2.cloudbeds.com/reservation/Az9Bc1?currency=usd"
+    )
+
+
+# The comma ends the path (no `/` after it): the next field is a column of the export (a size,
+# a word count, a response time in ms: numbers of 4 digits too), and RMS documents no list.
+def test_a_number_after_a_comma_at_the_paths_end_is_a_column_and_the_url_stays_the_pages():
+    parser = LineParser(ENGINES["rms"])
+    assert parser.parse(f"{RMS}/4321,3000".encode()) == "4321"
+    assert parser.booking_url("4321") == f"{RMS}/4321"
+
+
+COLUMNS_WITH_A_SLASH = f"""
+rms {RMS}/16615,N/A -> 16615
+rms {RMS}/16615,2025/03/01 -> 16615
+cloudbeds https://hotels.cloudbeds.com/reservation/Qw3rTy,Sydney/NSW -> Qw3rTy
+siteminder https://direct-book.com/properties/beach,house/rooms -> beach
+"""
+
+
+@pytest.mark.parametrize(("engine", "line", "expected"), table(COLUMNS_WITH_A_SLASH))
+def test_a_column_holding_a_slash_after_the_id_is_still_a_column(engine, line, expected):
+    assert outcome_text(parse(engine, line)) == expected
+
+
+# --- an id cut short is no lead: malformed_id -----------------------------------------------------
+
+CUT_IDS = f"""
+siteminder https://direct-book.com/properties/x -> reject:malformed_id
+siteminder https://direct-book.com/properties/ab/rooms -> reject:malformed_id
+siteminder https://direct-book.com/properties/seaside- -> reject:malformed_id
+siteminder https://direct-book.com/properties/-seaside -> reject:malformed_id
+siteminder https://direct-book.com/properties/seasideho... -> reject:malformed_id
+siteminder https://direct-book.com/properties/seasideho\u2026 -> reject:malformed_id
+siteminder Book at https://direct-book.com/properties/seasideho\u2026 today -> reject:malformed_id
+siteminder https://direct-book.com/properties/o'reillys -> reject:malformed_id
+siteminder https://direct-book.com/properties/o\u2019reillys -> reject:malformed_id
+siteminder <a href='https://direct-book.com/properties/o'reillys'>Book</a> -> reject:malformed_id
+siteminder https://direct-book.com/properties/sea side -> reject:malformed_id
+siteminder https://direct-book.com/properties/sea side/rooms -> reject:malformed_id
+siteminder "https://direct-book.com/properties/sea side" -> reject:malformed_id
+siteminder <a href="https://direct-book.com/properties/sea side">Book</a> -> reject:malformed_id
+cloudbeds https://hotels.cloudbeds.com/reservation/Qw3rT... -> reject:malformed_id
+cloudbeds https://hotels.cloudbeds.com/reservation/Qw3rT\u2026 -> reject:malformed_id
+rms {RMS}/166... -> reject:malformed_id
+rms {RMS}/166\u2026 -> reject:malformed_id
+rms {RMS}/166 15 -> reject:malformed_id
+rms 16615... -> reject:malformed_id
+rms 16615\u2026 -> reject:malformed_id
+"""
+
+
+@pytest.mark.parametrize(("engine", "line", "expected"), table(CUT_IDS))
+def test_an_id_cut_at_an_ellipsis_space_apostrophe_or_hyphen_is_malformed(engine, line, expected):
+    assert outcome_text(parse(engine, line)) == expected
+
+
+# The cut fell after the id (a `/` or the query came first), no longer id could exist there
+# (a Cloudbeds code has 6 characters, a UUID 36), or the word after the space is a column.
+WHOLE_IDS = f"""
+cloudbeds https://hotels.cloudbeds.com/reservation/Qw3rTy... -> Qw3rTy
+cloudbeds https://hotels.cloudbeds.com/reservation/Qw3rTy/gue\u2026 -> Qw3rTy
+cloudbeds https://hotels.cloudbeds.com/reservation/Qw3rTy?currency=u... -> Qw3rTy
+cloudbeds https://hotels.cloudbeds.com/reservation/Qw3rTy guests -> Qw3rTy
+siteminder https://direct-book.com/properties/seasidehoteldirect/... -> seasidehoteldirect
+siteminder https://direct-book.com/properties/seasidehoteldirect 200 -> seasidehoteldirect
+siteminder https://direct-book.com/properties/seasidehoteldirect OK -> seasidehoteldirect
+siteminder https://direct-book.com/properties/seasidehoteldirect text/html -> seasidehoteldirect
+siteminder https://direct-book.com/properties/seasidehoteldirect image/png -> seasidehoteldirect
+siteminder https://direct-book.com/properties/sea-side-inn -> sea-side-inn
+rms {RMS}/16615/1\u2026 -> 16615
+rms {RMS}/16615 Harbour Motel -> 16615
+mews https://app.mews.com/distributor/{UUID}... -> {UUID}
+"""
+
+
+@pytest.mark.parametrize(("engine", "line", "expected"), table(WHOLE_IDS))
+def test_a_cut_after_a_whole_id_leaves_the_id(engine, line, expected):
+    assert outcome_text(parse(engine, line)) == expected
+
+
+@pytest.mark.parametrize("line", ["x", "ab", '"x"'])
+def test_a_word_shorter_than_any_slug_alone_is_text(line):
+    assert outcome_text(parse("siteminder", line)) == "reject:text_word"
