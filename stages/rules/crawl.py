@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import re
 from typing import Any, cast
-from urllib.parse import unquote
 
 from stages.rules import crawl_text as text_rules
 from stages.rules.config import Engine
@@ -61,6 +60,7 @@ from stages.rules.crawl_outcome import Blank as Blank
 from stages.rules.crawl_outcome import ParseResult as ParseResult
 from stages.rules.crawl_outcome import Reject as Reject
 from stages.rules.crawl_outcome import rules_fingerprint as rules_fingerprint
+from stages.rules.crawl_paths import SLASH_MARK, read_path
 from stages.rules.crawl_text import CONTROL, NOT_PLAIN, TRAILING, TRAILING_BYTES, UNICODE_SPACE
 from stages.rules.crawl_wrappers import redirect_target
 
@@ -70,16 +70,10 @@ from stages.rules.crawl_wrappers import redirect_target
     _TOO_LONG, _INVALID_UTF8, _CONTROL_CHARS, _UNSUPPORTED_SCHEME, _WRONG_HOST, _NO_ID,
     _MALFORMED_ID, _HEADER_ROW, _TEXT_WORD, _PLACEHOLDER_ID,
 ) = Reject  # fmt: skip
-# An encoded slash in a path is decoded to this private-use character while the patterns
-# look for `/`, and to a slash inside the id they find: the id is not cut at it.
-_SLASH_MARK = "\uf000"
-_SLASH_RUN = re.compile("//+")
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _PORT = re.compile(r"\d+(?:[/?#]|$)")  # "<host>:<port>..." has no scheme
 _WEB_SCHEMES = frozenset({"http", "https"})
-# What a decoded path's whitespace controls and invisible characters read as: a space.
-_ENCODED_SPACES = {**text_rules.UNICODE_DEBRIS, **dict.fromkeys(map(ord, "\t\n\r\x0b\x0c"), " ")}
 # Distinct authorities remembered (up to a DNS name's 255 characters each): crawl files
 # repeat a few hosts, and the cache stays small whatever the input.
 _HOST_CACHE_SIZE = 4096
@@ -341,33 +335,18 @@ class LineParser(BareIds):
     def _read_path(self, text: str, host: str, path: str, query: str) -> ParseResult:
         """The id(s) the url patterns find in "<host><path>" (or with the query), else why not.
         A site-page word in the id position (`/properties/contact`) is no match: no_id."""
-        slashes = False
-        if "%" in path:
-            if "%2" in path and ("%2F" in path or "%2f" in path):
-                slashes = True
-                path = path.replace("%2F", "%EF%80%80").replace("%2f", "%EF%80%80")
-            try:
-                path = unquote(path, errors="strict")
-            except UnicodeDecodeError:
-                return _INVALID_UTF8
-            if not path.isascii() or CONTROL.search(path):
-                # An encoded line end, tab or zero-width space (`Qw3rTy%0A`) is whitespace
-                # around the id, as `%20` is; any other control character is not.
-                path = path.translate(_ENCODED_SPACES)
-                if CONTROL.search(path):
-                    return _CONTROL_CHARS
-        if "//" in path:  # `//reservation/X`, `/reservation//X`: servers read a run as one
-            path = _SLASH_RUN.sub("/", path)
-        if path.endswith("/"):
-            path = path[:-1]
+        decoded = read_path(path)
+        if type(decoded) is Reject:
+            return decoded
+        path = cast(str, decoded)
         target = host + path
         found = False
         for pattern, page in self._path_patterns:
             match = pattern.search(target)
             if match:
                 candidate = match["id"]
-                if slashes:
-                    candidate = candidate.replace(_SLASH_MARK, "/")
+                if SLASH_MARK in candidate:
+                    candidate = candidate.replace(SLASH_MARK, "/")
                 if self._site_pages and candidate.lower() in self._site_pages:
                     continue
                 found = True
