@@ -162,7 +162,8 @@ def test_an_id_cut_at_an_ellipsis_space_apostrophe_or_hyphen_is_malformed(engine
 
 
 # The cut fell after the id (a `/` or the query came first), no longer id could exist there
-# (a Cloudbeds code has 6 characters, a UUID 36), or the word after the space is a column.
+# (a Cloudbeds code has 6 characters, a UUID 36), the word after the space is a column, or the
+# URL stands in running text, where a space ends it.
 WHOLE_IDS = f"""
 cloudbeds https://hotels.cloudbeds.com/reservation/Qw3rTy... -> Qw3rTy
 cloudbeds https://hotels.cloudbeds.com/reservation/Qw3rTy/gue\u2026 -> Qw3rTy
@@ -170,6 +171,11 @@ cloudbeds https://hotels.cloudbeds.com/reservation/Qw3rTy?currency=u... -> Qw3rT
 cloudbeds https://hotels.cloudbeds.com/reservation/Qw3rTy guests -> Qw3rTy
 siteminder https://direct-book.com/properties/seasidehoteldirect/... -> seasidehoteldirect
 siteminder https://direct-book.com/properties/seasidehoteldirect 200 -> seasidehoteldirect
+siteminder Visit https://direct-book.com/properties/seasidedirect for rates -> seasidedirect
+siteminder https://direct-book.com/properties/seasidedirect Book now -> seasidedirect
+siteminder Book now: https://direct-book.com/properties/seasidedirect and save -> seasidedirect
+siteminder https://direct-book.com/properties/seasidedirect Seaside Hotel -> seasidedirect
+siteminder <a href="https://direct-book.com/properties/seasidedirect">Book now</a> -> seasidedirect
 siteminder https://direct-book.com/properties/seasidehoteldirect OK -> seasidehoteldirect
 siteminder https://direct-book.com/properties/seasidehoteldirect text/html -> seasidehoteldirect
 siteminder https://direct-book.com/properties/seasidehoteldirect image/png -> seasidehoteldirect

@@ -100,6 +100,21 @@ def _looks_coded(word: str) -> bool:
     return rest != rest.lower() and rest != rest.upper()
 
 
+def _inside_url(text: str, at: int, word: re.Match[str]) -> bool:
+    """Whether `word`, after a space after the URL at `at`, reads as the rest of that URL: the
+    path goes on after it (`sea side/rooms`, `sea side?locale=en`), the URL and the word sit in
+    one pair of quotes (`href="<url> side"`), or they are all the line holds. In running text
+    (`Visit <url> for rates`, `<url> Book now`) the space ends the URL, as it does for a
+    browser's address bar."""
+    after = text[word.end() :]
+    if after[:1] in ("/", "?", "#"):
+        return True
+    quote = text[at - 1 : at] if at > 0 else ""
+    if quote in ("'", '"') and after[:1] == quote:
+        return True
+    return not text[:at].strip(UNICODE_SPACE) and not after.strip(UNICODE_SPACE)
+
+
 def path_apostrophes(text: str) -> str:
     """`text` with an apostrophe between a path's word characters (`/properties/o'reillys`)
     encoded: part of the path (an id the id pattern refuses), not a quote ending the URL."""
@@ -198,13 +213,17 @@ class BareIds:
 
     def _spaced(self, text: str, url: str, outcome: ParseResult) -> ParseResult:
         """`outcome` of a URL of `text`, unless a space cut its id (`/properties/sea
-        side`): the word after one space, written on to the id, would make an id too. A
-        status or column name after it (`<url> 200`, `<url> OK`) is a column."""
+        side`): the word after one space, written on to the id, would make an id too, and
+        the word still reads as part of the URL (`_inside_url`). A status or column name after
+        it (`<url> 200`, `<url> OK`) is a column; running text (`Visit <url> for rates`) ends
+        the URL at the space."""
         at = text.find(url + " ")
         word = _NEXT_WORD.match(text, at + len(url) + 1) if at >= 0 else None
         if word is None or _STATUS_COLUMN.fullmatch(word[0]):
             return outcome
         if word[0].lower() in text_rules.HEADER_WORDS or word[0].lower() in _MIME_TYPES:
+            return outcome
+        if not _inside_url(text, at, word):
             return outcome
         return self._cut_short(url, outcome, (word[0],))
 
