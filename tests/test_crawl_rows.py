@@ -151,6 +151,8 @@ cloudbeds https://hotels.cloudbeds.com/reservation/Qw3rT\u2026 -> reject:malform
 rms {RMS}/166... -> reject:malformed_id
 rms {RMS}/166\u2026 -> reject:malformed_id
 rms {RMS}/166 15 -> reject:malformed_id
+rms {RMS}/4,321/1 -> reject:malformed_id
+rms https://bookings.rmscloud.com/Search/Index/1,234,567/1 -> reject:malformed_id
 rms 16615... -> reject:malformed_id
 rms 16615\u2026 -> reject:malformed_id
 """

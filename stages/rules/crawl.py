@@ -40,7 +40,8 @@ from typing import Any, cast
 
 from stages.rules import crawl_text as text_rules
 from stages.rules.config import Engine
-from stages.rules.crawl_bare import ELLIPSIS, BareIds, path_apostrophes
+from stages.rules.crawl_bare import BareIds
+from stages.rules.crawl_cuts import ELLIPSIS, path_apostrophes
 
 # Re-exported: the public names of the crawl rules, wherever they live (`import x as x`).
 from stages.rules.crawl_evidence import evidence_line as evidence_line
@@ -74,6 +75,7 @@ from stages.rules.crawl_wrappers import redirect_target
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _PORT = re.compile(r"\d+(?:[/?#]|$)")  # "<host>:<port>..." has no scheme
 _WEB_SCHEMES = frozenset({"http", "https"})
+_GROUPED = re.compile(r"/\d{1,3}(?:,\d{3})+(?=/)")  # `/4,321/`: a formatted number
 # Distinct authorities remembered (up to a DNS name's 255 characters each): crawl files
 # repeat a few hosts, and the cache stays small whatever the input.
 _HOST_CACHE_SIZE = 4096
@@ -218,13 +220,16 @@ class LineParser(BareIds):
                     return _TEXT_WORD  # `seasidedirect.`: running text, not a list of ids
                 return outcome if type(retry) is Reject else retry
             return outcome
-        if "," in url or ";" in url or "|" in url or "&" in url:
+        # `/4,321/1`: a number with a thousands separator is no id, no list and no column.
+        grouped = "," in url and _GROUPED.search(url)
+        if not grouped and ("," in url or ";" in url or "|" in url or "&" in url):
             url = text_rules.url_field(url)
         whole = url
-        if "," in url or ";" in url:
+        fields = not grouped and ("," in url or ";" in url)
+        if fields:
             url = text_rules.path_field(url, self._separators)
         outcome = self._parse_url(url)
-        if type(outcome) is Reject and ("," in url or ";" in url):
+        if type(outcome) is Reject and fields and ("," in url or ";" in url):
             # `/16615,16616/1` is a list; `/Qw3rTy,N/A` gave none: the `,` ended a column
             shorter = text_rules.path_field(whole, self._separators, inner=False)
             if shorter != url:

@@ -13,7 +13,7 @@ text. One reason for the same kind of line whatever the engine:
   words) too short or letter-less (see `BareIds._word`);
 - malformed_id: a word with a letter that is near an id but is none (`Qw3rT`, a UUID
   without dashes), or an id a page cut short (`16615...`, and in URLs `/properties/seasideho…`,
-  `/properties/sea side`, `/properties/o'reillys`: `_cut_short`).
+  `/properties/sea side`, `/properties/o'reillys`: stages/rules/crawl_cuts.py).
 
 A bare line must fully match the engine's `bare_id_pattern` when it has one (RMS: a number
 alone must look like a client, not a status code), else its `id_pattern`. The ids of a URL's
@@ -28,6 +28,7 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 from stages.rules import crawl_text as text_rules
+from stages.rules.crawl_cuts import ELLIPSIS, STATUS_COLUMN, CutIds, ids_of
 from stages.rules.crawl_outcome import (
     PLACEHOLDER_FORMS,
     PLACEHOLDERS,
@@ -44,16 +45,6 @@ _NO_ID, _PLACEHOLDER_ID = Reject.NO_ID, Reject.PLACEHOLDER_ID
 _COLUMN = re.compile(r'"(?:[^"]|"")*"|[^\t,;|"]+')
 # A column name of an export's header row (`Property ID`, `hotel_name`, `City`).
 _LABEL = re.compile(r"[A-Za-z][A-Za-z0-9 _./()-]*")
-# The end of a URL or id a page showed shortened (search results, tables): `...`, `…`.
-ELLIPSIS = ("...", "\u2026")
-# An apostrophe after a path's word characters and before another (`/properties/o'reillys`).
-_PATH_APOSTROPHE = re.compile(r"(/[\w.~%-]*\w)'(?=\w)")
-# A word right after a URL and one space, up to whitespace, a quote, markup, a slash (more path:
-# `/properties/sea side/rooms`) or the line's end; a MIME type's (`<url> image/png`) is a column.
-_NEXT_WORD = re.compile(r"[A-Za-z0-9_-]+(?=[\s\"'<>/]|$)")
-_MIME_TYPES = frozenset(("text", "application", "image", "audio", "video", "font", "multipart"))
-# A crawl export's status column after a bare id (`12345<TAB>200`, `Qw3rTy,200`).
-_STATUS_COLUMN = re.compile(r"[1-5][0-9]{2}|(?i:non-indexable|indexable|ok)")
 # An HTTP reason phrase after a status code (`404<TAB>Not Found`, `301<TAB>Moved Permanently`).
 _REASON_PHRASE = re.compile(r"[A-Za-z][A-Za-z' -]{0,40}")
 
@@ -68,11 +59,11 @@ def _csv_field(column: str) -> str:
 def _is_status(columns: list[str]) -> bool:
     """Whether the columns after a bare id are a crawl export's status: a status (`200`, `OK`,
     `Indexable`) each, or a status code followed by its reason phrase (`404`, `Not Found`)."""
-    if all(_STATUS_COLUMN.fullmatch(column) for column in columns):
+    if all(STATUS_COLUMN.fullmatch(column) for column in columns):
         return True
     return (
         len(columns) > 1
-        and _STATUS_COLUMN.fullmatch(columns[0]) is not None
+        and STATUS_COLUMN.fullmatch(columns[0]) is not None
         and all(_REASON_PHRASE.fullmatch(column) for column in columns[1:])
     )
 
@@ -100,32 +91,7 @@ def _looks_coded(word: str) -> bool:
     return rest != rest.lower() and rest != rest.upper()
 
 
-def _inside_url(text: str, at: int, word: re.Match[str]) -> bool:
-    """Whether `word`, after a space after the URL at `at`, reads as the rest of that URL: the
-    path goes on after it (`sea side/rooms`, `sea side?locale=en`), the URL and the word sit in
-    one pair of quotes (`href="<url> side"`), or they are all the line holds. In running text
-    (`Visit <url> for rates`, `<url> Book now`) the space ends the URL, as it does for a
-    browser's address bar."""
-    after = text[word.end() :]
-    if after[:1] in ("/", "?", "#"):
-        return True
-    quote = text[at - 1 : at] if at > 0 else ""
-    if quote in ("'", '"') and after[:1] == quote:
-        return True
-    return not text[:at].strip(UNICODE_SPACE) and not after.strip(UNICODE_SPACE)
-
-
-def path_apostrophes(text: str) -> str:
-    """`text` with an apostrophe between a path's word characters (`/properties/o'reillys`)
-    encoded: part of the path (an id the id pattern refuses), not a quote ending the URL."""
-    return _PATH_APOSTROPHE.sub(r"\1%27", text) if "'" in text else text
-
-
-def _ids_of(outcome: str | tuple[str, ...]) -> tuple[str, ...]:
-    return (outcome,) if type(outcome) is str else cast("tuple[str, ...]", outcome)
-
-
-class BareIds:
+class BareIds(CutIds):
     """The bare-line and id-list rules; `LineParser` (stages/rules/crawl.py) sets the state."""
 
     _id_fullmatch: Callable[[str], Any]
@@ -184,14 +150,14 @@ class BareIds:
         first = self._no_url(columns[0])
         if type(first) is Reject or " " in columns[0]:
             return None
-        found = dict.fromkeys(_ids_of(cast("str | tuple[str, ...]", first)))
+        found = dict.fromkeys(ids_of(cast("str | tuple[str, ...]", first)))
         rest = columns[1:]
         listed = not self._word_ids or _looks_coded(columns[0])  # may a list of ids follow?
         while rest and listed and (not self._word_ids or _looks_coded(rest[0])):
             more = self._no_url(rest[0]) if " " not in rest[0] else _TEXT_WORD
             if type(more) is Reject:
                 break
-            found.update(dict.fromkeys(_ids_of(cast("str | tuple[str, ...]", more))))
+            found.update(dict.fromkeys(ids_of(cast("str | tuple[str, ...]", more))))
             rest = rest[1:]
         if rest and not _is_status(rest) and not self._is_name(rest[0]):
             return None
@@ -204,42 +170,6 @@ class BareIds:
         if column.lower() == column.upper():
             return False  # no letter: a number, a date, a price
         return " " in column.strip(UNICODE_SPACE) or not self._word_ids
-
-    def _shortened(self, url: str) -> ParseResult:
-        """A URL or bare id shown shortened (`/properties/seasideho...`, `16615…`): read
-        without its ellipsis, unless the cut fell inside its id (`_cut_short`)."""
-        short = url.rstrip(".\u2026")
-        return self._cut_short(short, self._one(short), ("0", "a"))
-
-    def _spaced(self, text: str, url: str, outcome: ParseResult) -> ParseResult:
-        """`outcome` of a URL of `text`, unless a space cut its id (`/properties/sea
-        side`): the word after one space, written on to the id, would make an id too, and
-        the word still reads as part of the URL (`_inside_url`). A status or column name after
-        it (`<url> 200`, `<url> OK`) is a column; running text (`Visit <url> for rates`) ends
-        the URL at the space."""
-        at = text.find(url + " ")
-        word = _NEXT_WORD.match(text, at + len(url) + 1) if at >= 0 else None
-        if word is None or _STATUS_COLUMN.fullmatch(word[0]):
-            return outcome
-        if word[0].lower() in text_rules.HEADER_WORDS or word[0].lower() in _MIME_TYPES:
-            return outcome
-        if not _inside_url(text, at, word):
-            return outcome
-        return self._cut_short(url, outcome, (word[0],))
-
-    def _cut_short(self, url: str, outcome: ParseResult, more: tuple[str, ...]) -> ParseResult:
-        """`outcome`, or malformed_id when the page cut the id there: the URL's path ends with
-        its last id and that id followed by one of `more` fits the engine's id_pattern too (a
-        slug, a number; never a fixed-length Cloudbeds code or a UUID)."""
-        if type(outcome) is not str and type(outcome) is not tuple:
-            return outcome
-        last = _ids_of(outcome)[-1]
-        path = text_rules.used_part(url).rstrip(UNICODE_SPACE)
-        if path[-len(last) :].lower() != last.lower():
-            return outcome  # a `/`, a sub-page or the query came after the id: it is whole
-        if any(self._id_fullmatch(last + tail) for tail in more):
-            return _MALFORMED_ID
-        return outcome
 
     def _bare(self, text: str) -> ParseResult:
         """The id a bare word names, or why it names none (see the module docstring)."""
