@@ -38,7 +38,7 @@ class _ByteSink:
 
 def python_share(engine_name: str, crawl: Path) -> int:
     """Run ingest's per-line work over `crawl`; return the COPY text's length in characters."""
-    from stages.ingest import LineTally
+    from stages.rules.crawl_tally import LineTally
     from stages.rules.config import load_params
     from stages.rules.crawl import LineParser
     from stages.store.staging import copy_text_blocks

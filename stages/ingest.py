@@ -21,169 +21,20 @@ import io
 import json
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from stages.runner import engine_parser, path_option, run_stage
 
 STAGE = "ingest"
-PROGRESS_EVERY = 100_000  # lines between progress reports: cheap next to parsing
-# Ids whose URL and evidence were already staged: a repeat sends neither. Bounded (cleared
-# when full), so memory stays flat; an id seen again after a clear is merely staged twice.
-SEEN_CACHE = 1 << 16
-COUNTING = (
-    "lines = blank + rejected + accepted_lines; valid = ids on accepted lines (a line may"
-    " name several) = unique + duplicates; unique = inserted + updated + unchanged;"
-    " urls_without_id = URLs of the engine's hosts that gave no id on accepted lines (listed"
-    " in the rejects file as url:<reason>); list_items_without_id = items of an id list"
-    " (`<uuid>;zzz`) that were no id, on accepted lines (listed as item:malformed_id)"
-)
-
 if TYPE_CHECKING:
     from stages.rules.config import Engine, Params
     from stages.rules.crawl import LineParser, Reject, UnreadableFile
+    from stages.rules.crawl_tally import LineTally
     from stages.store import leads
-    from stages.store.staging import Found
-
-
-class LineTally:
-    """Sorts every line of a crawl file into exactly one bucket: blank, rejected or accepted."""
-
-    def __init__(self, rejects: IO[str] | None = None):
-        self.rejects = rejects
-        self.reset()
-
-    def reset(self) -> None:
-        self.lines = self.blank = self.accepted = self.valid = self.urls_without_id = 0
-        self.list_items_without_id = 0
-        self.rejected: Counter[str] = Counter()
-        if self.rejects:
-            self.rejects.seek(0)
-            self.rejects.truncate()
-            self.rejects.write("line\treason\ttext\n")
-
-    def outcomes(
-        self, path: Path, parser: LineParser
-    ) -> Iterator[tuple[int, str | tuple[str, ...] | Reject, bytes | None]]:
-        """(line number, id(s) or the Reject, raw line) per non-blank line, counting them.
-
-        Raises UnreadableFile for a file `open_crawl` cannot read, also when a gzip file
-        turns out damaged half-way.
-        """
-        import zlib
-
-        from stages.observe.progress import Progress
-        from stages.rules.crawl import BLANK, UnreadableFile, iter_lines, open_crawl, safe_text
-
-        self.reset()
-        misses, item_misses = parser.misses, parser.item_misses
-        progress = Progress(f"read {path.name}", unit="lines")
-        size = max(path.stat().st_size, 1)
-        try:
-            with open_crawl(path) as handle:
-                position = _position(handle)
-                for number, raw in enumerate(iter_lines(handle), start=1):
-                    self.lines = number
-                    if not number % PROGRESS_EVERY:
-                        progress.update(number, fraction=position() / size)
-                    outcome = parser.parse(raw)
-                    if type(outcome) is str or type(outcome) is tuple:
-                        self.accepted += 1
-                        self.valid += 1 if type(outcome) is str else len(outcome)
-                        if parser.misses != misses:  # a URL beside others gave no id
-                            misses = parser.misses
-                            self._missed(number, parser.missed)
-                        if parser.item_misses != item_misses:  # `<uuid>;zzz`: zzz is no id
-                            item_misses = parser.item_misses
-                            self._missed_items(number, parser.missed_items)
-                        yield number, outcome, raw
-                    elif outcome is BLANK:
-                        self.blank += 1
-                    else:
-                        reason = cast("Reject", outcome).value  # the one kind left
-                        self.rejected[reason] += 1
-                        if self.rejects:
-                            text = "(longer than the line limit)" if raw is None else safe_text(raw)
-                            self.rejects.write(f"{number}\t{reason}\t{text}\n")
-                        yield number, outcome, raw
-        except (EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError subclass
-            raise UnreadableFile(f"a damaged gzip file ({exc})") from None
-        except OSError as exc:
-            if type(exc).__name__ != "BadGzipFile":
-                raise
-            raise UnreadableFile(f"a damaged gzip file ({exc})") from None
-        progress.finish(self.lines)
-
-    def _missed(self, number: int, missed: list[tuple[Reject, str]]) -> None:
-        """Count the URLs of an accepted line that gave no id, and list them as rejects."""
-        from stages.rules.crawl import safe_text
-
-        self.urls_without_id += len(missed)
-        if self.rejects:
-            for reason, url in missed:
-                text = safe_text(url.encode("utf-8", "surrogatepass"))
-                self.rejects.write(f"{number}\turl:{reason.value}\t{text}\n")
-
-    def _missed_items(self, number: int, items: list[str]) -> None:
-        """Count the items of an accepted line's id list that were no id, and list them."""
-        from stages.rules.crawl import safe_text
-
-        self.list_items_without_id += len(items)
-        if self.rejects:
-            for item in items:
-                text = safe_text(item.encode("utf-8", "surrogatepass"))
-                self.rejects.write(f"{number}\titem:malformed_id\t{text}\n")
-
-    def found(self, path: Path, parser: LineParser) -> Iterator[Found]:
-        """A staged row per id: (id, line number, booking URL, evidence), "" for a repeat."""
-        from stages.rules.crawl import evidence_text
-
-        seen: set[str] = set()
-        booking_url = parser.booking_url
-        for number, outcome, raw in self.outcomes(path, parser):
-            # Only an over-long line is not read, and it is always rejected.
-            if type(outcome) is str:
-                assert raw is not None
-                if outcome in seen:
-                    yield outcome, number, "", ""
-                    continue
-                if len(seen) >= SEEN_CACHE:
-                    seen.clear()
-                seen.add(outcome)
-                yield outcome, number, booking_url(outcome), evidence_text(raw)
-            elif type(outcome) is tuple:
-                assert raw is not None
-                evidence = evidence_text(raw)
-                for property_id in outcome:
-                    yield property_id, number, booking_url(property_id), evidence
-
-    def summary(self) -> dict[str, object]:
-        return {
-            "lines": self.lines,
-            "blank": self.blank,
-            "rejected": sum(self.rejected.values()),
-            "rejected_by_reason": dict(sorted(self.rejected.items())),
-            "accepted_lines": self.accepted,
-            "valid": self.valid,
-            "urls_without_id": self.urls_without_id,
-            "list_items_without_id": self.list_items_without_id,
-            "counting": COUNTING,
-        }
-
-
-def _position(handle: IO[bytes]) -> Callable[[], int]:
-    """How far into the file on disk reading is (compressed bytes for gzip), for progress."""
-    import os
-
-    try:
-        fd = handle.fileno()
-    except (OSError, AttributeError, io.UnsupportedOperation):
-        return lambda: 0
-    return lambda: os.lseek(fd, 0, os.SEEK_CUR)
 
 
 def ingest(
@@ -198,6 +49,7 @@ def ingest(
     from stages.report import metrics
     from stages.rules.config import load_params
     from stages.rules.crawl import LineParser, UnreadableFile
+    from stages.rules.crawl_tally import LineTally
     from stages.store import db, loads
     from stages.store.files import atomic_output, write_json
 
@@ -210,9 +62,12 @@ def ingest(
     rejects_path = _rejects_path(params, engine.name, path, by_hand)
     started = time.monotonic()
     with atomic_output(rejects_path, "w") as rejects:
-        tally = LineTally(rejects)
+        tally = LineTally(rejects, progress=_reading)
         guard = None if accept else loads.collapse_guard(engine.name, tally, params.ingest)
-        load = _Load(engine, path, LineParser(engine), tag, seen_at, by_hand, tally, guard)
+        processes = params.ingest.parse_processes
+        load = _Load(
+            engine, path, LineParser(engine), tag, seen_at, by_hand, tally, guard, processes
+        )
         try:
             loaded = db.retrying(
                 params.ingest.retry_policy,
@@ -250,6 +105,7 @@ class _Load:
     by_hand: bool
     tally: LineTally
     guard: Callable[[int, int | None], None] | None
+    processes: int  # ingest.parse_processes: 0 is one per CPU, for a large plain file
 
     def once(self) -> leads.LoadResult:
         """One attempt, in one transaction: the load and its line counts (stages.store.loads)
@@ -259,15 +115,15 @@ class _Load:
 
         with db.connect() as conn, conn.transaction(), contextlib.ExitStack() as merging:
 
-            def found() -> Iterator[Found]:
-                yield from self.tally.found(self.path, self.parser)
+            def then_merge(staged: Iterator[Any]) -> Iterator[Any]:
+                yield from staged
                 # The ids are in: what load_leads does next is the set-based merge.
                 merging.enter_context(phase(f"merge {self.engine.name} leads into PostgreSQL"))
 
             result = leads.load_leads(
                 conn,
                 self.engine,
-                found(),
+                self._staged(then_merge),
                 source_tag=self.source_tag,
                 seen_at=self.seen_at,
                 by_hand=self.by_hand,
@@ -276,6 +132,32 @@ class _Load:
             counts = {**self.tally.summary(), "retracted": result.retracted}
             loads.record_line_counts(conn, result.load_id, counts)
             return result
+
+    def _staged(self, then: Callable[[Iterator[Any]], Iterator[Any]]) -> Any:
+        """The file's staged rows, or their COPY text from several processes for a large
+        plain file (stages.store.split_parse); `then` wraps what is read."""
+        from stages.rules.crawl import UnreadableFile, open_crawl
+        from stages.store import split_parse
+        from stages.store.staging import CopyBlocks
+
+        try:
+            with open_crawl(self.path) as stream:
+                plain = isinstance(stream, io.BufferedReader)  # read as it is, not decoded
+        except UnreadableFile:
+            plain = False  # the reading below raises it
+        processes = split_parse.parse_processes(self.processes, self.path, plain)
+        if processes == 1:
+            return then(self.tally.found(self.path, self.parser))
+        report = _reading(f"read {self.path.name}")
+        blocks = split_parse.parsed_blocks(self.path, self.engine, self.tally, processes, report)
+        return CopyBlocks(then(blocks))
+
+
+def _reading(label: str) -> Any:
+    """The progress report of reading a crawl file (stages.observe.progress)."""
+    from stages.observe.progress import Progress
+
+    return Progress(label, unit="lines")
 
 
 def _rejects_path(params: Params, engine: str, path: Path, by_hand: bool) -> Path:
@@ -322,12 +204,13 @@ def dry_run(engine_name: str, file: Path | None, out: IO[str]) -> dict[str, obje
     from stages.errors import PipelineError
     from stages.rules.config import load_params
     from stages.rules.crawl import LineParser, UnreadableFile
+    from stages.rules.crawl_tally import LineTally
 
     params = load_params()
     engine = params.engine(engine_name)
     path = _crawl_file(engine.name, file or params.files(engine.name).raw, bool(file))
     parser = LineParser(engine)
-    tally = LineTally()
+    tally = LineTally(progress=_reading)
     try:
         for number, found, _ in tally.outcomes(path, parser):
             if type(found) is str or type(found) is tuple:

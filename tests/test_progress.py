@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from stages.ingest import LineTally
 from stages.observe.progress import Progress, byte_size, phase
 from stages.rules.config import load_params
 from stages.rules.crawl import LineParser
+from stages.rules.crawl_tally import LineTally
 from tests.support.project import REPO
 
 
@@ -28,6 +28,11 @@ def rms_parser() -> LineParser:
     return LineParser(load_params(REPO).engine("rms"))
 
 
+def reading_tally() -> LineTally:
+    """A tally that reports its reading, as ingest's does."""
+    return LineTally(progress=lambda label: Progress(label, unit="lines"))
+
+
 def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [record.getMessage() for record in caplog.records]
 
@@ -37,7 +42,7 @@ def test_reading_a_150000_line_file_ends_on_150000_lines(tmp_path, progress_log)
     lines = (f"https://bookings.rmscloud.com/Search/Index/{n:016X}/1/" for n in range(150_000))
     crawl.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    tally = LineTally()
+    tally = reading_tally()
     for _ in tally.outcomes(crawl, rms_parser()):
         pass
 
@@ -48,7 +53,7 @@ def test_reading_a_150000_line_file_ends_on_150000_lines(tmp_path, progress_log)
 @pytest.mark.unit
 def test_reading_a_sample_file_ends_on_its_line_count_not_zero(progress_log):
     sample = REPO / "data" / "sources" / "rms.txt"
-    tally = LineTally()
+    tally = reading_tally()
     for _ in tally.outcomes(sample, rms_parser()):
         pass
 

@@ -154,6 +154,7 @@ class Ingest(_Retrying):
     source_tag: str = setting("commoncrawl", parse=_non_empty)
     max_rejected_share: float = setting(0.5, least=0, most=1)
     min_previous_share: float = setting(0.5, least=0, most=1)
+    parse_processes: int = setting(0, least=0, most=64)  # 0: one per CPU (large files only)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,7 +25,7 @@ from stages.errors import ConfigError
 from stages.rules.config import Engine
 from stages.store.db import advisory_key, database_identity
 from stages.store.recheck import Recheck, recheck
-from stages.store.staging import Found, stage_rows
+from stages.store.staging import CopyBlocks, Found, stage_rows
 
 DETECTION_METHOD = "crawl"
 EXPORT_COLUMNS = (
@@ -94,7 +94,7 @@ class LoadResult:
 def load_leads(
     conn: psycopg.Connection,
     engine: Engine,
-    ids: Iterable[str] | Iterable[Found],
+    ids: Iterable[str] | Iterable[Found] | CopyBlocks,
     *,
     source_tag: str,
     seen_at: datetime,
@@ -104,8 +104,9 @@ def load_leads(
     """Merge every id of one crawl file (duplicates included) into `engine`'s leads.
 
     `ids` holds bare ids (str: the lead gets the `booking_url` template and the id as its
-    evidence) or `Found` rows, all of one kind; it is consumed inside the COPY, so parsing
-    overlaps the server's work, and is never held in memory. A new lead takes the URL and
+    evidence) or `Found` rows, all of one kind, or their COPY text (`CopyBlocks`); it is
+    consumed inside the COPY, so parsing overlaps the server's work, and is never held in
+    memory. A new lead takes the URL and
     evidence of the first line that named it; a lead seen again keeps its own unless it had
     none or was retracted. If the engine's rules changed since its leads were last checked,
     they are brought in line first (`recheck`). `before_commit(unique, previous_unique)`,

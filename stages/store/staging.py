@@ -8,8 +8,11 @@ the COPY text was the largest single item of a load's Python time (BENCHMARKS.md
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, cast
+
+from stages.rules.crawl_tally import Found as Found
 
 if TYPE_CHECKING:
     import psycopg
@@ -22,14 +25,20 @@ COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r
 # The same as replaces, backslash first so the escapes' own backslashes stay single.
 ESCAPE_ORDER = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 
-# One staged row per id a line named: (property_id, line number, booking URL, evidence). A
-# repeat of an id already staged may carry "" for both: the first line of each id decides.
-Found = tuple[str, int, str, str]
+
+@dataclass(frozen=True)
+class CopyBlocks:
+    """Staged rows already written as COPY text (stages.store.split_parse): (text, rows in it)
+    per block, each block ending in a newline."""
+
+    blocks: Iterable[tuple[str, int]]
 
 
-def stage_rows(cur: psycopg.Cursor, ids: Iterable[str] | Iterable[Found]) -> int:
+def stage_rows(cur: psycopg.Cursor, ids: Iterable[str] | Iterable[Found] | CopyBlocks) -> int:
     """COPY `ids` into a new temp table lead_staging (dropped at commit); return how many were
-    copied. `ids` is consumed inside the COPY, never held in memory."""
+    copied. `ids` is consumed inside the COPY, never held in memory. A staged row per id a
+    line named is (property_id, line number, booking URL, evidence) (`Found`); a repeat of an
+    id already staged may carry "" for both: the first line of each id decides."""
     cur.execute(
         'CREATE TEMP TABLE lead_staging (property_id text COLLATE "C" NOT NULL,'
         " line bigint NOT NULL, booking_url text NOT NULL, evidence text NOT NULL)"
@@ -39,10 +48,11 @@ def stage_rows(cur: psycopg.Cursor, ids: Iterable[str] | Iterable[Found]) -> int
         return _copy_ids(copy, ids)
 
 
-def _copy_ids(copy: psycopg.Copy, ids: Iterable[str] | Iterable[Found]) -> int:
+def _copy_ids(copy: psycopg.Copy, ids: Iterable[str] | Iterable[Found] | CopyBlocks) -> int:
     """Write `ids` to the COPY in large text blocks; return how many were written."""
     written = 0
-    for block, rows in copy_text_blocks(ids):
+    blocks = ids.blocks if isinstance(ids, CopyBlocks) else copy_text_blocks(ids)
+    for block, rows in blocks:
         copy.write(block)
         written += rows
     return written
