@@ -34,7 +34,7 @@ UNICODE_DEBRIS = str.maketrans(
         # Fullwidth punctuation, not letters, digits nor what builds a URL (`／`, `：`, `．`,
         # `％`, `＠`): `ｃｌｏｕｄｂｅｄｓ.com` stays a lookalike host, never cloudbeds.com.
         **{chr(0xFEE0 + ord(c)): c for c in "!\"'(),;<>[]{}`|"},
-        "\u3001": ",", "\u3010": "[", "\u3011": "]", "\u3008": "<", "\u3009": ">",
+        "\u2026": "...", "\u3001": ",", "\u3010": "[", "\u3011": "]", "\u3008": "<", "\u3009": ">",
     }
 )  # fmt: skip
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
@@ -186,23 +186,15 @@ def used_part(text: str) -> str:
     return text[:cut]
 
 
-def rescuable(text: str, wrong_host: bool) -> bool:
+def rescuable(text: str) -> bool:
     """Whether `LineParser._messy` may find an id in a plain line the fast path rejected: a
-    query glued on with `&`, an attribute (`href=`), encoded quotes around it, a URL after a
-    prefix, or a redirect wrapper (`wrong_host`: the line's host is none of the engine's)."""
+    query glued on with `&`, an attribute (`href=`), encoded quotes around it (a wrapper
+    around it: `crawl_wrappers.may_carry_url`)."""
     if "&" in text or "=" in text:
         head = text.partition("?")[0]  # a fragment in it only costs a needless second look
         if "&" in head or "=" in head:
             return True
-    if "%2" in text and (text[:3] in _ENCODED_QUOTES or text[-3:] in _ENCODED_QUOTES):
-        return True
-    if wrong_host and ("=" in text or "%" in text[:8] or ".translate.goog" in text):
-        return True  # maybe a redirect wrapper (`google.com/url?q=https%3A...`), or an encoded URL
-    if wrong_host and text.count("//") > 1:
-        return True  # an archive's copy: `web.archive.org/web/2023/https://...`
-    # `booking_link:https://...`: the URL starts after the first colon's own slashes.
-    slashes = text.find("//")
-    return wrong_host and slashes > 0 and slashes != text.find(":") + 1
+    return "%2" in text and (text[:3] in _ENCODED_QUOTES or text[-3:] in _ENCODED_QUOTES)
 
 
 def decoded_url(text: str) -> str:
@@ -387,3 +379,19 @@ def kept_query(query: str) -> str:
         and p[-1] != "="
     ]
     return "&".join(kept)
+
+
+def booking_page(match: re.Match[str], query: str, property_id: str) -> str:
+    """The https page a url pattern's `match` (in "<host><path>") and the URL's `query` name,
+    with `property_id` (case-normalised) in the id's place, up to the end of the match, and
+    the query a booking URL keeps (`kept_query`)."""
+    target = match.string
+    page = target[: match.start("id")] + property_id + target[match.end("id") : match.end()]
+    if query:
+        page += "?" + query
+    if "?" in page:
+        page, _, query = page.partition("?")
+        query = kept_query(query)
+        if query:
+            page += "?" + query
+    return "https://" + page
