@@ -153,6 +153,7 @@ def test_a_second_mews_uuid_without_a_step_before_it_is_no_sub_page():
         b"Book now: \x93" + CLOUDBEDS.encode() + b"\x94 \x96 best rate\x85",
         CLOUDBEDS.encode() + b"\x85",
         b"caf\xe9 \x93" + CLOUDBEDS.encode() + b"\x94",
+        b"\x81" + CLOUDBEDS.encode(),  # a byte undefined in Windows-1252 outside the URL
     ],
 )
 def test_a_windows_1252_line_gives_the_id_it_names(raw):
@@ -164,7 +165,7 @@ def test_a_windows_1252_line_gives_the_id_it_names(raw):
     [
         b"\x93just text from a Windows file\x94",
         b"hotels.cloudbeds.com/reservation/Qw3rT\xe9",
-        b"\x81" + CLOUDBEDS.encode(),  # undefined in Windows-1252 too
+        b"hotels.cloudbeds.com/reservation/Qw3\x81Ty",  # undefined in Windows-1252 too
     ],
 )
 def test_a_windows_1252_line_that_names_no_id_is_invalid_utf8(raw):

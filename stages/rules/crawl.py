@@ -17,8 +17,9 @@ Outcome of `LineParser.parse`, one per physical line:
   Mews `<uuid>;<uuid>`), in line order, without repeats;
 - `BLANK`: the line holds only whitespace (not a rejection; count it apart);
 - a `Reject`: why the line was refused. The codes are fixed; checks run in this order and
-  the first that fails names the reason: too_long, invalid_utf8, control_chars (both only
-  for the part before the query: the query and fragment are read only for ids in them),
+  the first that fails names the reason: too_long, invalid_utf8 (unless read as Windows-1252
+  it names ids), control_chars (both only for the part before the query; NULs at the line's
+  ends are padding),
   unsupported_scheme, wrong_host, then the percent-decoded path (invalid_utf8 or
   control_chars again), no_id, malformed_id, placeholder_id (an id a template or test data
   left: `undefined`, `XXXXXX`, the all-zero UUID; `crawl_outcome.is_placeholder`). A line
@@ -44,6 +45,7 @@ from stages.rules.config import Engine
 from stages.rules.crawl_bare import BareIds
 
 # Re-exported: the public names of the crawl rules, wherever they live (`import x as x`).
+from stages.rules.crawl_evidence import booking_page
 from stages.rules.crawl_evidence import evidence_line as evidence_line
 from stages.rules.crawl_evidence import evidence_text as evidence_text
 from stages.rules.crawl_evidence import safe_text as safe_text
@@ -51,7 +53,7 @@ from stages.rules.crawl_files import BINARY_SHARE as BINARY_SHARE
 from stages.rules.crawl_files import CHUNK_SIZE as CHUNK_SIZE
 from stages.rules.crawl_files import MAX_LINE_LENGTH as MAX_LINE_LENGTH
 from stages.rules.crawl_files import UnreadableFile as UnreadableFile
-from stages.rules.crawl_files import decoded_line
+from stages.rules.crawl_files import decoded_line, windows_1252
 from stages.rules.crawl_files import iter_lines as iter_lines
 from stages.rules.crawl_files import open_crawl as open_crawl
 from stages.rules.crawl_outcome import BLANK as BLANK
@@ -178,11 +180,8 @@ class LineParser(BareIds):
         # No UTF-8: Windows-1252 (a Windows text file's smart quotes 0x93 0x94 around a URL), for
         # the ids it names; else the file's encoding is what to fix. Ids are ASCII in every
         # engine, so 1252 only changes the debris around them.
-        try:
-            text = line.decode("cp1252").translate(text_rules.UNICODE_DEBRIS)
-        except UnicodeDecodeError:
-            return _INVALID_UTF8
-        outcome = self._text(text.strip(UNICODE_SPACE))
+        text = windows_1252(line)
+        outcome = self._text(text.translate(text_rules.UNICODE_DEBRIS).strip(UNICODE_SPACE))
         return outcome if type(outcome) is str or type(outcome) is tuple else _INVALID_UTF8
 
     def _text(self, text: str) -> ParseResult:
@@ -298,7 +297,7 @@ class LineParser(BareIds):
         if found is None:
             return self.engine.canonical_url(property_id)
         match, query = found
-        return text_rules.booking_page(match, query, property_id)
+        return booking_page(match, query, property_id)
 
     def _parse_url(self, text: str) -> ParseResult:
         """The id(s) of one URL, or why it gives none: its scheme and host are read here."""

@@ -275,3 +275,9 @@ def decoded_line(line: bytes) -> str | None:
         return line[: len(head)].decode("utf-8") + line[len(head) :].decode("utf-8", "replace")
     except UnicodeDecodeError:
         return None
+
+
+def windows_1252(line: bytes) -> str:
+    """A line that is no UTF-8 read as Windows-1252; its 5 undefined bytes (0x81, 0x8D, 0x8F,
+    0x90, 0x9D) as U+FFFD, which no URL or id holds."""
+    return line.decode("cp1252", "replace")

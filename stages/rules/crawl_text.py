@@ -327,6 +327,7 @@ _MATRIX = re.compile(r";[A-Za-z_][\w.-]*=[^/?#;,]*")
 # list in their URLs (only Mews documents `<uuid>;<uuid>`, its `id_separator`). The fields after
 # it are read as URLs only if they are URLs (`_NEXT_URL`), never as ids.
 _PATH_FIELD_END = {sep: re.compile(f"[{sep}]") for sep in (",;", ",", ";")}
+_AFTER_SLASH = re.compile(r"(?<=/)[,;]")
 
 
 def path_field(url: str, separators: str) -> str:
@@ -340,6 +341,8 @@ def path_field(url: str, separators: str) -> str:
     ends = "".join(sep for sep in ",;" if sep not in separators)
     host = head.find("//") + 2 if "//" in head[:8] else 0
     cut = _PATH_FIELD_END[ends].search(head, host) if ends else None
+    if not cut and separators:  # `<uuid>/,Sydney`: no item of an id list follows a slash
+        cut = _AFTER_SLASH.search(head, host)
     if cut:
         return url[: cut.start()]
     if len(head) < len(url) and url[-1] in ",;":
@@ -379,19 +382,3 @@ def kept_query(query: str) -> str:
         and p[-1] != "="
     ]
     return "&".join(kept)
-
-
-def booking_page(match: re.Match[str], query: str, property_id: str) -> str:
-    """The https page a url pattern's `match` (in "<host><path>") and the URL's `query` name,
-    with `property_id` (case-normalised) in the id's place, up to the end of the match, and
-    the query a booking URL keeps (`kept_query`)."""
-    target = match.string
-    page = target[: match.start("id")] + property_id + target[match.end("id") : match.end()]
-    if query:
-        page += "?" + query
-    if "?" in page:
-        page, _, query = page.partition("?")
-        query = kept_query(query)
-        if query:
-            page += "?" + query
-    return "https://" + page
