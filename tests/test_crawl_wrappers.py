@@ -139,6 +139,12 @@ def test_a_mews_step_with_the_room_it_opens_names_only_the_configuration(line):
     assert parse("mews", line) == UUID
 
 
+def test_a_column_after_a_slash_ends_the_url_even_where_a_comma_separates_ids():
+    # No item of an id list follows a slash: `<uuid>/,Sydney` is a CSV row's next column.
+    assert parse("mews", f"{MEWS}/{UUID}/,Sydney,200") == UUID
+    assert parse("mews", f"{MEWS}/{UUID};{SECOND}/;200") == (UUID, SECOND)
+
+
 def test_a_second_mews_uuid_without_a_step_before_it_is_no_sub_page():
     assert parse("mews", f"{MEWS}/{UUID}/{SECOND}") == Reject.NO_ID
 
