@@ -1,7 +1,8 @@
 """Kinds of lines the fourth fresh tester found wrong, one test per kind: wrappers around a URL
 (the Wayback Machine without a scheme or as a listing, Bing's base64 redirect, AMP caches,
 archive.today, any page's parameter holding an absolute URL), Mews step sub-pages with the room
-they open, Windows-1252 lines, NUL padding, a content-type column, and site pages."""
+they open, Windows-1252 lines, NUL padding and a content-type column (site pages:
+tests/test_crawl_faults.py)."""
 
 from __future__ import annotations
 
@@ -105,38 +106,14 @@ def test_the_engines_url_among_several_in_a_query_is_the_one_read():
     assert parse("cloudbeds", line) == "Qw3rTy"
 
 
-@pytest.mark.parametrize(
-    ("engine", "line", "expected"),
-    [
-        ("mews", f"web.archive.org/web/2023/{MEWS}/{UUID}", UUID),
-        ("rms", bing("https://bookings.rmscloud.com/Search/Index/4321/1"), "4321"),
-        (
-            "siteminder",
-            "https://direct--book-com.cdn.ampproject.org/c/s/direct-book.com/properties/seasidedirect",
-            "seasidedirect",
-        ),
-    ],
-)
-def test_wrappers_are_read_for_every_engine(engine, line, expected):
-    assert parse(engine, line) == expected
+def test_wrappers_are_read_for_every_engine():
+    assert parse("mews", f"web.archive.org/web/2023/{MEWS}/{UUID}") == UUID
+    assert parse("rms", bing("https://bookings.rmscloud.com/Search/Index/4321/1")) == "4321"
+    amp = "https://direct--book-com.cdn.ampproject.org/c/s/direct-book.com/properties/seasidedirect"
+    assert parse("siteminder", amp) == "seasidedirect"
 
 
-# --- Mews: a step after the id, with the room or rate it opens --------------------------------
-
-
-@pytest.mark.parametrize(
-    "line",
-    [
-        f"{MEWS}/{UUID}/rates/{SECOND}",
-        f"{MEWS}/{UUID}/rooms/{SECOND}?language=en-US",
-        f"{MEWS}/{UUID}/rates/{SECOND}/checkout",
-        f"app.mews.com/distributor/app.mews.com/distributor/{UUID}/rates/{SECOND}",
-    ],
-)
-def test_a_mews_step_with_the_room_it_opens_names_only_the_configuration(line):
-    # Mews' deeplinks name the same step and room as ?mewsRoute=rates&mewsRoom=<uuid>: the
-    # room's UUID is no property.
-    assert parse("mews", line) == UUID
+# --- Mews: what follows the id (its steps: tests/test_crawl_kinds.py) -----------------------
 
 
 def test_a_column_after_a_slash_ends_the_url_even_where_a_comma_separates_ids():
@@ -204,7 +181,7 @@ def test_nuls_alone_or_inside_a_url_are_control_chars(raw):
     assert parse("cloudbeds", raw) == Reject.CONTROL_CHARS
 
 
-# --- a content-type column, site pages --------------------------------------------------------
+# --- a content-type column --------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -219,19 +196,3 @@ def test_a_content_type_column_after_the_url_is_no_url_without_id(line):
     parser = LineParser(ENGINES["cloudbeds"])
     assert parser.parse(line.encode()) == "Qw3rTy"
     assert parser.misses == 0
-
-
-@pytest.mark.parametrize(
-    ("engine", "line"),
-    [
-        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/thanks"),
-        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/SignIn"),
-        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/signup"),
-        ("cloudbeds", "https://us2.cloudbeds.com/es/reservas/logout"),
-        ("siteminder", "https://direct-book.com/properties/sitemap"),
-        ("siteminder", "https://direct-book.com/properties/assets/logo.png"),
-        ("siteminder", "https://book-directonline.com/properties/static/app.js"),
-    ],
-)
-def test_the_engines_own_pages_and_files_are_no_property(engine, line):
-    assert parse(engine, line) == Reject.NO_ID
