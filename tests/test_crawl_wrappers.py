@@ -64,6 +64,8 @@ def test_an_archive_cache_or_proxy_copy_is_read_as_the_url_it_copies(line):
         f"https://www.facebook.com/sharer/sharer.php?u={ENCODED}",
         f"https://go.example.org/out?from=https%3A%2F%2Fwww.example.org%2F&to={ENCODED}",
         f"https://www.example.com/go?u={CLOUDBEDS}",
+        f"https://www.googleadservices.com/pagead/aclk?sa=L&ai=DChcSEw&adurl={ENCODED}",
+        f"https://www.google.com/url?sa=t&source=web&adurl={ENCODED}",  # no q=, url=: any
     ],
 )
 def test_any_pages_parameter_holding_an_absolute_url_of_the_engine_is_read(line):

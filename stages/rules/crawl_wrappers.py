@@ -123,10 +123,13 @@ def redirect_targets(url: str) -> list[str]:
     if not query:
         return []
     if _BING.fullmatch(path):
-        return _bing_targets(query)
+        bing = _bing_targets(query)
+        if bing:
+            return bing
     if _REDIRECT.fullmatch(path):
         found = _REDIRECT_TARGET.search(query)
-        return [decoded_url(found[1])] if found else []
+        if found:
+            return [decoded_url(found[1])]
     return [decoded_url(found[1]) for found in _ANY_TARGET.finditer(query)]
 
 
