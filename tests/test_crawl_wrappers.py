@@ -172,13 +172,16 @@ def test_a_line_of_real_utf8_is_never_read_as_windows_1252():
         CLOUDBEDS.encode() + b"\x00\x00\x00\x00",
         b"\x00\x00" + CLOUDBEDS.encode(),
         CLOUDBEDS.encode() + b" \x00\r",
+        CLOUDBEDS.encode() + b"\x00\x00\t200\x00\x00\x00",
     ],
 )
-def test_nul_padding_at_a_lines_ends_is_debris(raw):
+def test_nul_padding_at_a_lines_or_a_fields_ends_is_debris(raw):
     assert parse("cloudbeds", raw) == "Qw3rTy"
 
 
-@pytest.mark.parametrize("raw", [b"\x00\x00\x00", b"hotels.cloudbeds.com/reservation/Qw\x00rTy"])
+@pytest.mark.parametrize(
+    "raw", [b"\x00\x00\x00", b"hotels.cloudbeds.com/reservation/Qw\x00rTy", b"\x00 \x00"]
+)
 def test_nuls_alone_or_inside_a_url_are_control_chars(raw):
     assert parse("cloudbeds", raw) == Reject.CONTROL_CHARS
 

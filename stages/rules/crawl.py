@@ -18,7 +18,7 @@ Outcome of `LineParser.parse`, one per physical line:
 - `BLANK`: the line holds only whitespace (not a rejection; count it apart);
 - a `Reject`: why the line was refused. The codes are fixed; checks run in this order and
   the first that fails names the reason: too_long, invalid_utf8 (unless read as Windows-1252
-  it names ids), control_chars (both only for the part before the query; NULs at the line's
+  it names ids), control_chars (both only for the part before the query; NULs at a field's
   ends are padding),
   unsupported_scheme, wrong_host, then the percent-decoded path (invalid_utf8 or
   control_chars again), no_id, malformed_id, placeholder_id (an id a template or test data
@@ -78,8 +78,8 @@ from stages.rules.crawl_wrappers import may_carry_url, redirect_targets
 _SLASH_MARK = "\uf000"
 _SLASH_RUN = re.compile("//+")
 _NOT_OURS = (_WRONG_HOST, _UNSUPPORTED_SCHEME, _TEXT_WORD)
-# NUL bytes at a line's ends are padding (fixed-width records, C strings), not the URL's.
-_PADDING = b"\x00 \t\n\r\x0b\x0c"
+# NUL bytes at a line's or a field's ends are padding (fixed-width records, C strings).
+_NUL_PADDING = re.compile(rb"\x00+(?=[\t ]|$)|(?<![^\t ])\x00+")
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _PORT = re.compile(r"\d+(?:[/?#]|$)")  # "<host>:<port>..." has no scheme
@@ -168,8 +168,8 @@ class LineParser(BareIds):
     def _messy(self, line: bytes) -> ParseResult:
         """Any line but the plain one: not ASCII, or holding extraction debris, escapes, fields
         of an export row or several URLs. Every URL on the line is read (`_several`)."""
-        if line[:1] == b"\x00" or line[-1:] == b"\x00":
-            line = line.strip(_PADDING)
+        if b"\x00" in line:
+            line = _NUL_PADDING.sub(b"", line).strip()
             if not line:
                 return _CONTROL_CHARS  # NULs alone: a zeroed stretch of the file, not a blank
         if line.isascii():
