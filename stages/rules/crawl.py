@@ -17,8 +17,9 @@ Outcome of `LineParser.parse`, one per physical line:
   Mews `<uuid>;<uuid>`), in line order, without repeats;
 - `BLANK`: the line holds only whitespace (not a rejection; count it apart);
 - a `Reject`: why the line was refused. The codes are fixed; checks run in this order and
-  the first that fails names the reason: too_long, invalid_utf8, control_chars (both only
-  for the part before the query: the query and fragment are read only for ids in them),
+  the first that fails names the reason: too_long, invalid_utf8 (unless read as Windows-1252
+  it names ids), control_chars (both only for the part before the query; NULs at a field's
+  ends are padding),
   unsupported_scheme, wrong_host, then the percent-decoded path (invalid_utf8 or
   control_chars again), no_id, malformed_id, placeholder_id (an id a template or test data
   left: `undefined`, `XXXXXX`, the all-zero UUID; `crawl_outcome.is_placeholder`). A line
@@ -44,6 +45,7 @@ from stages.rules.crawl_bare import BareIds
 from stages.rules.crawl_cuts import ELLIPSIS, path_apostrophes
 
 # Re-exported: the public names of the crawl rules, wherever they live (`import x as x`).
+from stages.rules.crawl_evidence import booking_page
 from stages.rules.crawl_evidence import evidence_line as evidence_line
 from stages.rules.crawl_evidence import evidence_text as evidence_text
 from stages.rules.crawl_evidence import safe_text as safe_text
@@ -51,6 +53,7 @@ from stages.rules.crawl_files import BINARY_SHARE as BINARY_SHARE
 from stages.rules.crawl_files import CHUNK_SIZE as CHUNK_SIZE
 from stages.rules.crawl_files import MAX_LINE_LENGTH as MAX_LINE_LENGTH
 from stages.rules.crawl_files import UnreadableFile as UnreadableFile
+from stages.rules.crawl_files import decoded_line, windows_1252
 from stages.rules.crawl_files import iter_lines as iter_lines
 from stages.rules.crawl_files import open_crawl as open_crawl
 from stages.rules.crawl_outcome import BLANK as BLANK
@@ -63,7 +66,7 @@ from stages.rules.crawl_outcome import Reject as Reject
 from stages.rules.crawl_outcome import rules_fingerprint as rules_fingerprint
 from stages.rules.crawl_paths import SLASH_MARK, read_path
 from stages.rules.crawl_text import CONTROL, NOT_PLAIN, TRAILING, TRAILING_BYTES, UNICODE_SPACE
-from stages.rules.crawl_wrappers import redirect_target
+from stages.rules.crawl_wrappers import may_carry_url, redirect_targets
 
 # Reading an enum member off its class runs Python code in 3.11 (about 0.2 µs, as much as the
 # rest of a rejected line's check); the parser returns these module-level names instead.
@@ -71,6 +74,9 @@ from stages.rules.crawl_wrappers import redirect_target
     _TOO_LONG, _INVALID_UTF8, _CONTROL_CHARS, _UNSUPPORTED_SCHEME, _WRONG_HOST, _NO_ID,
     _MALFORMED_ID, _HEADER_ROW, _TEXT_WORD, _PLACEHOLDER_ID,
 ) = Reject  # fmt: skip
+_NOT_OURS = (_WRONG_HOST, _UNSUPPORTED_SCHEME, _TEXT_WORD)
+# NUL bytes at a line's or a field's ends are padding (fixed-width records, C strings).
+_NUL_PADDING = re.compile(rb"\x00+(?=[\t ]|$)|(?<![^\t ])\x00+")
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _PORT = re.compile(r"\d+(?:[/?#]|$)")  # "<host>:<port>..." has no scheme
@@ -151,8 +157,8 @@ class LineParser(BareIds):
                 outcome = self._bare(text)
             else:
                 outcome = self._parse_url(text)
-            if type(outcome) is not Reject or not text_rules.rescuable(
-                text, outcome is _WRONG_HOST
+            if type(outcome) is not Reject or not (
+                text_rules.rescuable(text) or (outcome is _WRONG_HOST and may_carry_url(text))
             ):
                 return outcome
         return self._messy(line)
@@ -160,22 +166,26 @@ class LineParser(BareIds):
     def _messy(self, line: bytes) -> ParseResult:
         """Any line but the plain one: not ASCII, or holding extraction debris, escapes, fields
         of an export row or several URLs. Every URL on the line is read (`_several`)."""
+        if b"\x00" in line:
+            line = _NUL_PADDING.sub(b"", line).strip()
+            if not line:
+                return _CONTROL_CHARS  # NULs alone: a zeroed stretch of the file, not a blank
         if line.isascii():
-            text = line.decode("ascii")
-        else:
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError:
-                # Bytes the parser discards anyway (a Latin-1 query) do not spoil the line.
-                head = text_rules.used_part(line.decode("latin-1"))
-                try:
-                    text = line[: len(head)].decode("utf-8")
-                except UnicodeDecodeError:
-                    return _INVALID_UTF8
-                text += line[len(head) :].decode("utf-8", "replace")
-            text = text.translate(text_rules.UNICODE_DEBRIS).strip(UNICODE_SPACE)
-            if not text:
-                return BLANK
+            return self._text(line.decode("ascii"))
+        text = decoded_line(line)
+        if text is not None:
+            return self._text(text.translate(text_rules.UNICODE_DEBRIS).strip(UNICODE_SPACE))
+        # No UTF-8: Windows-1252 (a Windows text file's smart quotes 0x93 0x94 around a URL), for
+        # the ids it names; else the file's encoding is what to fix. Ids are ASCII in every
+        # engine, so 1252 only changes the debris around them.
+        text = windows_1252(line)
+        outcome = self._text(text.translate(text_rules.UNICODE_DEBRIS).strip(UNICODE_SPACE))
+        return outcome if type(outcome) is str or type(outcome) is tuple else _INVALID_UTF8
+
+    def _text(self, text: str) -> ParseResult:
+        """A messy line as text: its URLs (or bare id) read one by one."""
+        if not text:
+            return BLANK
         # A tab separates the fields of an export row (`<url>\t200`): whitespace, no control.
         if text_rules.CONTROL_BUT_TAB.search(text):
             if text_rules.CONTROL_BUT_TAB.search(text_rules.used_part(text)):
@@ -235,9 +245,10 @@ class LineParser(BareIds):
             if shorter != url:
                 url, outcome = shorter, self._parse_url(shorter)
         if outcome is _WRONG_HOST:
-            target = redirect_target(url)
-            if target:
-                return self._one(target)
+            for target in redirect_targets(url):  # the first of the engine's hosts tells
+                carried = self._one(target)
+                if carried not in _NOT_OURS:
+                    return carried
         if type(outcome) is Reject:
             # The URL's field ends at a `|` only on a row of several fields (`,` and `;` always
             # end it: `text_rules.path_field`).
@@ -265,7 +276,9 @@ class LineParser(BareIds):
             outcome = self._spaced(text, url, self._one(url))
             if type(outcome) is Reject:
                 first = first or outcome
-                if outcome is not _WRONG_HOST and outcome is not _UNSUPPORTED_SCHEME:
+                # Not a URL of the engine's hosts: another host's, or a word with a slash
+                # (`text/html`, the content-type column of a crawler log).
+                if outcome not in _NOT_OURS:
                     own = own or outcome
                     missed.append((outcome, url))
                 continue
@@ -298,16 +311,7 @@ class LineParser(BareIds):
         if found is None:
             return self.engine.canonical_url(property_id)
         match, query = found
-        target = match.string
-        page = target[: match.start("id")] + property_id + target[match.end("id") : match.end()]
-        if query:
-            page += "?" + query
-        if "?" in page:
-            page, _, query = page.partition("?")
-            query = text_rules.kept_query(query)
-            if query:
-                page += "?" + query
-        return "https://" + page
+        return booking_page(match, query, property_id)
 
     def _parse_url(self, text: str) -> ParseResult:
         """The id(s) of one URL, or why it gives none: its scheme and host are read here."""
