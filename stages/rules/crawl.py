@@ -57,16 +57,16 @@ from stages.rules.crawl_files import decoded_line, windows_1252
 from stages.rules.crawl_files import iter_lines as iter_lines
 from stages.rules.crawl_files import open_crawl as open_crawl
 from stages.rules.crawl_outcome import BLANK as BLANK
-from stages.rules.crawl_outcome import PLACEHOLDER_FORMS, is_placeholder
+from stages.rules.crawl_outcome import PLACEHOLDER_FORMS, SHORT_PAGE, case_forms, is_placeholder
 from stages.rules.crawl_outcome import PLACEHOLDERS as PLACEHOLDERS
 from stages.rules.crawl_outcome import RULES_VERSION as RULES_VERSION
 from stages.rules.crawl_outcome import Blank as Blank
 from stages.rules.crawl_outcome import ParseResult as ParseResult
 from stages.rules.crawl_outcome import Reject as Reject
 from stages.rules.crawl_outcome import rules_fingerprint as rules_fingerprint
-from stages.rules.crawl_paths import SLASH_MARK, read_path
+from stages.rules.crawl_paths import SLASH_MARK, after_scheme, read_path
 from stages.rules.crawl_text import CONTROL, NOT_PLAIN, TRAILING, TRAILING_BYTES, UNICODE_SPACE
-from stages.rules.crawl_wrappers import may_carry_url, redirect_targets
+from stages.rules.crawl_wrappers import may_carry_url, mentions_of, redirect_targets
 
 # Reading an enum member off its class runs Python code in 3.11 (about 0.2 µs, as much as the
 # rest of a rejected line's check); the parser returns these module-level names instead.
@@ -78,9 +78,6 @@ _NOT_OURS = (_WRONG_HOST, _UNSUPPORTED_SCHEME, _TEXT_WORD)
 # NUL bytes at a line's or a field's ends are padding (fixed-width records, C strings).
 _NUL_PADDING = re.compile(rb"\x00+(?=[\t ]|$)|(?<![^\t ])\x00+")
 
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-_PORT = re.compile(r"\d+(?:[/?#]|$)")  # "<host>:<port>..." has no scheme
-_WEB_SCHEMES = frozenset({"http", "https"})
 _GROUPED = re.compile(r"/\d{1,3}(?:,\d{3})+(?=/)")  # `/4,321/`: a formatted number
 # Distinct authorities remembered (up to a DNS name's 255 characters each): crawl files
 # repeat a few hosts, and the cache stays small whatever the input.
@@ -115,6 +112,16 @@ class LineParser(BareIds):
         self._id_search = engine.id_pattern.search
         self._bare_fullmatch = (engine.bare_id_pattern or engine.id_pattern).fullmatch
         self._site_pages = engine.site_pages
+        # The words an id position may hold that are no id, as a URL writes them: the engine's
+        # site pages (True: no match, the next pattern is tried) and the placeholders (False:
+        # placeholder_id). One dict lookup in the hot loop: a site page of up to SHORT_PAGE
+        # letters is there in every case (`SignIn`: 64 forms of a Cloudbeds word), a longer
+        # one as lower, upper and title case, and only an id with a capital letter longer
+        # than SHORT_PAGE is lower-cased to look for it.
+        self._not_ids: dict[str, bool] = dict.fromkeys(PLACEHOLDER_FORMS, False)
+        for page in engine.site_pages:
+            self._not_ids.update(dict.fromkeys(case_forms(page), True))
+        self._long_pages = any(len(page) > SHORT_PAGE for page in engine.site_pages)
         self._in_row = False  # the URL being read is one field of several (see `_one`)
         self._case = {"lower": str.lower, "upper": str.upper}.get(engine.id_case)
         self._separators = engine.id_separator
@@ -127,6 +134,7 @@ class LineParser(BareIds):
         hosts = "|".join(re.escape(host) for host in engine.hosts)
         self._host_fullmatch = re.compile(rf"(?:[a-z0-9_-]+\.)*(?:{hosts})").fullmatch
         self._hosts: dict[str, str] = {}  # authority -> normalised host, "" if not ours
+        self._may_name_ours = mentions_of(engine.hosts)
         # What the last accepted line named: (match, query) of its URL, None for a bare id or
         # an unanchored pattern, or a dict of those by id when the line held several URLs.
         self._found: Any = None
@@ -158,7 +166,8 @@ class LineParser(BareIds):
             else:
                 outcome = self._parse_url(text)
             if type(outcome) is not Reject or not (
-                text_rules.rescuable(text) or (outcome is _WRONG_HOST and may_carry_url(text))
+                text_rules.rescuable(text)
+                or (outcome is _WRONG_HOST and self._may_name_ours(text) and may_carry_url(text))
             ):
                 return outcome
         return self._messy(line)
@@ -244,7 +253,7 @@ class LineParser(BareIds):
             shorter = text_rules.path_field(whole, self._separators, inner=False)
             if shorter != url:
                 url, outcome = shorter, self._parse_url(shorter)
-        if outcome is _WRONG_HOST:
+        if outcome is _WRONG_HOST and self._may_name_ours(url):
             for target in redirect_targets(url):  # the first of the engine's hosts tells
                 carried = self._one(target)
                 if carried not in _NOT_OURS:
@@ -314,79 +323,69 @@ class LineParser(BareIds):
         return booking_page(match, query, property_id)
 
     def _parse_url(self, text: str) -> ParseResult:
-        """The id(s) of one URL, or why it gives none: its scheme and host are read here."""
-        # Split by hand: measurably faster than urllib.parse or one big regex. A backslash
-        # never gets here: `_messy` reads it as a slash first.
+        """The id(s) the url patterns find in "<host><path>" of one URL, or why none: a site
+        page in the id position (`/properties/contact`) is no match. The hot loop of nearly
+        every line, in one method, split by hand: faster than urllib.parse or one regex."""
         colon = text.find(":")
         scheme = text[:colon] if colon > 0 else ""
         if scheme == "https" or scheme == "http":
             rest = text[colon + 1 :].lstrip("/")  # any run of slashes, as browsers accept
-        elif scheme and _SCHEME.fullmatch(scheme) and not _PORT.match(text, colon + 1):
-            if scheme.lower() not in _WEB_SCHEMES:
-                return _UNSUPPORTED_SCHEME
-            rest = text[colon + 1 :].lstrip("/")
-        elif text.startswith("//"):
-            rest = text[2:]  # scheme-relative
         else:
-            rest = text
+            after = after_scheme(text, scheme, colon)
+            if type(after) is Reject:
+                return after
+            rest = cast(str, after)
         rest, _, query = rest.partition("#")[0].partition("?")
         slash = rest.find("/")
         authority, path = (rest, "") if slash == -1 else (rest[:slash], rest[slash:])
         host = self._hosts.get(authority)
         if host is None:
-            host = text_rules.host_of(authority, self._host_fullmatch)
-            if len(self._hosts) < _HOST_CACHE_SIZE and len(authority) <= 255:
-                self._hosts[authority] = host
+            host = self._host_of(authority)
         if not host:  # without a scheme, text that names no host is text (`N/A`, `16615.0`)
             return _WRONG_HOST if text_rules.names_a_host(text, authority) else _TEXT_WORD
-        return self._read_path(text, host, path, query)
-
-    def _read_path(self, text: str, host: str, path: str, query: str) -> ParseResult:
-        """The id(s) the url patterns find in "<host><path>" (or with the query), else why not.
-        A site-page word in the id position (`/properties/contact`) is no match: no_id."""
-        decoded = read_path(path)
-        if type(decoded) is Reject:
-            return decoded
-        path = cast(str, decoded)
+        encoded = "%" in path
+        if encoded or "//" in path:  # most paths hold neither: the hot loop skips the call
+            decoded = read_path(path)
+            if type(decoded) is Reject:
+                return decoded
+            path = cast(str, decoded)
+        elif path.endswith("/"):
+            path = path[:-1]
         target = host + path
         found = False
         for pattern, page in self._path_patterns:
             match = pattern.search(target)
             if match:
                 candidate = match["id"]
-                if SLASH_MARK in candidate:
+                if encoded and SLASH_MARK in candidate:
                     candidate = candidate.replace(SLASH_MARK, "/")
-                if self._site_pages and candidate.lower() in self._site_pages:
-                    continue
+                site_page = self._not_ids.get(candidate)
+                if site_page is None and self._long_pages and len(candidate) > SHORT_PAGE:
+                    site_page = candidate.lower() in self._site_pages or None  # `FAQs`
+                if site_page is not None:
+                    if site_page:
+                        continue
+                    return _PLACEHOLDER_ID
                 found = True
                 if self._id_fullmatch(candidate):  # `_accept` inlined: the hot loop
-                    # `is_placeholder` inlined in part (the common cases of a word, no lower());
-                    # a repeated character has its first and last alike: two cheap tests.
-                    if candidate in PLACEHOLDER_FORMS or (
-                        candidate[0] == candidate[-1] and is_placeholder(candidate)
-                    ):
+                    # The rest of `is_placeholder`: one character repeated has first and last alike.
+                    if candidate[0] == candidate[-1] and is_placeholder(candidate):
                         return _PLACEHOLDER_ID
                     self._found = (match, query) if page else None
                     if query and self._query_patterns and self._id_search(query):
                         # `/distributor/U1?ids=U2`: both (only a query holding an id may).
                         return self._and_query_ids(candidate, target, query)
                     return self._case(candidate) if self._case else candidate
-                # Letters and digits alone hold no space or separator to look past.
-                accepted = None if candidate.isalnum() else self._accept_slowly(candidate)
-                if is_placeholder(accepted if type(accepted) is str else candidate):
-                    return _PLACEHOLDER_ID  # `/properties/-`: no id's shape, still a template's
-                if accepted:
-                    self._found = (match, query) if page else None
-                    if query and self._query_patterns and self._id_search(query):
-                        return self._and_query_ids(accepted, target, query)
-                    return accepted
-        if query and self._query_patterns:
-            outcome = self._query_id(target, query)
-            if type(outcome) is not Reject or outcome is _PLACEHOLDER_ID:
-                return outcome
-            found = found or outcome is _MALFORMED_ID
-        if "%" in text:
-            cut = text_rules.ENCODED_END.search(text)
-            if cut and cut.start() < len(text_rules.used_part(text)):
-                return self._cut_at(text, cut)
-        return _MALFORMED_ID if found else _NO_ID
+                if candidate.isalnum() and candidate[0] != candidate[-1]:
+                    continue  # a word that does not fit and is no placeholder: the common miss
+                outcome = self._near_id(candidate, match, page, target, query)
+                if outcome is not None:
+                    return outcome
+        return self._no_path_id(text, target, query, found)
+
+    def _host_of(self, authority: str) -> str:
+        """The engine's host `authority` names ("" if none), remembered for the next line."""
+        host = text_rules.host_of(authority, self._host_fullmatch)
+        if len(self._hosts) < _HOST_CACHE_SIZE and len(authority) <= 255:
+            self._hosts[authority] = host
+        return host

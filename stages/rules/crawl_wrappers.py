@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 
 from stages.rules.crawl_text import decoded_url
 
@@ -78,6 +79,22 @@ _TRANSLATE_PROXY = re.compile(r"([a-z0-9-]+)\.translate\.goog(/[^?#]*)?(?:\?([^#
 # A host (dotted labels, a letter-led TLD) as a segment of a path: where a wrapper's copy of a
 # URL without its scheme begins.
 _HOST_IN_PATH = re.compile(r"/(?:[\w-]+\.)+[A-Za-z][\w-]*/")
+
+
+def mentions_of(hosts: tuple[str, ...]) -> Callable[[str], bool]:
+    """A test of whether a wrapper's text may carry a URL of one of `hosts`: it names one's
+    first label, with its dashes or without (a translation proxy's `direct--book-com`, an AMP
+    cache's), in any case, or holds base64 of `http` (Bing's `u=a1aHR0c...`). A URL of
+    another site that names none of them is no wrapper of ours, and the wrapper rules, the
+    slow part of a line, are skipped for it."""
+    labels = tuple(sorted({host.split(".")[0].replace("-", "") for host in hosts} | {"ahr0c"}))
+
+    def may_name(text: str) -> bool:
+        # Substring tests of the lower-cased text: a case-blind regex alternation is 10x slower.
+        folded = text.lower().replace("-", "")
+        return any(label in folded for label in labels)
+
+    return may_name
 
 
 def may_carry_url(text: str) -> bool:
