@@ -84,10 +84,10 @@ _HOST_IN_PATH = re.compile(r"/(?:[\w-]+\.)+[A-Za-z][\w-]*/")
 def mentions_of(hosts: tuple[str, ...]) -> Callable[[str], bool]:
     """A test of whether a wrapper's text may carry a URL of one of `hosts`: it names one's
     first label, with its dashes or without (a translation proxy's `direct--book-com`, an AMP
-    cache's), in any case, or holds base64 of `http` (Bing's `u=a1aHR0c...`). A URL of
+    cache's), in any case, or holds Bing's base64 parameter (`u=a1<base64>`). A URL of
     another site that names none of them is no wrapper of ours, and the wrapper rules, the
     slow part of a line, are skipped for it."""
-    labels = tuple(sorted({host.split(".")[0].replace("-", "") for host in hosts} | {"ahr0c"}))
+    labels = tuple(sorted({host.split(".")[0].replace("-", "") for host in hosts} | {"u=a1"}))
 
     def may_name(text: str) -> bool:
         # Substring tests of the lower-cased text: a case-blind regex alternation is 10x slower.
