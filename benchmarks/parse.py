@@ -36,8 +36,12 @@ _CHILD = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from stages.rules.config import load_params
-from stages.rules.crawl import LineParser, iter_lines
+try:
+    from stages.rules.config import load_params
+    from stages.rules.crawl import LineParser, iter_lines
+except ModuleNotFoundError:  # the first release's flat layout
+    from stages.config import load_params
+    from stages.crawl import LineParser, iter_lines
 
 engines = load_params(Path(sys.argv[1])).engines
 held = {}
@@ -58,8 +62,12 @@ _GENERATE = """
 import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from stages.rules.config import load_params
-from stages.tools.crawlgen import write_crawl_file
+try:
+    from stages.rules.config import load_params
+    from stages.tools.crawlgen import write_crawl_file
+except ModuleNotFoundError:  # the first release's flat layout
+    from stages.config import load_params
+    from stages.crawlgen import write_crawl_file
 
 engine = load_params(Path(sys.argv[1])).engine(sys.argv[2])
 write_crawl_file(engine, Path(sys.argv[4]), int(sys.argv[3]))

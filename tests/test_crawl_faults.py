@@ -58,6 +58,14 @@ def test_any_number_in_the_client_position_of_a_url_stays_a_client_id(line, clie
         ("siteminder", "https://app.littlehotelier.com/properties/availability/"),
         ("cloudbeds", "https://hotels.cloudbeds.com/reservation/search"),
         ("cloudbeds", "https://us2.cloudbeds.com/es/reservas/guests"),
+        # A guest account's and a booking's own pages; the web server's files.
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/thanks"),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/SignIn"),
+        ("cloudbeds", "https://hotels.cloudbeds.com/reservation/signup"),
+        ("cloudbeds", "https://us2.cloudbeds.com/es/reservas/logout"),
+        ("siteminder", "https://direct-book.com/properties/sitemap"),
+        ("siteminder", "https://direct-book.com/properties/assets/logo.png"),
+        ("siteminder", "https://book-directonline.com/properties/static/app.js"),
     ],
 )
 def test_a_word_of_the_engines_own_site_pages_in_the_id_position_is_no_id(engine, line):

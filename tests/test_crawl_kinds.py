@@ -338,6 +338,12 @@ def test_regional_language_tags_before_a_cloudbeds_page(tag):
         f"https://app.mews.com/Distributor/{UUID}",
         f"https://app.mews.com/distributor/{UUID}/rates",
         f"https://app.mews.com/DISTRIBUTOR/{UUID}/rooms/availability?language=en-US",
+        # A step with the room or rate it opens: Mews' deeplinks name the same step and room as
+        # ?mewsRoute=rates&mewsRoom=<uuid>, so the room's UUID is no property.
+        f"https://app.mews.com/distributor/{UUID}/rates/{SECOND}",
+        f"https://app.mews.com/distributor/{UUID}/rooms/{SECOND}?language=en-US",
+        f"https://app.mews.com/Distributor/{UUID}/rates/{SECOND}/checkout",
+        f"app.mews.com/distributor/app.mews.com/distributor/{UUID}/rates/{SECOND}",
         f"https://app.mews.com/Distributor?ids={UUID}",
         f"https://app.mews.com/Distributor?IDS={UUID}",
     ],

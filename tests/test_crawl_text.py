@@ -171,8 +171,10 @@ def test_a_redirect_wrapper_is_read_as_the_url_it_carries(line):
     )
 
 
-def test_a_url_in_the_query_of_a_page_that_is_no_redirect_wrapper_is_not_mined():
-    line = "https://www.example.com/go?u=https://hotels.cloudbeds.com/reservation/Qw3rTy"
+def test_a_value_without_a_scheme_in_the_query_of_a_page_that_is_no_known_wrapper_is_not_mined():
+    # Any page's parameter holding an absolute URL is read (tests/test_crawl_wrappers.py); a
+    # bare `host/path` value only in the known wrappers, whose parameter is a URL.
+    line = "https://www.example.com/go?u=hotels.cloudbeds.com/reservation/Qw3rTy"
     assert parse("cloudbeds", line) == Reject.WRONG_HOST
 
 

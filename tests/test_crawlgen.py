@@ -201,3 +201,30 @@ def test_generated_export_rows_and_escaped_urls_give_ids(engine):
 def test_generated_cloudbeds_lines_use_regional_language_tags():
     lines = list(generate_lines(PARAMS.engines["cloudbeds"], 5000))
     assert any(re.search(r"/(es-419|zh-Hant-TW|de-CH-1996|pt_BR)/", line) for line in lines)
+
+
+WRAPPED = r"web\.archive\.org|bing\.com/ck|ampproject\.org|archive\.ph|murl=|uddg=|google\.com/url"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_generated_lines_hold_wrappers_and_columns_that_give_ids(engine):
+    parser = LineParser(PARAMS.engines[engine])
+    lines = list(generate_lines(PARAMS.engines[engine], 20000))
+    wrapped = [line for line in lines if re.search(WRAPPED, line)]
+    columns = [line for line in lines if line.endswith((",Sydney", " text/html"))]
+    assert len({found for line in wrapped for found in re.findall(WRAPPED, line)}) >= 6
+    assert columns
+    assert all(type(parser.parse(line.encode())) in (str, tuple) for line in wrapped + columns)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_generated_placeholders_and_site_pages_where_an_id_belongs_are_junk(engine):
+    words = "|".join(sorted(PARAMS.engines[engine].site_pages | {"undefined", "XXXXXX"}))
+    where = re.compile(
+        rf"/(?:reservation|reservas|properties|reservations|distributor|index|rmscloud\.com)/(?:{words})(?:/|$)",
+        re.I,
+    )
+    parser = LineParser(PARAMS.engines[engine])
+    junk = [line for line in generate_lines(PARAMS.engines[engine], 20000) if where.search(line)]
+    assert junk
+    assert all(isinstance(parser.parse(line.encode()), Reject) for line in junk)

@@ -17,8 +17,9 @@ Outcome of `LineParser.parse`, one per physical line:
   Mews `<uuid>;<uuid>`), in line order, without repeats;
 - `BLANK`: the line holds only whitespace (not a rejection; count it apart);
 - a `Reject`: why the line was refused. The codes are fixed; checks run in this order and
-  the first that fails names the reason: too_long, invalid_utf8, control_chars (both only
-  for the part before the query: the query and fragment are read only for ids in them),
+  the first that fails names the reason: too_long, invalid_utf8 (unless read as Windows-1252
+  it names ids), control_chars (both only for the part before the query; NULs at a field's
+  ends are padding),
   unsupported_scheme, wrong_host, then the percent-decoded path (invalid_utf8 or
   control_chars again), no_id, malformed_id, placeholder_id (an id a template or test data
   left: `undefined`, `XXXXXX`, the all-zero UUID; `crawl_outcome.is_placeholder`). A line
@@ -44,6 +45,7 @@ from stages.rules.crawl_bare import BareIds
 from stages.rules.crawl_cuts import ELLIPSIS, path_apostrophes
 
 # Re-exported: the public names of the crawl rules, wherever they live (`import x as x`).
+from stages.rules.crawl_evidence import booking_page
 from stages.rules.crawl_evidence import evidence_line as evidence_line
 from stages.rules.crawl_evidence import evidence_text as evidence_text
 from stages.rules.crawl_evidence import safe_text as safe_text
@@ -51,19 +53,20 @@ from stages.rules.crawl_files import BINARY_SHARE as BINARY_SHARE
 from stages.rules.crawl_files import CHUNK_SIZE as CHUNK_SIZE
 from stages.rules.crawl_files import MAX_LINE_LENGTH as MAX_LINE_LENGTH
 from stages.rules.crawl_files import UnreadableFile as UnreadableFile
+from stages.rules.crawl_files import decoded_line, windows_1252
 from stages.rules.crawl_files import iter_lines as iter_lines
 from stages.rules.crawl_files import open_crawl as open_crawl
 from stages.rules.crawl_outcome import BLANK as BLANK
-from stages.rules.crawl_outcome import PLACEHOLDER_FORMS, is_placeholder
+from stages.rules.crawl_outcome import PLACEHOLDER_FORMS, SHORT_PAGE, case_forms, is_placeholder
 from stages.rules.crawl_outcome import PLACEHOLDERS as PLACEHOLDERS
 from stages.rules.crawl_outcome import RULES_VERSION as RULES_VERSION
 from stages.rules.crawl_outcome import Blank as Blank
 from stages.rules.crawl_outcome import ParseResult as ParseResult
 from stages.rules.crawl_outcome import Reject as Reject
 from stages.rules.crawl_outcome import rules_fingerprint as rules_fingerprint
-from stages.rules.crawl_paths import SLASH_MARK, read_path
+from stages.rules.crawl_paths import SLASH_MARK, after_scheme, read_path
 from stages.rules.crawl_text import CONTROL, NOT_PLAIN, TRAILING, TRAILING_BYTES, UNICODE_SPACE
-from stages.rules.crawl_wrappers import redirect_target
+from stages.rules.crawl_wrappers import may_carry_url, mentions_of, redirect_targets
 
 # Reading an enum member off its class runs Python code in 3.11 (about 0.2 µs, as much as the
 # rest of a rejected line's check); the parser returns these module-level names instead.
@@ -71,10 +74,10 @@ from stages.rules.crawl_wrappers import redirect_target
     _TOO_LONG, _INVALID_UTF8, _CONTROL_CHARS, _UNSUPPORTED_SCHEME, _WRONG_HOST, _NO_ID,
     _MALFORMED_ID, _HEADER_ROW, _TEXT_WORD, _PLACEHOLDER_ID,
 ) = Reject  # fmt: skip
+_NOT_OURS = (_WRONG_HOST, _UNSUPPORTED_SCHEME, _TEXT_WORD)
+# NUL bytes at a line's or a field's ends are padding (fixed-width records, C strings).
+_NUL_PADDING = re.compile(rb"\x00+(?=[\t ]|$)|(?<![^\t ])\x00+")
 
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-_PORT = re.compile(r"\d+(?:[/?#]|$)")  # "<host>:<port>..." has no scheme
-_WEB_SCHEMES = frozenset({"http", "https"})
 _GROUPED = re.compile(r"/\d{1,3}(?:,\d{3})+(?=/)")  # `/4,321/`: a formatted number
 # Distinct authorities remembered (up to a DNS name's 255 characters each): crawl files
 # repeat a few hosts, and the cache stays small whatever the input.
@@ -109,6 +112,16 @@ class LineParser(BareIds):
         self._id_search = engine.id_pattern.search
         self._bare_fullmatch = (engine.bare_id_pattern or engine.id_pattern).fullmatch
         self._site_pages = engine.site_pages
+        # The words an id position may hold that are no id, as a URL writes them: the engine's
+        # site pages (True: no match, the next pattern is tried) and the placeholders (False:
+        # placeholder_id). One dict lookup in the hot loop: a site page of up to SHORT_PAGE
+        # letters is there in every case (`SignIn`: 64 forms of a Cloudbeds word), a longer
+        # one as lower, upper and title case, and only an id with a capital letter longer
+        # than SHORT_PAGE is lower-cased to look for it.
+        self._not_ids: dict[str, bool] = dict.fromkeys(PLACEHOLDER_FORMS, False)
+        for page in engine.site_pages:
+            self._not_ids.update(dict.fromkeys(case_forms(page), True))
+        self._long_pages = any(len(page) > SHORT_PAGE for page in engine.site_pages)
         self._in_row = False  # the URL being read is one field of several (see `_one`)
         self._case = {"lower": str.lower, "upper": str.upper}.get(engine.id_case)
         self._separators = engine.id_separator
@@ -121,6 +134,7 @@ class LineParser(BareIds):
         hosts = "|".join(re.escape(host) for host in engine.hosts)
         self._host_fullmatch = re.compile(rf"(?:[a-z0-9_-]+\.)*(?:{hosts})").fullmatch
         self._hosts: dict[str, str] = {}  # authority -> normalised host, "" if not ours
+        self._may_name_ours = mentions_of(engine.hosts)
         # What the last accepted line named: (match, query) of its URL, None for a bare id or
         # an unanchored pattern, or a dict of those by id when the line held several URLs.
         self._found: Any = None
@@ -151,8 +165,9 @@ class LineParser(BareIds):
                 outcome = self._bare(text)
             else:
                 outcome = self._parse_url(text)
-            if type(outcome) is not Reject or not text_rules.rescuable(
-                text, outcome is _WRONG_HOST
+            if type(outcome) is not Reject or not (
+                text_rules.rescuable(text)
+                or (outcome is _WRONG_HOST and self._may_name_ours(text) and may_carry_url(text))
             ):
                 return outcome
         return self._messy(line)
@@ -160,22 +175,26 @@ class LineParser(BareIds):
     def _messy(self, line: bytes) -> ParseResult:
         """Any line but the plain one: not ASCII, or holding extraction debris, escapes, fields
         of an export row or several URLs. Every URL on the line is read (`_several`)."""
+        if b"\x00" in line:
+            line = _NUL_PADDING.sub(b"", line).strip()
+            if not line:
+                return _CONTROL_CHARS  # NULs alone: a zeroed stretch of the file, not a blank
         if line.isascii():
-            text = line.decode("ascii")
-        else:
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError:
-                # Bytes the parser discards anyway (a Latin-1 query) do not spoil the line.
-                head = text_rules.used_part(line.decode("latin-1"))
-                try:
-                    text = line[: len(head)].decode("utf-8")
-                except UnicodeDecodeError:
-                    return _INVALID_UTF8
-                text += line[len(head) :].decode("utf-8", "replace")
-            text = text.translate(text_rules.UNICODE_DEBRIS).strip(UNICODE_SPACE)
-            if not text:
-                return BLANK
+            return self._text(line.decode("ascii"))
+        text = decoded_line(line)
+        if text is not None:
+            return self._text(text.translate(text_rules.UNICODE_DEBRIS).strip(UNICODE_SPACE))
+        # No UTF-8: Windows-1252 (a Windows text file's smart quotes 0x93 0x94 around a URL), for
+        # the ids it names; else the file's encoding is what to fix. Ids are ASCII in every
+        # engine, so 1252 only changes the debris around them.
+        text = windows_1252(line)
+        outcome = self._text(text.translate(text_rules.UNICODE_DEBRIS).strip(UNICODE_SPACE))
+        return outcome if type(outcome) is str or type(outcome) is tuple else _INVALID_UTF8
+
+    def _text(self, text: str) -> ParseResult:
+        """A messy line as text: its URLs (or bare id) read one by one."""
+        if not text:
+            return BLANK
         # A tab separates the fields of an export row (`<url>\t200`): whitespace, no control.
         if text_rules.CONTROL_BUT_TAB.search(text):
             if text_rules.CONTROL_BUT_TAB.search(text_rules.used_part(text)):
@@ -234,10 +253,11 @@ class LineParser(BareIds):
             shorter = text_rules.path_field(whole, self._separators, inner=False)
             if shorter != url:
                 url, outcome = shorter, self._parse_url(shorter)
-        if outcome is _WRONG_HOST:
-            target = redirect_target(url)
-            if target:
-                return self._one(target)
+        if outcome is _WRONG_HOST and self._may_name_ours(url):
+            for target in redirect_targets(url):  # the first of the engine's hosts tells
+                carried = self._one(target)
+                if carried not in _NOT_OURS:
+                    return carried
         if type(outcome) is Reject:
             # The URL's field ends at a `|` only on a row of several fields (`,` and `;` always
             # end it: `text_rules.path_field`).
@@ -265,7 +285,9 @@ class LineParser(BareIds):
             outcome = self._spaced(text, url, self._one(url))
             if type(outcome) is Reject:
                 first = first or outcome
-                if outcome is not _WRONG_HOST and outcome is not _UNSUPPORTED_SCHEME:
+                # Not a URL of the engine's hosts: another host's, or a word with a slash
+                # (`text/html`, the content-type column of a crawler log).
+                if outcome not in _NOT_OURS:
                     own = own or outcome
                     missed.append((outcome, url))
                 continue
@@ -298,91 +320,72 @@ class LineParser(BareIds):
         if found is None:
             return self.engine.canonical_url(property_id)
         match, query = found
-        target = match.string
-        page = target[: match.start("id")] + property_id + target[match.end("id") : match.end()]
-        if query:
-            page += "?" + query
-        if "?" in page:
-            page, _, query = page.partition("?")
-            query = text_rules.kept_query(query)
-            if query:
-                page += "?" + query
-        return "https://" + page
+        return booking_page(match, query, property_id)
 
     def _parse_url(self, text: str) -> ParseResult:
-        """The id(s) of one URL, or why it gives none: its scheme and host are read here."""
-        # Split by hand: measurably faster than urllib.parse or one big regex. A backslash
-        # never gets here: `_messy` reads it as a slash first.
+        """The id(s) the url patterns find in "<host><path>" of one URL, or why none: a site
+        page in the id position (`/properties/contact`) is no match. The hot loop of nearly
+        every line, in one method, split by hand: faster than urllib.parse or one regex."""
         colon = text.find(":")
         scheme = text[:colon] if colon > 0 else ""
         if scheme == "https" or scheme == "http":
             rest = text[colon + 1 :].lstrip("/")  # any run of slashes, as browsers accept
-        elif scheme and _SCHEME.fullmatch(scheme) and not _PORT.match(text, colon + 1):
-            if scheme.lower() not in _WEB_SCHEMES:
-                return _UNSUPPORTED_SCHEME
-            rest = text[colon + 1 :].lstrip("/")
-        elif text.startswith("//"):
-            rest = text[2:]  # scheme-relative
         else:
-            rest = text
+            after = after_scheme(text, scheme, colon)
+            if type(after) is Reject:
+                return after
+            rest = cast(str, after)
         rest, _, query = rest.partition("#")[0].partition("?")
         slash = rest.find("/")
         authority, path = (rest, "") if slash == -1 else (rest[:slash], rest[slash:])
         host = self._hosts.get(authority)
         if host is None:
-            host = text_rules.host_of(authority, self._host_fullmatch)
-            if len(self._hosts) < _HOST_CACHE_SIZE and len(authority) <= 255:
-                self._hosts[authority] = host
+            host = self._host_of(authority)
         if not host:  # without a scheme, text that names no host is text (`N/A`, `16615.0`)
             return _WRONG_HOST if text_rules.names_a_host(text, authority) else _TEXT_WORD
-        return self._read_path(text, host, path, query)
-
-    def _read_path(self, text: str, host: str, path: str, query: str) -> ParseResult:
-        """The id(s) the url patterns find in "<host><path>" (or with the query), else why not.
-        A site-page word in the id position (`/properties/contact`) is no match: no_id."""
-        decoded = read_path(path)
-        if type(decoded) is Reject:
-            return decoded
-        path = cast(str, decoded)
+        encoded = "%" in path
+        if encoded or "//" in path:  # most paths hold neither: the hot loop skips the call
+            decoded = read_path(path)
+            if type(decoded) is Reject:
+                return decoded
+            path = cast(str, decoded)
+        elif path.endswith("/"):
+            path = path[:-1]
         target = host + path
         found = False
         for pattern, page in self._path_patterns:
             match = pattern.search(target)
             if match:
                 candidate = match["id"]
-                if SLASH_MARK in candidate:
+                if encoded and SLASH_MARK in candidate:
                     candidate = candidate.replace(SLASH_MARK, "/")
-                if self._site_pages and candidate.lower() in self._site_pages:
-                    continue
+                site_page = self._not_ids.get(candidate)
+                if site_page is None and self._long_pages and len(candidate) > SHORT_PAGE:
+                    site_page = candidate.lower() in self._site_pages or None  # `FAQs`
+                if site_page is not None:
+                    if site_page:
+                        continue
+                    return _PLACEHOLDER_ID
                 found = True
                 if self._id_fullmatch(candidate):  # `_accept` inlined: the hot loop
-                    # `is_placeholder` inlined in part (the common cases of a word, no lower());
-                    # a repeated character has its first and last alike: two cheap tests.
-                    if candidate in PLACEHOLDER_FORMS or (
-                        candidate[0] == candidate[-1] and is_placeholder(candidate)
-                    ):
+                    # The rest of `is_placeholder`: one character repeated has first and last alike.
+                    if candidate[0] == candidate[-1] and is_placeholder(candidate):
                         return _PLACEHOLDER_ID
                     self._found = (match, query) if page else None
                     if query and self._query_patterns and self._id_search(query):
                         # `/distributor/U1?ids=U2`: both (only a query holding an id may).
                         return self._and_query_ids(candidate, target, query)
                     return self._case(candidate) if self._case else candidate
-                # Letters and digits alone hold no space or separator to look past.
-                accepted = None if candidate.isalnum() else self._accept_slowly(candidate)
-                if is_placeholder(accepted if type(accepted) is str else candidate):
-                    return _PLACEHOLDER_ID  # `/properties/-`: no id's shape, still a template's
-                if accepted:
-                    self._found = (match, query) if page else None
-                    if query and self._query_patterns and self._id_search(query):
-                        return self._and_query_ids(accepted, target, query)
-                    return accepted
-        if query and self._query_patterns:
-            outcome = self._query_id(target, query)
-            if type(outcome) is not Reject or outcome is _PLACEHOLDER_ID:
-                return outcome
-            found = found or outcome is _MALFORMED_ID
-        if "%" in text:
-            cut = text_rules.ENCODED_END.search(text)
-            if cut and cut.start() < len(text_rules.used_part(text)):
-                return self._cut_at(text, cut)
-        return _MALFORMED_ID if found else _NO_ID
+                if candidate.isalnum() and candidate[0] != candidate[-1]:
+                    continue  # a word that does not fit and is no placeholder: the common miss
+                outcome = self._near_id(candidate, match, page, target, query)
+                if outcome is not None:
+                    return outcome
+        return self._no_path_id(text, target, query, found)
+
+    def _host_of(self, authority: str) -> str:
+        """The engine's host `authority` names ("" if none), remembered for the next line."""
+        host = text_rules.host_of(authority, self._host_fullmatch)
+        if len(self._hosts) < _HOST_CACHE_SIZE and len(authority) <= 255:
+            self._hosts[authority] = host
+        return host

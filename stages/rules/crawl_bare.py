@@ -103,6 +103,7 @@ class BareIds(CutIds):
     _in_row: bool
     _found: Any
     _query_patterns: tuple[tuple[re.Pattern[str], bool], ...]
+    _id_search: Callable[[str], Any]
     item_misses: int
     missed_items: list[str]
     _one: Callable[[str], ParseResult]  # LineParser's: one URL or bare word of a messy line
@@ -190,10 +191,15 @@ class BareIds(CutIds):
             ):
                 return _TEXT_WORD
             return _MALFORMED_ID
-        if type(accepted) is str and is_placeholder(accepted):
-            return _TEXT_WORD  # `undefined`, `000000`: a template's value, not a property
-        if self._word_ids and type(accepted) is str:
-            return self._word(accepted)
+        if type(accepted) is str:
+            # `is_placeholder` in part first (a word as written, one character repeated):
+            # the common bare id passes both cheap tests.
+            if accepted in PLACEHOLDER_FORMS or (
+                accepted[0] == accepted[-1] and is_placeholder(accepted)
+            ):
+                return _TEXT_WORD  # `undefined`, `000000`: a template's value, not a property
+            if self._word_ids:
+                return self._word(accepted)
         return accepted
 
     def _word(self, property_id: str) -> str | Reject:
@@ -212,11 +218,11 @@ class BareIds(CutIds):
             return _HEADER_ROW
         if (
             len(word) < text_rules.MIN_WORD_ID
-            or word == word.upper()
+            or not word.islower()  # lower-cased, yet not lower: no letter in it
             or word in PLACEHOLDERS
             or word in self._site_pages
         ):
-            return _TEXT_WORD  # `word == word.upper()` after lower(): no letter in it
+            return _TEXT_WORD
         return property_id
 
     def _accept(self, candidate: str | None, bare: bool = False) -> str | tuple[str, ...] | None:
@@ -267,6 +273,44 @@ class BareIds(CutIds):
             return None
         ids = tuple(dict.fromkeys(self._case(item) if self._case else item for item in items))
         return ids[0] if len(ids) == 1 else ids
+
+    def _near_id(
+        self, candidate: str, match: re.Match[str], page: bool, target: str, query: str
+    ) -> ParseResult | None:
+        """A candidate that is no id as it stands: a placeholder, the id(s) it holds around
+        spaces or as a list (`_accept_slowly`), or None to go on to the next pattern."""
+        # Letters and digits alone hold no space or separator to look past; a word of them
+        # that does not fit is still a placeholder if it is one (two cheap tests, as above),
+        # and so is punctuation (`/properties/-`).
+        if candidate.isalnum():
+            if candidate in PLACEHOLDER_FORMS or (
+                candidate[0] == candidate[-1] and is_placeholder(candidate)
+            ):
+                return _PLACEHOLDER_ID
+            return None
+        accepted = self._accept_slowly(candidate)
+        if is_placeholder(accepted if type(accepted) is str else candidate):
+            return _PLACEHOLDER_ID
+        if not accepted:
+            return None
+        self._found = (match, query) if page else None
+        if query and self._query_patterns and self._id_search(query):
+            return self._and_query_ids(accepted, target, query)
+        return accepted
+
+    def _no_path_id(self, text: str, target: str, query: str, found: bool) -> ParseResult:
+        """Why the path gave no id, unless the query holds one (Mews `?ids=`) or an encoded
+        `?`, `#`, quote or bracket in the path cut it (`_cut_at`)."""
+        if query and self._query_patterns:
+            outcome = self._query_id(target, query)
+            if type(outcome) is not Reject or outcome is _PLACEHOLDER_ID:
+                return outcome
+            found = found or outcome is _MALFORMED_ID
+        if "%" in text:
+            cut = text_rules.ENCODED_END.search(text)
+            if cut and cut.start() < len(text_rules.used_part(text)):
+                return self._cut_at(text, cut)
+        return _MALFORMED_ID if found else _NO_ID
 
     def _query_id(self, target: str, query: str) -> ParseResult:
         """The ids query patterns find in "<host><path>?<query>" (query percent-decoded), every

@@ -1,14 +1,15 @@
 """Crawl lines made safe: stored evidence that gives back the very bytes, and printable text.
 
 `evidence_text`/`evidence_line` keep the line that made a lead (stages/store/leads.py reads it
-again when the rules change); `safe_text` makes a line fit for a TSV cell or a terminal.
+again when the rules change); `booking_page` is the page a lead's line names; `safe_text` makes a
+line fit for a TSV cell or a terminal.
 """
 
 from __future__ import annotations
 
 import re
 
-from stages.rules.crawl_text import CONTROL_BYTES
+from stages.rules.crawl_text import CONTROL_BYTES, kept_query
 
 _ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _EVIDENCE_ESCAPE = re.compile(r"\\(?:[\\tnr]|x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})")
@@ -80,3 +81,19 @@ def _escape(char: str, evidence: bool = False) -> str:
     if code < 0x100 and not evidence:
         return f"\\x{code:02x}"
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def booking_page(match: re.Match[str], query: str, property_id: str) -> str:
+    """The https page a url pattern's `match` (in "<host><path>") and the URL's `query` name,
+    with `property_id` (case-normalised) in the id's place, up to the end of the match, and
+    the query a booking URL keeps (`kept_query`)."""
+    target = match.string
+    page = target[: match.start("id")] + property_id + target[match.end("id") : match.end()]
+    if query:
+        page += "?" + query
+    if "?" in page:
+        page, _, query = page.partition("?")
+        query = kept_query(query)
+        if query:
+            page += "?" + query
+    return "https://" + page

@@ -15,6 +15,8 @@ from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
+from stages.rules.crawl_text import used_part
+
 MAX_LINE_LENGTH = 2048
 CHUNK_SIZE = 1 << 20
 _BOM = b"\xef\xbb\xbf"
@@ -256,3 +258,26 @@ def _chunks(stream: BinaryIO, size: int) -> Iterator[bytes]:
         yield first
     while chunk := stream.read(size):
         yield chunk
+
+
+def decoded_line(line: bytes) -> str | None:
+    """A line that is not ASCII as text, or None when it is no text: UTF-8; else, when only
+    its query or fragment is not UTF-8 (a Latin-1 query the parser discards), its head as
+    UTF-8 and the rest with U+FFFD. A line that is neither is read as Windows-1252 by
+    `LineParser` (decided per line: memory stays flat and a file joined from several files
+    stays right; a line of real UTF-8 never gets there)."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    head = used_part(line.decode("latin-1"))  # one character per byte
+    try:
+        return line[: len(head)].decode("utf-8") + line[len(head) :].decode("utf-8", "replace")
+    except UnicodeDecodeError:
+        return None
+
+
+def windows_1252(line: bytes) -> str:
+    """A line that is no UTF-8 read as Windows-1252; its 5 undefined bytes (0x81, 0x8D, 0x8F,
+    0x90, 0x9D) as U+FFFD, which no URL or id holds."""
+    return line.decode("cp1252", "replace")

@@ -7,6 +7,8 @@ that a change of the rules has their evidence read again (stages/store/leads.py 
 
 from __future__ import annotations
 
+import itertools
+import re
 from enum import Enum
 
 from stages.rules.config import Engine
@@ -52,6 +54,11 @@ PLACEHOLDER_FORMS = (
 )
 
 
+# Site pages this long or shorter are looked up in every case without lower-casing the id.
+SHORT_PAGE = 6
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
+
+
 def is_placeholder(property_id: str) -> bool:
     """Whether `property_id` is a placeholder, not a property: a word of PLACEHOLDERS (any case);
     punctuation alone (`-`, `_`, `--`); any run of zeros (`000000`, the all-zero UUID, RMS
@@ -60,13 +67,21 @@ def is_placeholder(property_id: str) -> bool:
     one: RMS client numbers such as 1111 or 77777 are real properties."""
     if property_id.lower() in PLACEHOLDERS:
         return True
-    if not any(char.isalnum() for char in property_id):
-        return True
     core = property_id.replace("-", "")
     first = core[:1]
-    if core.replace(first, "") != "":
-        return False
+    if core.replace(first, ""):  # two characters or more, dashes aside: the common id
+        return not _LETTER_OR_DIGIT.search(property_id)
+    if not first or not first.isalnum():
+        return True  # punctuation alone
     return first == "0" or (len(property_id) >= 3 and not first.isdigit())
+
+
+def case_forms(word: str) -> set[str]:
+    """`word` in every mix of upper and lower case if it has at most SHORT_PAGE letters, else
+    in lower, upper and title case."""
+    if len(word) > SHORT_PAGE:
+        return {word, word.upper(), word.title()}
+    return {"".join(chars) for chars in itertools.product(*({c.lower(), c.upper()} for c in word))}
 
 
 class Blank(Enum):

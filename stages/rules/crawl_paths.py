@@ -1,4 +1,5 @@
-"""A URL's path as the url patterns read it: percent-decoded, its slash runs read as one.
+"""A URL as the url patterns read it: what follows its scheme, and its path percent-decoded,
+its slash runs read as one.
 
 Servers read `//reservation/X` as `/reservation/X`, and an encoded character as itself; an
 encoded slash (`seaside%2Fhotel`) stays inside the id it is in, and encoded whitespace around
@@ -20,6 +21,24 @@ _SLASH_RUN = re.compile("//+")
 # What a decoded path's whitespace controls and invisible characters read as: a space.
 _ENCODED_SPACES = {**UNICODE_DEBRIS, **dict.fromkeys(map(ord, "\t\n\r\x0b\x0c"), " ")}
 _INVALID_UTF8, _CONTROL_CHARS = Reject.INVALID_UTF8, Reject.CONTROL_CHARS
+_UNSUPPORTED_SCHEME = Reject.UNSUPPORTED_SCHEME
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+_PORT = re.compile(r"\d+(?:[/?#]|$)")  # "<host>:<port>..." has no scheme
+_WEB_SCHEMES = frozenset({"http", "https"})
+
+
+def after_scheme(text: str, scheme: str, colon: int) -> str | Reject:
+    """What follows the scheme of `text` (its first `:` at `colon`, `scheme` before it) when it
+    is no lower-case http(s): the URL after any case of http(s) and its slashes, after the
+    `//` of a scheme-relative one, or all of it when `scheme` is none (`<host>:<port>/...`);
+    Reject.UNSUPPORTED_SCHEME for another scheme (`mailto:`, `ftp:`)."""
+    if scheme and _SCHEME.fullmatch(scheme) and not _PORT.match(text, colon + 1):
+        if scheme.lower() not in _WEB_SCHEMES:
+            return _UNSUPPORTED_SCHEME
+        return text[colon + 1 :].lstrip("/")
+    if text.startswith("//"):
+        return text[2:]  # scheme-relative
+    return text
 
 
 def read_path(path: str) -> str | Reject:

@@ -34,7 +34,7 @@ UNICODE_DEBRIS = str.maketrans(
         # Fullwidth punctuation, not letters, digits nor what builds a URL (`／`, `：`, `．`,
         # `％`, `＠`): `ｃｌｏｕｄｂｅｄｓ.com` stays a lookalike host, never cloudbeds.com.
         **{chr(0xFEE0 + ord(c)): c for c in "!\"'(),;<>[]{}`|"},
-        "\u3001": ",", "\u3010": "[", "\u3011": "]", "\u3008": "<", "\u3009": ">",
+        "\u2026": "...", "\u3001": ",", "\u3010": "[", "\u3011": "]", "\u3008": "<", "\u3009": ">",
     }
 )  # fmt: skip
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
@@ -188,23 +188,15 @@ def used_part(text: str) -> str:
     return text[:cut]
 
 
-def rescuable(text: str, wrong_host: bool) -> bool:
+def rescuable(text: str) -> bool:
     """Whether `LineParser._messy` may find an id in a plain line the fast path rejected: a
-    query glued on with `&`, an attribute (`href=`), encoded quotes around it, a URL after a
-    prefix, or a redirect wrapper (`wrong_host`: the line's host is none of the engine's)."""
+    query glued on with `&`, an attribute (`href=`), encoded quotes around it (a wrapper
+    around it: `crawl_wrappers.may_carry_url`)."""
     if "&" in text or "=" in text:
         head = text.partition("?")[0]  # a fragment in it only costs a needless second look
         if "&" in head or "=" in head:
             return True
-    if "%2" in text and (text[:3] in _ENCODED_QUOTES or text[-3:] in _ENCODED_QUOTES):
-        return True
-    if wrong_host and ("=" in text or "%" in text[:8] or ".translate.goog" in text):
-        return True  # maybe a redirect wrapper (`google.com/url?q=https%3A...`), or an encoded URL
-    if wrong_host and text.count("//") > 1:
-        return True  # an archive's copy: `web.archive.org/web/2023/https://...`
-    # `booking_link:https://...`: the URL starts after the first colon's own slashes.
-    slashes = text.find("//")
-    return wrong_host and slashes > 0 and slashes != text.find(":") + 1
+    return "%2" in text and (text[:3] in _ENCODED_QUOTES or text[-3:] in _ENCODED_QUOTES)
 
 
 def decoded_url(text: str) -> str:
@@ -337,6 +329,7 @@ _MATRIX = re.compile(r";[A-Za-z_][\w.-]*=[^/?#;,]*")
 # list in their URLs (only Mews documents `<uuid>;<uuid>`, its `id_separator`). The fields after
 # it are read as URLs only if they are URLs (`_NEXT_URL`), never as ids.
 _PATH_FIELD_END = {sep: re.compile(f"[{sep}]") for sep in (",;", ",", ";")}
+_AFTER_SLASH = re.compile(r"(?<=/)[,;]")
 
 
 def path_field(url: str, separators: str, inner: bool = True) -> str:
@@ -353,6 +346,8 @@ def path_field(url: str, separators: str, inner: bool = True) -> str:
     host = head.find("//") + 2 if "//" in head[:8] else 0
     start = max(host, head.rfind("/") + 1) if inner else host
     cut = _PATH_FIELD_END[ends].search(head, start) if ends else None
+    if not cut and separators:  # `<uuid>/,Sydney`: no item of an id list follows a slash
+        cut = _AFTER_SLASH.search(head, host)
     if cut:
         return url[: cut.start()]
     if len(head) < len(url) and url[-1] in ",;":

@@ -5,10 +5,12 @@
 writes one file per engine, named by its `file` in params.yaml. Lines mix full URLs with query
 strings and fragments, scheme-less host/path lines, bare ids and case variants, in the shapes
 real crawls hold (localised and regional paths, group prefixes, sub-pages, RMS agents and
-units, Mews `?ids=` and `<uuid>;<uuid>`, regional language tags, about 5 % wrapped in
-HTML/text extraction debris, and about REAL_SHARE as crawler export rows, several URLs on a
-line, JSON-escaped URLs or redirect wrappers), with about 30 % repeated ids, 2 % blank lines
-and 2 % junk (other sites, lookalike hosts, cut-off lines, export header rows).
+units, Mews `?ids=`, `<uuid>;<uuid>` and `/rates/<room uuid>`, regional language tags, about
+5 % wrapped in HTML/text extraction debris, and about REAL_SHARE as crawler export rows or
+columns after a comma, several URLs on a line, JSON-escaped URLs, or inside the wrappers of
+`_WRAPPERS`: redirects, archives, AMP caches), with about 30 % repeated ids, 2 % blank lines
+and 2 % junk (other sites, lookalike hosts, cut-off lines, export header rows, placeholders
+and site-page words where an id belongs).
 The truth about real lines is tests/corpus/, not this module.
 The same seed gives the same bytes. Files are written line by line, so memory stays flat.
 
@@ -20,6 +22,7 @@ fully match `id_pattern`; when none does, a ConfigError says to add shapes here.
 from __future__ import annotations
 
 import argparse
+import base64
 import random
 import string
 import sys
@@ -31,6 +34,7 @@ from urllib.parse import quote
 
 from stages.errors import ConfigError, PipelineError
 from stages.rules.config import Engine, load_params
+from stages.rules.crawl_outcome import PLACEHOLDERS
 
 DEFAULT_SEED = 1
 BLANK_SHARE = 0.02
@@ -94,6 +98,21 @@ _EXPORT_ROWS = (
     "{}|200",
     "200\t{}",
     '"Hotel, Bay";"{}";200',
+    "{},Sydney",
+    "{} text/html",
+)
+# Wrappers real crawls hold a URL in: {u} the URL, {q} it percent-encoded, {p} without its
+# scheme, {b} in Bing's base64, {d} its host as an AMP cache writes it.
+_WRAPPERS = (
+    "https://www.google.com/url?q={q}&sa=D&source=editors",
+    "https://web.archive.org/web/2023/{u}",
+    "web.archive.org/web/20230101000000id_/{p}",
+    "https://web.archive.org/web/2023*/{p}*",
+    "https://www.bing.com/ck/a?!&&p=0f1e2d&u=a1{b}&ntb=1",
+    "https://{d}.cdn.ampproject.org/c/s/{p}",
+    "https://archive.ph/o/AbCdE/{u}",
+    "https://click.example.net/track?murl={q}",
+    "https://duckduckgo.com/l/?uddg={q}&rut=abc",
 )
 # Header rows of crawl exports: junk that must never become a lead.
 _HEADER_ROWS = ("url", "url\tstatus", '"url","status"', '"Address","Status Code","Content Type"')
@@ -122,7 +141,7 @@ def generate_lines(engine: Engine, lines: int, seed: int = DEFAULT_SEED) -> Iter
         if roll < BLANK_SHARE:
             yield rng.choice(("", "", " ", "\t"))
         elif roll < BLANK_SHARE + JUNK_SHARE:
-            yield _junk(rng, shapes)
+            yield _junk(rng, shapes, engine.site_pages)
         else:
             if recent and rng.random() < REPEAT_SHARE:
                 property_id = rng.choice(recent)
@@ -189,22 +208,32 @@ def _line(rng: random.Random, shapes: Shapes, property_id: str) -> str:
 
 def _real_shape(rng: random.Random, shapes: Shapes, url: str) -> str:
     """`url` as real crawl files also hold it: in an export row, beside another URL of the
-    engine, JSON-escaped (scraped inline JSON), or inside a Google redirect."""
+    engine, JSON-escaped (scraped inline JSON), or inside a wrapper (`_WRAPPERS`)."""
     kind = rng.random()
-    if kind < 0.45:
+    if kind < 0.40:
         return rng.choice(_EXPORT_ROWS).format(url)
-    if kind < 0.70:
+    if kind < 0.60:
         other = "https://" + shapes.url(rng, shapes.new_id(rng))
         return url + rng.choice((" ", ",", "|")) + other
-    if kind < 0.90 or not url.startswith("http"):
+    if kind < 0.75:
         return url.replace("/", "\\/")
-    return f"https://www.google.com/url?q={quote(url, safe='')}&sa=D&source=editors"
+    page = url.partition("://")[2] or url
+    return rng.choice(_WRAPPERS).format(
+        u=url if "://" in url else "https://" + url,
+        q=quote(url if "://" in url else "https://" + url, safe=""),
+        p=page,
+        b=base64.urlsafe_b64encode(url.encode()).decode().rstrip("="),
+        d=page.partition("/")[0].lower().replace("-", "--").replace(".", "-"),
+    )
 
 
-def _junk(rng: random.Random, shapes: Shapes) -> str:
+def _junk(rng: random.Random, shapes: Shapes, site_pages: frozenset[str]) -> str:
     kind = rng.random()
     if kind < 0.05:
         return rng.choice(_HEADER_ROWS)
+    if kind < 0.15:  # a template's placeholder or a site page where the id belongs
+        word = rng.choice(sorted(site_pages | {"undefined", "XXXXXX", *PLACEHOLDERS}))
+        return "https://" + shapes.url(rng, word)
     if kind < 0.5:
         template = rng.choice(_OTHER_SITES)
         words = {"w": rng.choice(_WORDS), "w2": rng.choice(_WORDS), "n": rng.randrange(10**6)}
@@ -245,6 +274,8 @@ def _mews_url(rng: random.Random, property_id: str) -> str:
         return f"{host}/distributor?ids={property_id}"
     if roll > 0.85:  # several properties of one group in one line
         return f"{host}/distributor/{property_id};{_mews_id(rng)}"
+    if roll > 0.80:  # a booking step with the room it opens (the room is no property)
+        return f"{host}/distributor/{property_id}/{rng.choice(('rates', 'rooms'))}/{_mews_id(rng)}"
     return f"{host}/distributor/{property_id}"
 
 
