@@ -32,9 +32,9 @@ def parsed_leads(engine_name: str, crawl: Path, out: Path) -> tuple[int, int]:
     """Write the leads of `crawl` to `out` as COPY text, parsed and deduplicated as our ingest
     stores them: one line per unique id with the booking URL and evidence of the first line
     naming it, in the order of first appearance. Returns (valid ids, unique ids)."""
-    from stages.rules.crawl_tally import LineTally
     from stages.rules.config import load_params
     from stages.rules.crawl import LineParser
+    from stages.rules.crawl_tally import LineTally
     from stages.store.staging import COPY_ESCAPES
 
     parser = LineParser(load_params(common.REPO).engine(engine_name))

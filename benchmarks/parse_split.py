@@ -1,25 +1,22 @@
-"""Figure 1's Python share: what ingest's per-line work costs in one process, and the best a
-parse split over several processes could make of it on this machine.
+"""Figure 1's Python share: what ingest's per-line work costs in one process, and in the
+several processes ingest uses for a large file (stages.store.split_parse).
 
     uv run python -m benchmarks.parse_split --lines 1000000 --processes 2 --repeat 3
 
 The work is ingest's own, without a database: every line of the crawl file that
 `benchmarks.ingest` loads (the same generated file) through `LineTally.found` (parse, tally,
-booking URL and evidence of each new id) and into COPY text blocks, written to a sink that
-only counts bytes. One process reads the whole file; the split case gives each of N forked
-workers one byte range of it, cut at line ends and written to files before the clock, so the
-ranges cost no more to read than the whole. Fork start-up counts (it is a few ms); a worker
-started by spawn would add its imports, about 0.2 s. Interleaved rounds, wall seconds.
+booking URL and evidence of each new id) into COPY text blocks, written to a sink that only
+counts characters; against the same file through `split_parse.parsed_blocks`, whose spawned
+workers do it span by span and send their blocks to this process. Start-up of the workers
+counts. Interleaved rounds, wall seconds.
 
 The figure bounds target 1 of issue 15: a first load is at least the floor (the server's
-share, `benchmarks.ingest`) plus the Python share that nothing overlaps; with the parse split,
-that is the split case's time.
+share, `benchmarks.ingest`) plus the Python share that nothing overlaps.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 from pathlib import Path
 
@@ -38,9 +35,9 @@ class _ByteSink:
 
 def python_share(engine_name: str, crawl: Path) -> int:
     """Run ingest's per-line work over `crawl`; return the COPY text's length in characters."""
-    from stages.rules.crawl_tally import LineTally
     from stages.rules.config import load_params
     from stages.rules.crawl import LineParser
+    from stages.rules.crawl_tally import LineTally
     from stages.store.staging import copy_text_blocks
 
     parser = LineParser(load_params(common.REPO).engine(engine_name))
@@ -50,40 +47,28 @@ def python_share(engine_name: str, crawl: Path) -> int:
     return sink.chars
 
 
-def byte_ranges(crawl: Path, parts: int, folder: Path) -> list[Path]:
-    """`crawl` cut into `parts` files of about equal size, each ending at a line end."""
-    data = crawl.read_bytes()
-    cuts = [0]
-    for part in range(1, parts):
-        cuts.append(data.index(b"\n", len(data) * part // parts) + 1)
-    cuts.append(len(data))
-    files = []
-    for part, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
-        path = folder / f"part-{part}.txt"
-        path.write_bytes(data[start:end])
-        files.append(path)
-    return files
-
-
 def run(args: argparse.Namespace) -> list[timing.Figure]:
+    from stages.rules.config import load_params
+    from stages.rules.crawl_tally import LineTally
+    from stages.store.split_parse import parsed_blocks
+
     timing.print_header(
         f"ingest's Python share of {args.lines:,} {args.engine} lines:"
         f" {args.processes} processes against 1"
     )
     crawl = common.crawl_file(args.engine, args.lines)
-    with common.scratch("parse-split") as folder:
-        parts = byte_ranges(crawl, args.processes, folder)
-        context = multiprocessing.get_context("fork")
+    engine = load_params(common.REPO).engine(args.engine)
 
-        def split() -> None:
-            with context.Pool(args.processes) as pool:
-                pool.starmap(python_share, [(args.engine, part) for part in parts])
+    def split() -> None:
+        sink = _ByteSink()
+        for block, _ in parsed_blocks(crawl, engine, LineTally(), args.processes):
+            sink.write(block)
 
-        results = timing.interleaved(
-            [("one process", lambda: python_share(args.engine, crawl)), ("split", split)],
-            args.repeat,
-            warmup=not args.no_warmup,
-        )
+    results = timing.interleaved(
+        [("one process", lambda: python_share(args.engine, crawl)), ("split", split)],
+        args.repeat,
+        warmup=not args.no_warmup,
+    )
     what = f"ingest's Python share, {args.lines:,} lines, in {args.processes} processes"
     return [timing.compare("1", what, results["split"], results["one process"])]
 

@@ -171,16 +171,3 @@ def test_ingests_python_share_is_timed_split_over_processes_against_one(capsys):
 
     (line,) = figure_lines(capsys.readouterr().out)
     assert what(line) == "ingest's Python share, 300 lines, in 3 processes"
-
-
-def test_the_split_cuts_a_crawl_only_at_line_ends(tmp_path):
-    crawl = tmp_path / "crawl.txt"
-    lines = [f"https://hotels.cloudbeds.com/reservation/Ab{n:04d}".encode() for n in range(97)]
-    crawl.write_bytes(b"\n".join(lines) + b"\n")
-    (tmp_path / "parts").mkdir()
-
-    parts = parse_split.byte_ranges(crawl, 4, tmp_path / "parts")
-
-    assert len(parts) == 4
-    assert b"".join(part.read_bytes() for part in parts) == crawl.read_bytes()
-    assert all(part.read_bytes().endswith(b"\n") for part in parts)

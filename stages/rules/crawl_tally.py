@@ -81,6 +81,7 @@ class LineTally:
         self.reset()
 
     def reset(self) -> None:
+        self.at = 0
         self.lines = self.blank = self.accepted = self.valid = self.urls_without_id = 0
         self.list_items_without_id = 0
         self.rejected: Counter[str] = Counter()
@@ -122,7 +123,7 @@ class LineTally:
                 position, size = _position(handle), max(path.stat().st_size, 1)
                 number = first - 1
                 for number, raw in enumerate(iter_lines(handle), start=first):
-                    self.lines = number  # while reading: the line number reached
+                    self.at = number  # the line being read, numbered as in the whole file
                     if report and not number % PROGRESS_EVERY:
                         report.update(number, fraction=position() / size)
                     outcome = parser.parse(raw)

@@ -24,7 +24,7 @@ import queue
 import shutil
 import sys
 import tempfile
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ def parse_processes(setting: int, path: Path, plain: bool) -> int:
     return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
-def line_spans(path: Path, parts: int, chunk_size: int = 8 << 20) -> list[Span]:
+def line_spans(path: Path, parts: int, chunk_size: int = 8 << 20) -> tuple[list[Span], int]:
     """`path` cut into at most `parts` spans of about equal size, each ending at a line end
     (after a `\\n`), numbered as `iter_lines` numbers the whole file's lines (line ends
     `\\n`, `\\r\\n` and a lone `\\r`). No span but the first starts with a UTF-8 BOM, which
@@ -72,7 +72,7 @@ def line_spans(path: Path, parts: int, chunk_size: int = 8 << 20) -> list[Span]:
         for start, end in zip(cuts, cuts[1:], strict=False):
             spans.append(Span(start, end, first))
             first += _lines_in(handle, start, end, chunk_size)
-    return spans
+    return spans, first - 1
 
 
 def _line_end_after(handle: Any, offset: int, chunk_size: int) -> int:
@@ -118,13 +118,13 @@ def parsed_blocks(
     tally: LineTally,
     processes: int,
     progress: ProgressReport | None = None,
-) -> Iterator[tuple[str, int]]:
+) -> Generator[tuple[str, int], None, None]:
     """COPY text blocks of `path`'s ids (stages.store.staging.copy_text_blocks) from
     `processes` workers, each parsing one span, in the order they are ready: (text, ids in
     it). When all have ended, `tally` holds the counts and rejects of the whole file. Raises
     RuntimeError naming the span when a worker fails or dies; the other workers are stopped
     whenever the caller stops reading."""
-    spans = line_spans(path, processes)
+    spans, total = line_spans(path, processes)
     context = multiprocessing.get_context("spawn")
     blocks: Any = context.Queue(maxsize=QUEUED_PER_WORKER * len(spans))
     with tempfile.TemporaryDirectory(prefix="split-parse-") as folder:
@@ -141,7 +141,7 @@ def parsed_blocks(
         for worker in workers:
             worker.start()
         try:
-            counts = yield from _drain(blocks, workers, spans, progress)
+            counts = yield from _drain(blocks, workers, spans, progress, total)
         finally:
             for worker in workers:
                 if worker.is_alive():
@@ -159,29 +159,36 @@ def parsed_blocks(
 
 
 def _drain(
-    blocks: Any, workers: list[Any], spans: list[Span], progress: ProgressReport | None
+    blocks: Any,
+    workers: list[Any],
+    spans: list[Span],
+    progress: ProgressReport | None,
+    total: int,
 ) -> Generator[tuple[str, int], None, dict[int, dict[str, object]]]:
     """Yield the workers' blocks until every one has sent its counts; return the counts."""
     counts: dict[int, dict[str, object]] = {}
+    gone: set[int] = set()
     lines = [0] * len(spans)
-    total = max(spans[-1].first_line - 1, 1)
     while len(counts) < len(workers):
         try:
             message = blocks.get(timeout=_POLL_SECONDS)
         except queue.Empty:
-            for n, worker in enumerate(workers):
-                if n not in counts and worker.exitcode is not None:
-                    raise RuntimeError(
-                        f"the process parsing {_where(spans[n])} stopped (exit code "
-                        f"{worker.exitcode}) before it finished"
-                    ) from None
+            # A worker gone without its counts: what it sent last (its error) is read first,
+            # at the next poll; then it is called stopped.
+            ended = {n for n, worker in enumerate(workers) if worker.exitcode is not None}
+            for n in (ended & gone) - counts.keys():
+                raise RuntimeError(
+                    f"the process parsing {_where(spans[n])} stopped (exit code "
+                    f"{workers[n].exitcode}) before it finished"
+                ) from None
+            gone = ended
             continue
         kind, n, payload = message
         if kind == "block":
             text, rows, read = payload
             lines[n] = read
             if progress:
-                progress.update(sum(lines), fraction=sum(lines) / total)
+                progress.update(sum(lines), fraction=sum(lines) / max(total, 1))
             yield text, rows
         elif kind == "counts":
             counts[n] = payload
@@ -207,10 +214,9 @@ def _parse_span(
             tally = LineTally(handle, header=False)
             rows = tally.found(Path(path), LineParser(engine), span)
             for text, count in copy_text_blocks(rows):
-                read = tally.lines - span.first_line + 1
+                read = tally.at - span.first_line + 1
                 blocks.put(("block", number, (text, count, read)))
         blocks.put(("counts", number, tally.counts()))
     except BaseException as exc:  # sent to the parent, which raises it as one line
-        blocks.cancel_join_thread()  # exit even if the parent no longer reads
         blocks.put(("error", number, f"{type(exc).__name__}: {exc}"))
         sys.exit(1)
