@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import json
 import os
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -198,10 +200,40 @@ def test_killing_an_ingest_midway_leaves_the_earlier_state(project, database_url
         assert process.poll() is None, "the ingest finished before it could be killed"
         time.sleep(0.05)
     time.sleep(0.3)  # well inside the COPY
+    workers: set[int] = set()  # a file this large is parsed by several processes
+    while not workers and time.monotonic() < deadline:
+        workers = _children(process.pid)
+        time.sleep(0.05)
+    time.sleep(0.3)  # the workers are parsing
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
     assert leads(database_url, "rms") == before
     assert marker(project, "rms") == before_marker
+    deadline = time.monotonic() + 30
+    while _alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert workers and not _alive(workers), "a parse worker outlived its killed ingest"
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[1]) == pid:
+                found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pids: set[int]) -> bool:
+    """Whether any of `pids` still runs (a zombie counts as gone)."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+            if state != "Z":
+                return True
+    return False
 
 
 def test_two_engines_ingest_at_the_same_time(project, database_url):

@@ -209,14 +209,30 @@ def _parse_span(
     from stages.rules.crawl import LineParser
     from stages.store.staging import copy_text_blocks
 
+    parent = os.getppid()
     try:
         with open(rejects, "w", encoding="utf-8") as handle:
             tally = LineTally(handle, header=False)
             rows = tally.found(Path(path), LineParser(engine), span)
             for text, count in copy_text_blocks(rows):
                 read = tally.at - span.first_line + 1
-                blocks.put(("block", number, (text, count, read)))
-        blocks.put(("counts", number, tally.counts()))
-    except BaseException as exc:  # sent to the parent, which raises it as one line
-        blocks.put(("error", number, f"{type(exc).__name__}: {exc}"))
+                _send(blocks, ("block", number, (text, count, read)), parent)
+        _send(blocks, ("counts", number, tally.counts()), parent)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent stops too
         sys.exit(1)
+    except Exception as exc:  # sent to the parent, which raises it as one line
+        _send(blocks, ("error", number, f"{type(exc).__name__}: {exc}"), parent)
+        sys.exit(1)
+
+
+def _send(blocks: Any, message: tuple[str, int, Any], parent: int) -> None:
+    """Put `message` on the queue, waiting while it is full; exit if the parent is gone (killed
+    outright: nobody reads the queue, and a worker must not wait for ever)."""
+    while True:
+        try:
+            blocks.put(message, timeout=_POLL_SECONDS)
+            return
+        except queue.Full:
+            if os.getppid() != parent:
+                blocks.cancel_join_thread()  # what is still buffered has no reader
+                sys.exit(1)
