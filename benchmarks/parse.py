@@ -13,12 +13,15 @@ engine: the best round of each side (noise only ever adds time) in ns per line, 
 new / old of the best rounds and of the medians; target <= 1.30x on the best rounds.
 
 `--old PATH` times another tree as the baseline (the smoke test uses this tree itself, as a
-shallow clone holds no 6993ab0).
+shallow clone holds no 6993ab0). `--instructions N` counts instead of timing: valgrind's
+instructions per line over the first N lines, the same in every run however busy the machine
+(about 15 s per engine and tree for 20,000 lines).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import subprocess
 import sys
@@ -134,6 +137,10 @@ def run(args: argparse.Namespace) -> list[timing.Figure]:
         old_root = args.old or old_tree(folder / "old", FIRST_RELEASE)
         tag = "self" if args.old else FIRST_RELEASE
         files = {name: lines_file(old_root, tag, name, args.lines) for name in args.engines}
+        if args.instructions:
+            return [
+                _counted(name, path, old_root, args.instructions) for name, path in files.items()
+            ]
         trees = {"old": Tree(old_root), "new": Tree(common.REPO)}
         figures = []
         try:
@@ -145,6 +152,66 @@ def run(args: argparse.Namespace) -> list[timing.Figure]:
             for tree in trees.values():
                 tree.close()
     return figures
+
+
+# Parses the first `lines` lines of a file `passes` times in a tree, for valgrind to count.
+_COUNT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+try:
+    from stages.rules.config import load_params
+    from stages.rules.crawl import LineParser, iter_lines
+except ModuleNotFoundError:  # the first release's flat layout
+    from stages.config import load_params
+    from stages.crawl import LineParser, iter_lines
+
+parse = LineParser(load_params(Path(sys.argv[1])).engine(sys.argv[2])).parse
+with open(sys.argv[3], "rb") as handle:
+    lines = list(iter_lines(handle))[: int(sys.argv[4])]
+for _ in range(int(sys.argv[5])):
+    for raw in lines:
+        parse(raw)
+"""
+
+
+def instructions_a_line(tree: Path, engine: str, path: Path, lines: int) -> float:
+    """Instructions per parsed line in `tree`, counted by valgrind's cachegrind: a run of two
+    passes over `lines` lines less a run of none (start-up and reading cancel out). Exact and
+    repeatable, unlike CPU time on a shared machine; PYTHONHASHSEED is fixed and no byte code
+    is written for the same reason."""
+    counts = []
+    for passes in (0, 2):
+        command = ["valgrind", "--tool=cachegrind", "--cache-sim=no"]
+        command += ["--cachegrind-out-file=/dev/null", common.PYTHON, "-c", _COUNT]
+        command += [str(tree), engine, str(path), str(lines), str(passes)]
+        # No byte code written: both runs read (or compile) the same, and cancel out.
+        env = common.child_env(PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
+        done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+        found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+        if done.returncode or not found:
+            raise RuntimeError(f"valgrind failed in {tree}: {done.stderr[-500:]}")
+        counts.append(int(found[1].replace(",", "")))
+    return (counts[1] - counts[0]) / (2 * lines)
+
+
+def _counted(engine: str, path: Path, old_root: Path, lines: int) -> timing.Figure:
+    """The instruction-count figure of one engine: this tree against the baseline tree."""
+    new = instructions_a_line(common.REPO, engine, path, lines)
+    old = instructions_a_line(old_root, engine, path, lines)
+    ratio = new / old
+    figure = timing.Figure(
+        "11",
+        f"parse, {engine}, instructions a line ({lines:,} lines)",
+        new,
+        old,
+        ratio,
+        f"<= {TARGET_RATIO:.2f}x",
+        ratio <= TARGET_RATIO,
+        "instr",
+    )
+    print(figure.line(), flush=True)
+    return figure
 
 
 def _timed(tree: Tree, engine: str, path: Path) -> timing.Case:
@@ -179,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=200_000, help="lines per engine")
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--old", type=Path, help=f"baseline tree (default: {FIRST_RELEASE})")
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        metavar="LINES",
+        help="count instructions a line over this many lines with valgrind instead of timing",
+    )
     return timing.run_command(parser, run, argv)
 
 

@@ -6,6 +6,7 @@ anything took. Each benchmark uses the test session's PostgreSQL server where it
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -164,6 +165,16 @@ def test_the_parse_hot_loop_is_timed_against_a_baseline_tree(capsys):
         f"parse, {engine}, 200 lines, best of 1" for engine in parse.ENGINES
     ]
     assert all("target <= 1.30x" in line and "ratio of medians" in line for line in lines)
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind counts the instructions")
+def test_the_parse_hot_loop_can_be_counted_in_instructions_instead(capsys):
+    args = ["--lines", "200", "--old", str(common.REPO), "--engines", "rms", "--instructions"]
+    assert parse.main([*args, "50", *TINY]) == 0
+
+    (line,) = figure_lines(capsys.readouterr().out)
+    assert what(line) == "parse, rms, instructions a line (50 lines)"
+    assert "ratio   1.00x" in line  # the same tree on both sides: the same count, exactly
 
 
 def test_ingests_python_share_is_timed_split_over_processes_against_one(capsys):
