@@ -408,3 +408,47 @@ def test_a_run_of_slashes_in_a_path_reads_as_one(engine, line, expected):
 @pytest.mark.parametrize("slug", ["property-name", "your-property-slug", "hotel-slug"])
 def test_a_template_slug_is_a_placeholder(slug):
     assert parse("siteminder", f"{SITEMINDER}/{slug}") == Reject.PLACEHOLDER_ID
+
+
+# --- the fifth tester: a person's data, secrets and clicks under any name ------------------
+
+KEPT = "currency=usd&checkin=2026-03-01&adults=2&lang=es"
+
+
+@pytest.mark.parametrize(
+    "personal",
+    [
+        "hotel_email=a@b.c&guest_name=Ann",
+        "fname=Ann&telefono=123&correo=x@y.z",
+        "guestEmail=ann%40x.com",
+        "mobile=0400111222&address=1+Main+St&dob=1990-01-01&passport=X123",
+        "password=hunter2&pwd=x&api_key=abc&apikey=def&secret=s&auth_token=t&code=c",
+        "confirmation=ABC123&booking_id=999&reservation_id=777",
+        "key=abc&uid=123&user_id=77&customer_id=99",
+        "e=a@b.c&q=a%40b.c",
+        "nombre=Juan&correo_electronico=j@x.es&telefono=600",
+        "ref=tripadvisor&aff_id=1&affiliate=x&clickid=2&irclickid=3&cid=4&campaign=spring",
+        "s_kwcid=AL!1&ef_id=abc&epik=xyz&rb_clickid=9",
+        "guest%5Bemail%5D=a%40b.c&customer_email=c@d.e&contact_phone=555",
+        "Guest=Ann+Lee&mobile=0400&guestEmail=ann@x.com",
+    ],
+)
+def test_a_persons_data_secrets_and_clicks_never_reach_the_booking_url(personal):
+    line = f"{CLOUDBEDS}?{personal}&{KEPT}"
+    parser = LineParser(ENGINES["cloudbeds"])
+    assert parser.parse(line.encode()) == "Qw3rTy"
+    assert parser.booking_url("Qw3rTy") == f"{CLOUDBEDS}?{KEPT}"
+
+
+@pytest.mark.parametrize(
+    "needed",
+    ["currency=EUR", "lang=pt-br", "locale=en_AU", "checkin=2026-03-01", "checkout=2026-03-04",
+     "adults=2", "kids=1", "guests=3", "rooms=1", "nights=3", "promo=SUMMER", "A=2&C=0",
+     "Arrival=2026-03-01", "mewsRoute=rates", "ids=3fa85f64-5717-4562-b3fc-2c963f66afa6",
+     "hotel=1", "room_type=double", "rate=flex"],
+)  # fmt: skip
+def test_what_the_booking_page_needs_stays_in_its_url(needed):
+    line = f"{CLOUDBEDS}?{needed}"
+    parser = LineParser(ENGINES["cloudbeds"])
+    assert parser.parse(line.encode()) == "Qw3rTy"
+    assert parser.booking_url("Qw3rTy") == line

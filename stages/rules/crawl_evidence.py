@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from stages.rules.crawl_text import CONTROL_BYTES, kept_query
+from stages.rules.crawl_query import kept_query
+from stages.rules.crawl_text import CONTROL_BYTES
 
 _ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _EVIDENCE_ESCAPE = re.compile(r"\\(?:[\\tnr]|x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})")

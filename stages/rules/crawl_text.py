@@ -5,7 +5,7 @@ plain, where a line breaks into words, which words hold URLs (`urls_in`), the de
 text extraction around them (`cleaned`, `balanced`: brackets a URL does not open), JSON
 escapes and character references (`unescaped`), the columns of crawler exports (`url_field`,
 `field_end`, `is_header_row`), encoded URLs (`decoded_url`; redirect wrappers are in
-`crawl_wrappers`), hosts (`host_of`), and the query a booking URL keeps (`kept_query`). Nothing
+`crawl_wrappers`), hosts (`host_of`). Nothing
 here names an engine.
 """
 
@@ -119,23 +119,6 @@ FIELDS = re.compile(r"[\s\"'<>()\[\]{}`,;|=]+")  # the words of a header row
 # an id may end with it (`cleaned` drops it only after an opening one).
 ENCODED_END = re.compile(r"%(3F|23|22|3C|3E)", re.I)
 _FIELD_END = re.compile(r"[,;|]")  # the end of a URL's field in a CSV-like export row
-# Tracking parameters dropped from a booking URL: they name the campaign or the click, not the
-# page. Google (utm_*, _ga, _gl, gclid, gclsrc, dclid, wbraid, gbraid, srsltid, and Google
-# Ads' gad_source, gad_campaignid), Microsoft
-# (msclkid), Meta (fbclid, igshid), Mailchimp (mc_cid, mc_eid), Yandex (yclid), HubSpot
-# (_hsenc, _hsmi, __hstc, __hssc, __hsfp), X (twclid), LinkedIn (li_fat_id), TikTok (ttclid),
-# Marketo (mkt_tok), Klaviyo (_kx), Olytics (oly_anon_id, oly_enc_id), Vero (vero_id).
-_TRACKING = (
-    "utm_", "_ga=", "_gl=", "gclid=", "gclsrc=", "dclid=", "wbraid=", "gbraid=", "srsltid=",
-    "msclkid=", "fbclid=", "igshid=", "mc_cid=", "mc_eid=", "yclid=", "_hsenc=", "_hsmi=",
-    "__hstc=", "__hssc=", "__hsfp=", "twclid=", "li_fat_id=", "ttclid=", "mkt_tok=", "_kx=",
-    "oly_anon_id=", "oly_enc_id=", "vero_id=", "gad_source=", "gad_campaignid=", "hsa_",
-    # A person or a session, never what the booking page needs, and the workbook is published:
-    # a visitor's form fields and the session or token a crawler's visit was given.
-    "email=", "e-mail=", "mail=", "name=", "firstname=", "first_name=", "lastname=",
-    "last_name=", "phone=", "tel=", "token=", "access_token=", "auth=", "session=",
-    "sessionid=", "session_id=", "sid=", "phpsessid=", "jsessionid=", "aspsessionid",
-)  # fmt: skip
 
 
 # What a host written without a scheme looks like: dotted labels ending in a letter-led TLD,
@@ -370,20 +353,3 @@ def url_field(url: str) -> str:
         if glued:
             url = f"{url[: glued.start()]}?{url[glued.end() :]}"
     return url
-
-
-def kept_query(query: str) -> str:
-    """The parameters of `query` a booking URL keeps: not tracking ones nor a person's or a
-    session's (`_TRACKING`: utm_*, gclid, msclkid, email, name, sid, token, ..., in any case),
-    not empty (`?x=` cut by extraction), and printable ASCII."""
-    kept = [
-        p
-        for p in query.split("&")
-        if p
-        and not p.lower().startswith(_TRACKING)
-        and p.isascii()
-        and p.isprintable()
-        and " " not in p
-        and p[-1] != "="
-    ]
-    return "&".join(kept)
