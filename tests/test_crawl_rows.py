@@ -152,6 +152,21 @@ rms {RMS}/166... -> reject:malformed_id
 rms {RMS}/166\u2026 -> reject:malformed_id
 rms {RMS}/166 15 -> reject:malformed_id
 rms {RMS}/4,321/1 -> reject:malformed_id
+rms {RMS}/4 321/1 -> reject:malformed_id
+rms {RMS}/44 321/1 -> reject:malformed_id
+rms {RMS}/4 321 -> reject:malformed_id
+rms {RMS}/4 500/1 -> reject:malformed_id
+rms {RMS}/1 234 567/1 -> reject:malformed_id
+rms {RMS}/12 404/1 -> reject:malformed_id
+rms {RMS}/16 615\t200 -> reject:malformed_id
+rms {RMS}/16 615 200 -> reject:malformed_id
+rms {RMS}/166 15\t200 -> reject:malformed_id
+rms {RMS}/4\u00a0321/1 -> reject:malformed_id
+rms {RMS}/4\u2009321/1 -> reject:malformed_id
+siteminder https://direct-book.com/properties/sea side\t200 -> reject:malformed_id
+siteminder https://direct-book.com/properties/sea side 200 -> reject:malformed_id
+siteminder https://direct-book.com/properties/sea side text/html -> reject:malformed_id
+siteminder https://direct-book.com/properties/sea hotel -> reject:malformed_id
 rms https://bookings.rmscloud.com/Search/Index/1,234,567/1 -> reject:malformed_id
 rms 16615... -> reject:malformed_id
 rms 16615\u2026 -> reject:malformed_id
@@ -173,6 +188,10 @@ cloudbeds https://hotels.cloudbeds.com/reservation/Qw3rTy?currency=u... -> Qw3rT
 cloudbeds https://hotels.cloudbeds.com/reservation/Qw3rTy guests -> Qw3rTy
 siteminder https://direct-book.com/properties/seasidehoteldirect/... -> seasidehoteldirect
 siteminder https://direct-book.com/properties/seasidehoteldirect 200 -> seasidehoteldirect
+rms {RMS}/16615 200 -> 16615
+rms {RMS}/16615\t200 -> 16615
+rms {RMS}/16615/1 200 OK -> 16615
+siteminder https://direct-book.com/properties/seasidedirect 200 OK -> seasidedirect
 siteminder Visit https://direct-book.com/properties/seasidedirect for rates -> seasidedirect
 siteminder https://direct-book.com/properties/seasidedirect Book now -> seasidedirect
 siteminder Book now: https://direct-book.com/properties/seasidedirect and save -> seasidedirect

@@ -26,23 +26,41 @@ _PATH_APOSTROPHE = re.compile(r"(/[\w.~%-]*\w)'(?=\w)")
 # `/properties/sea side/rooms`) or the line's end; a MIME type's (`<url> image/png`) is a column.
 _NEXT_WORD = re.compile(r"[A-Za-z0-9_-]+(?=[\s\"'<>/]|$)")
 _MIME_TYPES = frozenset(("text", "application", "image", "audio", "video", "font", "multipart"))
+_LAST_DIGITS = re.compile(r"/\d{1,3}$")  # an id position ending a URL in 1-3 digits
 # A crawl export's status column after a bare id (`12345<TAB>200`, `Qw3rTy,200`).
 STATUS_COLUMN = re.compile(r"[1-5][0-9]{2}|(?i:non-indexable|indexable|ok)")
 
 
 def _inside_url(text: str, at: int, word: re.Match[str]) -> bool:
     """Whether `word`, after a space after the URL at `at`, reads as the rest of that URL: the
-    path goes on after it (`sea side/rooms`, `sea side?locale=en`), the URL and the word sit in
-    one pair of quotes (`href="<url> side"`), or they are all the line holds. In running text
-    (`Visit <url> for rates`, `<url> Book now`) the space ends the URL, as it does for a
-    browser's address bar."""
+    URL and the word sit in one pair of quotes (`href="<url> side"`), or they open the line and
+    only columns follow (nothing, a tab, comma or bar, a status, a number, a MIME type: `<url>
+    side<TAB>200`, `<url> side 200`). In running text (`Visit <url> for rates`, `<url> Book
+    now`) the space ends the URL, as it does in a browser's address bar."""
     after = text[word.end() :]
-    if after[:1] in ("/", "?", "#"):
-        return True
     quote = text[at - 1 : at] if at > 0 else ""
     if quote in ("'", '"') and after[:1] == quote:
         return True
-    return not text[:at].strip(UNICODE_SPACE) and not after.strip(UNICODE_SPACE)
+    if text[:at].strip(UNICODE_SPACE):
+        return False
+    rest = after.strip(UNICODE_SPACE)
+    return not rest or after[:1] in "\t,;|" or _is_column(rest.split()[0])
+
+
+def _is_column(token: str) -> bool:
+    """Whether a token after a URL is a crawl export's column: a status, a number, a MIME type."""
+    return (
+        bool(STATUS_COLUMN.fullmatch(token))
+        or token.isdigit()
+        or token.partition("/")[0].lower() in _MIME_TYPES
+    )
+
+
+def _grouped(url: str, word: str) -> bool:
+    """Whether a URL ending in 1-3 digits and the digits after one space are one number written
+    with a space between its groups (`/Search/Index/4 321/1`, `16 615`, `166 15`): no status
+    column, which follows a whole id (`/Search/Index/16615 200`)."""
+    return word.isdigit() and bool(_LAST_DIGITS.search(url))
 
 
 def path_apostrophes(text: str) -> str:
@@ -69,16 +87,25 @@ class CutIds:
         return self._cut_short(short, self._one(short), ("0", "a"))
 
     def _spaced(self, text: str, url: str, outcome: ParseResult) -> ParseResult:
-        """`outcome` of a URL of `text`, unless a space cut its id (`/properties/sea
-        side`): the word after one space, written on to the id, would make an id too, and
-        the word still reads as part of the URL (`_inside_url`). A status or column name after
-        it (`<url> 200`, `<url> OK`) is a column; running text (`Visit <url> for rates`) ends
-        the URL at the space."""
-        at = text.find(url + " ")
-        word = _NEXT_WORD.match(text, at + len(url) + 1) if at >= 0 else None
-        if word is None or STATUS_COLUMN.fullmatch(word[0]):
+        """`outcome` of a URL of `text`, unless a space cut its id: the word after one space,
+        written on to the id, would make an id too, and the word still reads as part of the
+        URL: the path goes on after it (`/properties/sea side/rooms`, `/Search/Index/4
+        321/1`), it is the rest of a number (`_grouped`), or it reads so in its line
+        (`_inside_url`). A status or MIME column after the URL (`<url> 200`, `<url> OK`,
+        `<url> text/html`) is a column; running text (`Visit <url> for rates`) ends the URL at
+        the space. Any Unicode space counts (a no-break space, a thin space)."""
+        at = text.find(url)
+        end = at + len(url)
+        if at < 0 or end >= len(text) or text[end] not in UNICODE_SPACE:
             return outcome
-        if word[0].lower() in text_rules.HEADER_WORDS or word[0].lower() in _MIME_TYPES:
+        word = _NEXT_WORD.match(text, end + 1)
+        if word is None:
+            return outcome
+        if word[0].lower() in _MIME_TYPES:
+            return outcome  # `<url> text/html`: a column, though a slash follows
+        if text[word.end() : word.end() + 1] in ("/", "?", "#") or _grouped(url, word[0]):
+            return self._cut_short(url, outcome, (word[0],))
+        if STATUS_COLUMN.fullmatch(word[0]):
             return outcome
         if not _inside_url(text, at, word):
             return outcome
