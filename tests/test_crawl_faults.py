@@ -345,7 +345,8 @@ def test_an_engine_gets_a_bare_id_pattern_and_site_pages_from_params_alone(tmp_p
     (tmp_path / "params.yaml").write_text(ENGINE.format(extra=extra), encoding="utf-8")
     parser = LineParser(load_params(tmp_path).engine("bookit"))
     assert parser.parse(b"hotel42") == "hotel42"
-    assert parser.parse(b"resort") == Reject.MALFORMED_ID
+    # An id's shape in a URL, but alone not the bare shape: a word, text.
+    assert parser.parse(b"resort") == Reject.TEXT_WORD
     assert parser.parse(b"https://bookit.example/hotel/resort") == "resort"
     assert parser.parse(b"https://bookit.example/hotel/search") == Reject.NO_ID
 

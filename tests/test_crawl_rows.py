@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from stages.rules.crawl import LineParser
+from stages.rules.crawl import LineParser, Reject
 from tests.support.crawl import ENGINES, UUID, outcome_text, parse, table
 
 pytestmark = pytest.mark.unit  # pure logic: no services, no other programs
@@ -215,3 +215,59 @@ def test_a_cut_after_a_whole_id_leaves_the_id(engine, line, expected):
 @pytest.mark.parametrize("line", ["x", "ab", '"x"'])
 def test_a_word_shorter_than_any_slug_alone_is_text(line):
     assert outcome_text(parse("siteminder", line)) == "reject:text_word"
+
+
+# --- the fifth tester: a word of a code's length is no Cloudbeds code, alone or in a row ----
+
+WORDS_ARE_NO_CODES = """
+cloudbeds Sydney -> reject:text_word
+cloudbeds London -> reject:text_word
+cloudbeds Europe -> reject:text_word
+cloudbeds hotels -> reject:text_word
+cloudbeds abcdef -> reject:text_word
+cloudbeds SYDNEY -> reject:text_word
+cloudbeds Sydney,Hotel Sol -> reject:text_word
+cloudbeds Berlin\tHotel Adlon -> reject:text_word
+cloudbeds "Sydney","Hotel Sol" -> reject:text_word
+cloudbeds Europe,200 -> reject:text_word
+cloudbeds Qw3rTy -> Qw3rTy
+cloudbeds PwV2JI -> PwV2JI
+cloudbeds qWertY -> qWertY
+cloudbeds Qw3rTy,Hotel Sol -> Qw3rTy
+cloudbeds https://hotels.cloudbeds.com/reservation/Sydney -> Sydney
+"""
+
+
+@pytest.mark.parametrize(("engine", "line", "expected"), table(WORDS_ARE_NO_CODES))
+def test_a_bare_cloudbeds_code_looks_generated_but_a_url_says_it_is_one(engine, line, expected):
+    assert outcome_text(parse(engine, line)) == expected
+
+
+PLACEHOLDERS_OF_THE_FIFTH_TESTER = f"""
+cloudbeds https://hotels.cloudbeds.com/reservation/YOURID -> reject:placeholder_id
+cloudbeds https://hotels.cloudbeds.com/reservation/CODIGO -> reject:placeholder_id
+cloudbeds https://hotels.cloudbeds.com/reservation/string -> reject:placeholder_id
+cloudbeds https://hotels.cloudbeds.com/reservation/foobar -> reject:placeholder_id
+cloudbeds https://hotels.cloudbeds.com/reservation/123456 -> reject:placeholder_id
+siteminder https://direct-book.com/properties/sample-hotel -> reject:placeholder_id
+siteminder https://direct-book.com/properties/lorem -> reject:placeholder_id
+siteminder https://direct-book.com/properties/asdf -> reject:placeholder_id
+siteminder https://direct-book.com/properties/%7BslugX%7D -> reject:placeholder_id
+rms {RMS}/123456/1 -> reject:placeholder_id
+rms {RMS}/0123456789ABCDEF/1 -> reject:placeholder_id
+rms {RMS}/1234567890ABCDEF/1 -> reject:placeholder_id
+rms {RMS}/%7BclientId%7D/1 -> reject:placeholder_id
+rms 123456 -> reject:text_word
+rms {RMS}/16615/1 -> 16615
+rms {RMS}/12345/1 -> 12345
+"""
+
+
+@pytest.mark.parametrize(("engine", "line", "expected"), table(PLACEHOLDERS_OF_THE_FIFTH_TESTER))
+def test_a_templates_or_a_testers_value_is_a_placeholder(engine, line, expected):
+    assert outcome_text(parse(engine, line)) == expected
+
+
+@pytest.mark.parametrize("client", ["00016615", "016615", "0016615"])
+def test_an_rms_client_number_with_leading_zeros_is_no_second_lead(client):
+    assert parse("rms", f"{RMS}/{client}/1") == Reject.MALFORMED_ID

@@ -185,9 +185,10 @@ class BareIds(CutIds):
                 return _HEADER_ROW
             if (
                 word == word.upper()  # no letter in it: a number, a date
-                or word in PLACEHOLDERS
+                or is_placeholder(word)
                 or word in self._site_pages
                 or (self._word_ids and len(word) < text_rules.MIN_WORD_ID)  # `x`: text
+                or self._id_fullmatch(text)  # an id's shape in a URL, a word alone (`Sydney`)
             ):
                 return _TEXT_WORD
             return _MALFORMED_ID

@@ -44,7 +44,10 @@ PLACEHOLDERS = frozenset((
     "example", "sample", "test", "testing", "demo", "slug", "placeholder", "your-hotel",
     "yourhotel", "your_hotel", "your-property", "yourproperty", "hotel-name", "hotelname",
     "property-slug", "property-name", "propertyname", "your-property-slug", "hotel-slug",
-    "n/a", "na", "yes", "no", "ok", "tbd", "todo", "html",
+    "n/a", "na", "yes", "no", "ok", "tbd", "todo", "html", "yourid", "your-id", "your_id",
+    "codigo", "string", "foo", "bar", "baz", "foobar", "lorem", "ipsum", "asdf", "abcdef",
+    "sample-hotel", "example-hotel", "hotel-example", "1234567890abcdef", "0123456789abcdef",
+    "123456", "1234567", "12345678",  # counting up, as the hot loop looks them up by form
 ))
 # fmt: on
 # The words as a URL writes them (`undefined`, `UNDEFINED`, `Undefined`): the hot loop looks
@@ -56,17 +59,22 @@ PLACEHOLDER_FORMS = (
 
 # Site pages this long or shorter are looked up in every case without lower-casing the id.
 SHORT_PAGE = 6
+_ASCENDING = "0123456789abcdef"
 _LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 
 
 def is_placeholder(property_id: str) -> bool:
     """Whether `property_id` is a placeholder, not a property: a word of PLACEHOLDERS (any case);
-    punctuation alone (`-`, `_`, `--`); any run of zeros (`000000`, the all-zero UUID, RMS
-    client `0`); or one letter or mark repeated, dashes aside, 3 times or more (`XXXXXX`,
-    `***`): what templates, test data and masked exports write. One digit 1-9 repeated is not
-    one: RMS client numbers such as 1111 or 77777 are real properties."""
-    if property_id.lower() in PLACEHOLDERS:
-        return True
+    six or more digits counting up (`123456`); a template's field (`{clientId}`, `<slug>`,
+    `${id}`, `:id`); punctuation alone (`-`, `_`, `--`); any run of zeros (`000000`, the
+    all-zero UUID, RMS client `0`); or one letter or mark repeated, dashes aside, 3 times or
+    more (`XXXXXX`, `***`): what templates, test data and masked exports write. One digit 1-9
+    repeated is not one: RMS client numbers such as 1111 or 77777 are real properties."""
+    word = property_id.lower()
+    if word in PLACEHOLDERS or (len(word) >= 6 and word in _ASCENDING):
+        return True  # a word of the list, or counting up (`123456`, `0123456789abcdef`)
+    if word[:1] in "{<[" or word.startswith(("${", ":")):
+        return True  # a template's field left unfilled (`{clientId}`, `<slug>`, `:id`)
     core = property_id.replace("-", "")
     first = core[:1]
     if core.replace(first, ""):  # two characters or more, dashes aside: the common id
