@@ -63,7 +63,11 @@ def ingest(
     started = time.monotonic()
     with atomic_output(rejects_path, "w") as rejects:
         tally = LineTally(rejects, progress=_reading)
-        guard = None if accept else loads.collapse_guard(engine.name, tally, params.ingest)
+        guard = None
+        if not accept:
+            guard = loads.collapse_guard(
+                engine.name, tally, params.ingest, file=str(path), by_hand=by_hand
+            )
         processes = params.ingest.parse_processes
         load = _Load(
             engine, path, LineParser(engine), tag, seen_at, by_hand, tally, guard, processes

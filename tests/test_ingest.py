@@ -432,6 +432,21 @@ def test_a_file_of_only_junk_fails_before_commit_naming_figures_reasons_and_the_
     assert marker(project, "siteminder") == before_marker
 
 
+def test_a_by_hand_load_of_junk_names_its_file_and_the_command_that_accepts_it(
+    project, database_url, capsys, tmp_path
+):
+    junk = tmp_path / "my crawl.txt"
+    junk.write_text("https://www.booking.com/hotel/x.html\n" * 4, encoding="utf-8")
+
+    assert ingest.main(["--engine", "mews", "--file", str(junk)]) == 1
+
+    message = failure_line(capsys)
+    assert f"nothing loaded from {junk}:" in message
+    accept = f"python -m stages.ingest --engine mews --file '{junk}' --accept"
+    assert f"`{accept}`" in message
+    assert ingest.main(["--engine", "mews", "--file", str(junk), "--accept"]) == 0
+
+
 def test_far_fewer_ids_than_the_previous_load_fails_unless_accepted(project, database_url, capsys):
     project.write_raw(
         "rms",

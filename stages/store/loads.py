@@ -17,6 +17,7 @@ database without it answers too.
 
 from __future__ import annotations
 
+import shlex
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -67,15 +68,18 @@ class LineCounts(Protocol):
 
 
 def collapse_guard(
-    engine: str, lines: LineCounts, limits: Ingest
+    engine: str, lines: LineCounts, limits: Ingest, *, file: str, by_hand: bool = False
 ) -> Callable[[int, int | None], None]:
     """The `before_commit` guard of a load (stages.store.leads.load_leads): it raises
     PipelineError if the load looks like a lost crawl.
 
     Fails when rejected lines exceed `limits.max_rejected_share` of the non-blank lines, or when
     the unique ids fall below `limits.min_previous_share` of the previous pipeline load's; the
-    message names the figures, the three commonest reject reasons and how to accept on purpose.
+    message names the crawl `file`, the figures, the three commonest reject reasons and how to
+    accept on purpose (for a run `by_hand`, the command with `--file`).
     """
+    rerun = f"python -m stages.ingest --engine {engine}"
+    rerun += f" --file {shlex.quote(file)} --accept" if by_hand else " --accept"
     max_rejected_share, min_previous_share = limits.max_rejected_share, limits.min_previous_share
 
     def check(unique: int, previous: int | None) -> None:
@@ -98,9 +102,9 @@ def collapse_guard(
             return
         common = ", ".join(f"{reason} {count:,}" for reason, count in lines.rejected.most_common(3))
         raise PipelineError(
-            f"nothing loaded: {'; '.join(problems)}; commonest rejects: "
+            f"nothing loaded from {file}: {'; '.join(problems)}; commonest rejects: "
             f"{common or 'none'}. If the file is right, {' and '.join(keys)} in params.yaml, "
-            f"or run `python -m stages.ingest --engine {engine} --accept` once."
+            f"or run `{rerun}` once."
         )
 
     return check
