@@ -48,7 +48,9 @@ CONTROL_BUT_TAB = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 # entities, CSV fields, URLs glued together). Any other line takes `_messy`. One bytes.translate
 # tells them apart: far cheaper than a regex scan of the line.
 NOT_PLAIN = CONTROL_BYTES + b" \"'<>()[]{}`\\;,|"
-TRAILING = ".,;:!?)]}>'\""  # punctuation after a URL in running text or code
+# Punctuation after a URL in running text or code (`<url>.`, `<url>)`), or an opening bracket
+# before more text glued on (`<url>(official)`, `<url>（公式）`).
+TRAILING = ".,;:!?)]}>'\"([{"
 TRAILING_BYTES = TRAILING.encode()
 _LEADING = "([{<'\""
 _ENCODED_QUOTES = ("%22", "%27")
@@ -73,8 +75,15 @@ _JSON_DEPTH = 3  # JSON in JSON in JSON; deeper nesting is not seen in crawls
 QUOTED_VALUE = re.compile(r"([?&][\w.\[\]-]+=)([\"'])([^\"'\n]*)\2(?=[&#]|$|\s)")
 # Where a line breaks into words: whitespace, quotes, markup, and an opening bracket before a
 # URL (`[link](https://...)`). Other brackets stay in the word: a query holds them
-# (`?rooms[0][adults]=2`, `?x=(1)`); `cleaned` drops those the URL does not balance.
-TOKEN_SPLIT = re.compile(r"[\s\"'<>`]+|[(\[{]+(?=(?:https?:)?//)", re.I)
+# (`?rooms[0][adults]=2`, `?x=(1)`); `cleaned` drops those the URL does not balance. Text of
+# scripts no booking URL holds ends a URL glued to it (`.../Jq1Jq2。`, `.../16615/1公式`,
+# `...Kr1Kr2입니다`, an emoji): CJK, kana, Hangul, Thai, fullwidth forms, emoji and symbols.
+_NOT_IN_URLS = (
+    "\u0e00-\u0e7f\u1100-\u11ff\u2600-\u27bf\u3000-\u303f\u3040-\u30ff\u3130-\u318f"
+    "\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+    "\U0001f000-\U0001faff"
+)
+TOKEN_SPLIT = re.compile(rf"[\s\"'<>`{_NOT_IN_URLS}]+|[(\[{{]+(?=(?:https?:)?//)", re.I)
 _WORD_SPLIT = re.compile(r"[()\[\]{}]+")  # the words of a word that holds no URL
 _OPENER = {")": "(", "]": "[", "}": "{"}
 _NESTED_DEPTH = 3  # percent-encoding undone at most this often (`https%253A%252F%252F`)
