@@ -291,3 +291,21 @@ def test_text_of_a_script_no_url_holds_ends_a_url_glued_to_it(engine, line, expe
     # CJK, kana, Hangul, Thai and emoji are never part of these engines' URLs; a Latin
     # letter with a mark may be (`hotel-müller`: an id the pattern refuses, no cut).
     assert outcome_text(parse(engine, line)) == expected
+
+
+EXPORT_COLUMNS_AFTER_A_BARE_ID = """
+rms 16615,200,2024-01-01 -> 16615
+rms 16615\t200\tOK\t2024-01-01 -> 16615
+rms 16615,2024-01-01 -> 16615
+rms 16615,200,1234 -> 16615
+rms 16615,200,OK,2024-01-01 -> 16615
+rms 16615,200,Not Found,0.35 -> 16615
+cloudbeds Qw3rTy,200,2024-01-01 -> Qw3rTy
+rms 1234,2025 -> reject:text_word
+"""
+
+
+@pytest.mark.parametrize(("engine", "line", "expected"), table(EXPORT_COLUMNS_AFTER_A_BARE_ID))
+def test_a_bare_id_followed_by_an_exports_columns_is_a_lead(engine, line, expected):
+    # A status or a date first, then reason phrases, counts, dates, MIME types: an export row.
+    assert outcome_text(parse(engine, line)) == expected

@@ -47,6 +47,13 @@ _COLUMN = re.compile(r'"(?:[^"]|"")*"|[^\t,;|"]+')
 _LABEL = re.compile(r"[A-Za-z][A-Za-z0-9 _./()-]*")
 # An HTTP reason phrase after a status code (`404<TAB>Not Found`, `301<TAB>Moved Permanently`).
 _REASON_PHRASE = re.compile(r"[A-Za-z][A-Za-z' -]{0,40}")
+# A date or date-time column (`2024-01-01`, `2024-01-01T10:00:00Z`, `01/03/2024`).
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+Z?)?|\d{1,2}/\d{1,2}/\d{2,4}")
+# What else a crawl export writes after the status: its reason phrase, a number, a date, a MIME
+# type and its parameters (`text/html; charset=utf-8`, split at the `;` into two columns).
+_EXPORT_VALUE = re.compile(
+    rf"{_REASON_PHRASE.pattern}|\d[\d.,]*|{_DATE.pattern}|[a-z]+/[\w.+-]+|\w+=[\w.-]+"
+)
 
 
 def _csv_field(column: str) -> str:
@@ -57,14 +64,15 @@ def _csv_field(column: str) -> str:
 
 
 def _is_status(columns: list[str]) -> bool:
-    """Whether the columns after a bare id are a crawl export's status: a status (`200`, `OK`,
-    `Indexable`) each, or a status code followed by its reason phrase (`404`, `Not Found`)."""
-    if all(STATUS_COLUMN.fullmatch(column) for column in columns):
-        return True
-    return (
-        len(columns) > 1
-        and STATUS_COLUMN.fullmatch(columns[0]) is not None
-        and all(_REASON_PHRASE.fullmatch(column) for column in columns[1:])
+    """Whether the columns after a bare id are a crawl export's: a status (`200`, `OK`,
+    `Indexable`) or a date first, then any of a status, its reason phrase (`Not Found`), a
+    number (a count, a size, a response time), a date or a MIME type (`16615,200,2024-01-01`,
+    `12345<TAB>404<TAB>Not Found`, `16615,200,1234`)."""
+    first = columns[0]
+    if not (STATUS_COLUMN.fullmatch(first) or _DATE.fullmatch(first)):
+        return False
+    return all(
+        STATUS_COLUMN.fullmatch(column) or _EXPORT_VALUE.fullmatch(column) for column in columns[1:]
     )
 
 
