@@ -309,3 +309,15 @@ rms 1234,2025 -> reject:text_word
 def test_a_bare_id_followed_by_an_exports_columns_is_a_lead(engine, line, expected):
     # A status or a date first, then reason phrases, counts, dates, MIME types: an export row.
     assert outcome_text(parse(engine, line)) == expected
+
+
+@pytest.mark.parametrize(
+    ("engine", "line"),
+    [
+        ("cloudbeds", "https://www.cloudbeds.com/es/reservas/online"),
+        ("cloudbeds", "https://www.cloudbeds.com/en/reservation/system"),
+        ("cloudbeds", "https://www.cloudbeds.com/reservation/mobile"),
+    ],
+)
+def test_the_engines_own_marketing_site_names_no_property(engine, line):
+    assert parse(engine, line) == Reject.NO_ID
