@@ -321,3 +321,30 @@ def test_a_bare_id_followed_by_an_exports_columns_is_a_lead(engine, line, expect
 )
 def test_the_engines_own_marketing_site_names_no_property(engine, line):
     assert parse(engine, line) == Reject.NO_ID
+
+
+SPACES_OF_THE_SIXTH_TESTER = f"""
+siteminder https://direct-book.com/properties/sea side?locale=en -> reject:malformed_id
+siteminder https://direct-book.com/properties/sea side#rooms -> reject:malformed_id
+siteminder https://direct-book.com/properties/sea side, Sydney -> reject:malformed_id
+siteminder https://direct-book.com/properties/harbour view. -> reject:malformed_id
+siteminder "https://direct-book.com/properties/harbour view hotel" -> reject:malformed_id
+siteminder "https://direct-book.com/properties/sea side hotel","200" -> reject:malformed_id
+siteminder <a href="https://direct-book.com/properties/sea side hotel"> -> reject:malformed_id
+siteminder https://direct-book.com/properties/seaside\t3 -> seaside
+siteminder Visit https://direct-book.com/properties/seasidedirect for rates. -> seasidedirect
+rms {RMS}/16 615?x=1 -> reject:malformed_id
+rms {RMS}/16 615#x -> reject:malformed_id
+rms {RMS}/16 615, Sydney -> reject:malformed_id
+rms {RMS}/16 615. -> reject:malformed_id
+rms {RMS}/16615\t1 -> 16615
+rms {RMS}/16615\t3000 -> 16615
+"""
+
+
+@pytest.mark.parametrize(("engine", "line", "expected"), table(SPACES_OF_THE_SIXTH_TESTER))
+def test_a_space_in_an_id_is_a_cut_also_before_a_query_punctuation_or_more_quoted_words(
+    engine, line, expected
+):
+    # A tab is an export's field separator, never a space inside a URL.
+    assert outcome_text(parse(engine, line)) == expected

@@ -22,28 +22,31 @@ _MALFORMED_ID = Reject.MALFORMED_ID
 ELLIPSIS = ("...", "\u2026")
 # An apostrophe after a path's word characters and before another (`/properties/o'reillys`).
 _PATH_APOSTROPHE = re.compile(r"(/[\w.~%-]*\w)'(?=\w)")
-# A word right after a URL and one space, up to whitespace, a quote, markup, a slash (more path:
-# `/properties/sea side/rooms`) or the line's end; a MIME type's (`<url> image/png`) is a column.
-_NEXT_WORD = re.compile(r"[A-Za-z0-9_-]+(?=[\s\"'<>/]|$)")
+# A word right after a URL and one space (`/properties/sea side`, `/Search/Index/16 615?x=1`);
+# what follows it tells whether it is the URL's (`_spaced`); a MIME type's (`<url> image/png`)
+# is a column.
+_NEXT_WORD = re.compile(r"[A-Za-z0-9_-]+")
 _MIME_TYPES = frozenset(("text", "application", "image", "audio", "video", "font", "multipart"))
 _LAST_DIGITS = re.compile(r"/\d{1,3}$")  # an id position ending a URL in 1-3 digits
+_URL_GOES_ON = ("/", "?", "#")  # after the word: more path, a query, a fragment
 # A crawl export's status column after a bare id (`12345<TAB>200`, `Qw3rTy,200`).
 STATUS_COLUMN = re.compile(r"[1-5][0-9]{2}|(?i:non-indexable|indexable|ok)")
 
 
 def _inside_url(text: str, at: int, word: re.Match[str]) -> bool:
     """Whether `word`, after a space after the URL at `at`, reads as the rest of that URL: the
-    URL and the word sit in one pair of quotes (`href="<url> side"`), or they open the line and
-    only columns follow (nothing, a tab, comma or bar, a status, a number, a MIME type: `<url>
-    side<TAB>200`, `<url> side 200`). In running text (`Visit <url> for rates`, `<url> Book
-    now`) the space ends the URL, as it does in a browser's address bar."""
+    URL and the word sit in one pair of quotes that closes later (`href="<url> side hotel"`),
+    or they open the line and only columns follow (nothing, punctuation, a tab, comma or bar,
+    a status, a number, a MIME type: `<url> side<TAB>200`, `<url> side 200`, `<url> side.`).
+    In running text (`Visit <url> for rates`, `<url> Book now`) the space ends the URL, as it
+    does in a browser's address bar."""
     after = text[word.end() :]
     quote = text[at - 1 : at] if at > 0 else ""
-    if quote in ("'", '"') and after[:1] == quote:
-        return True
+    if quote in ("'", '"') and quote in after:
+        return True  # the closing quote comes later: the spaces are the quoted URL's
     if text[:at].strip(UNICODE_SPACE):
         return False
-    rest = after.strip(UNICODE_SPACE)
+    rest = after.strip(UNICODE_SPACE).rstrip(".,;:!")
     return not rest or after[:1] in "\t,;|" or _is_column(rest.split()[0])
 
 
@@ -96,14 +99,14 @@ class CutIds:
         the space. Any Unicode space counts (a no-break space, a thin space)."""
         at = text.find(url)
         end = at + len(url)
-        if at < 0 or end >= len(text) or text[end] not in UNICODE_SPACE:
-            return outcome
+        if at < 0 or end >= len(text) or text[end] not in UNICODE_SPACE or text[end] == "\t":
+            return outcome  # a tab separates an export's fields: the URL's ends there
         word = _NEXT_WORD.match(text, end + 1)
         if word is None:
             return outcome
         if word[0].lower() in _MIME_TYPES:
             return outcome  # `<url> text/html`: a column, though a slash follows
-        if text[word.end() : word.end() + 1] in ("/", "?", "#") or _grouped(url, word[0]):
+        if text[word.end() : word.end() + 1] in _URL_GOES_ON or _grouped(url, word[0]):
             return self._cut_short(url, outcome, (word[0],))
         if STATUS_COLUMN.fullmatch(word[0]):
             return outcome
