@@ -281,6 +281,14 @@ cloudbeds https://hotels.cloudbeds.com/reservation/Kr1Kr2\uc785\ub2c8\ub2e4 -> K
 cloudbeds https://hotels.cloudbeds.com/reservation/Th1Th2\u0e04\u0e48\u0e30 -> Th1Th2
 cloudbeds https://hotels.cloudbeds.com/reservation/Em1Oj2\U0001f3e8 -> Em1Oj2
 rms {RMS}/16615/1\u516c\u5f0f -> 16615
+cloudbeds https://hotels.cloudbeds.com/reservation/Cy1Rl2\u0431\u0440\u043e\u043d\u044c -> Cy1Rl2
+cloudbeds https://hotels.cloudbeds.com/reservation/Ar1Ab2\u062d\u062c\u0632 -> Ar1Ab2
+cloudbeds https://hotels.cloudbeds.com/reservation/Gr1Ee2\u03ba\u03c1\u03ac\u03c4\u03b7 -> Gr1Ee2
+cloudbeds https://hotels.cloudbeds.com/reservation/Hi1Nd2\u0939\u094b\u091f\u0932 -> Hi1Nd2
+cloudbeds https://hotels.cloudbeds.com/reservation/Da1Sh2\u2014rates from $99 -> Da1Sh2
+cloudbeds https://hotels.cloudbeds.com/reservation/Tm1Rk2\u2122 -> Tm1Rk2
+rms {RMS}/16615/1\u0431\u0440\u043e\u043d\u044c -> 16615
+siteminder https://direct-book.com/properties/seasidedirect\u2014rates -> seasidedirect
 siteminder https://direct-book.com/properties/tokyoinn\u516c\u5f0f -> tokyoinn
 siteminder https://direct-book.com/properties/hotel-m\u00fcller -> reject:malformed_id
 """
@@ -348,3 +356,12 @@ def test_a_space_in_an_id_is_a_cut_also_before_a_query_punctuation_or_more_quote
 ):
     # A tab is an export's field separator, never a space inside a URL.
     assert outcome_text(parse(engine, line)) == expected
+
+
+def test_no_ascii_character_breaks_a_url_but_whitespace_quotes_markup_and_a_backtick():
+    # The split is matched without case: a symbol that folds to an ASCII letter (the Kelvin
+    # sign to `k`) would cut `booking` in two.
+    from stages.rules.crawl_text import TOKEN_SPLIT
+
+    breaking = {chr(code) for code in range(0x21, 0x7F) if TOKEN_SPLIT.fullmatch(chr(code))}
+    assert breaking == set("\"'<>`")
