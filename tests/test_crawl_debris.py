@@ -431,6 +431,13 @@ KEPT = "currency=usd&checkin=2026-03-01&adults=2&lang=es"
         "s_kwcid=AL!1&ef_id=abc&epik=xyz&rb_clickid=9",
         "guest%5Bemail%5D=a%40b.c&customer_email=c@d.e&contact_phone=555",
         "Guest=Ann+Lee&mobile=0400&guestEmail=ann@x.com",
+        # The sixth tester: cards, other languages, accounts, secrets, networks, hidden e-mails.
+        "cc=4111111111111111&card=4111&exp=12%2F28&nome=Joao&sobrenome=Silva&pass=hunter2",
+        "courriel=z&vorname=Jan&nachname=Nowak&strasse=Hauptstr&prenom=Jean&nom=Dupont",
+        "whatsapp=%2B61412345678&wa=61412345678&user=jsmith&memberId=77&conf=ABC&zip=2000",
+        "age=34&ip=10.0.0.1&lat=-33.8&lng=151.2&otp=123456&nonce=x&state=y&signature=s&hash=h",
+        "partner_id=1&subid=2&clickref=3&awc=4&irgwc=5&cjevent=6&ranMID=7&ranSiteID=8",
+        "x=john%2540example.com&y=john(at)example.com",
     ],
 )
 def test_a_persons_data_secrets_and_clicks_never_reach_the_booking_url(personal):

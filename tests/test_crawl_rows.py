@@ -365,3 +365,26 @@ def test_no_ascii_character_breaks_a_url_but_whitespace_quotes_markup_and_a_back
 
     breaking = {chr(code) for code in range(0x21, 0x7F) if TOKEN_SPLIT.fullmatch(chr(code))}
     assert breaking == set("\"'<>`")
+
+
+A_LOGS_COLUMNS_AFTER_A_SPACE = f"""
+rms 16615 200 -> 16615
+rms 16615 404 Not Found -> 16615
+mews {UUID} 200 -> {UUID}
+cloudbeds Qw3rTy 200 -> Qw3rTy
+cloudbeds Sydney 200 -> reject:text_word
+siteminder Seaside 200 -> reject:text_word
+rms 16615 2025 -> reject:text_word
+"""
+
+
+@pytest.mark.parametrize(("engine", "line", "expected"), table(A_LOGS_COLUMNS_AFTER_A_SPACE))
+def test_a_bare_id_and_a_logs_status_after_a_space_is_a_lead(engine, line, expected):
+    assert outcome_text(parse(engine, line)) == expected
+
+
+@pytest.mark.parametrize(
+    "sample", ["12345678-1234-1234-1234-123456789012", "12345678-1234-5678-1234-567812345678"]
+)
+def test_a_documentations_sample_uuid_is_no_mews_property(sample):
+    assert parse("mews", f"https://app.mews.com/distributor/{sample}") == Reject.PLACEHOLDER_ID

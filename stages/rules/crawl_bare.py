@@ -136,6 +136,11 @@ class BareIds(CutIds):
             if row is not None:
                 return row
         words = text_rules.words_of(text)
+        # `16615 200`, `16615 404 Not Found`: a log's columns after an id that looks like one
+        # (not `Seaside 200`: a word of text where ids look like words).
+        logged = len(words) > 1 and len(columns) == 1 and _is_status(words[1:])
+        if logged and (not self._word_ids or _looks_coded(words[0])):
+            return self._no_url(words[0])
         bare = [w for w in (text_rules.cleaned(w).rstrip(TRAILING) for w in words) if w]
         if len(bare) != 1:
             return _TEXT_WORD  # several words and no URL (`Hotel Sol Sydney`, `200 OK`): text

@@ -48,6 +48,8 @@ PLACEHOLDERS = frozenset((
     "codigo", "string", "foo", "bar", "baz", "foobar", "lorem", "ipsum", "asdf", "abcdef",
     "sample-hotel", "example-hotel", "hotel-example", "1234567890abcdef", "0123456789abcdef",
     "123456", "1234567", "12345678",  # counting up, as the hot loop looks them up by form
+    "12345678-1234-1234-1234-123456789012", "12345678-1234-5678-1234-567812345678",
+    "12345678-90ab-cdef-1234-567890abcdef",  # the sample UUIDs of docs and forms
 ))
 # fmt: on
 # The words as a URL writes them (`undefined`, `UNDEFINED`, `Undefined`): the hot loop looks

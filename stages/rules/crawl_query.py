@@ -39,12 +39,16 @@ _PERSONAL_STEMS = (
     "username", "userid", "customer", "login", "confirmation", "bookingid", "reservationid",
     "creditcard", "cardnumber", "cvv", "iban", "affiliate", "clickid", "campaign", "correo",
     "telefono", "movil", "celular", "nombre", "apellido", "direccion", "endereco", "senha",
+    "card", "courriel", "sobrenome", "vorname", "nachname", "strasse", "prenom", "whatsapp",
+    "member", "signature", "nonce", "refresh", "partner", "clickref", "cjevent", "ranmid",
+    "ransiteid", "irgwc", "subid",
 )  # fmt: skip
 # Whole words of a name that are a person's data, a secret or a click (`tel`, never `hotel`).
 _PERSONAL_WORDS = frozenset((
     "name", "fname", "lname", "guest", "contact", "tel", "dob", "ssn", "key", "auth", "sid",
     "uid", "code", "pin", "ref", "referrer", "aff", "cid", "phpsessid", "jsessionid",
-    "aspsessionid",
+    "aspsessionid", "cc", "exp", "nome", "nom", "pass", "wa", "user", "conf", "zip", "age",
+    "ip", "lat", "lng", "otp", "state", "hash", "sig", "awc",
 ))  # fmt: skip
 _WORD_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")  # camelCase: `guestEmail`
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
@@ -64,7 +68,8 @@ def _kept(parameter: str) -> bool:
     if parameter[-1] == "=" or parameter.lower().startswith(_TRACKING):
         return False
     name, _, value = parameter.partition("=")
-    if "@" in unquote(value):
+    value = unquote(unquote(value)).lower()  # encoded once more by a redirect: `%2540`
+    if "@" in value or "(at)" in value or "[at]" in value:
         return False  # an e-mail address, whatever the parameter is called
     words = _NOT_ALNUM.split(_WORD_BREAK.sub("_", unquote(name)).lower())
     squashed = "".join(words)
