@@ -12,6 +12,7 @@ import pytest
 from stages.errors import ConfigError
 from stages.rules.config import load_params
 from stages.rules.crawl import BLANK, LineParser, Reject, iter_lines
+from stages.rules.crawl_outcome import PLACEHOLDERS
 from stages.tools.crawlgen import DEFAULT_SEED, generate_lines, main, write_crawl_file
 
 pytestmark = pytest.mark.unit  # pure logic: no services, no other programs
@@ -219,7 +220,8 @@ def test_generated_lines_hold_wrappers_and_columns_that_give_ids(engine):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_generated_placeholders_and_site_pages_where_an_id_belongs_are_junk(engine):
-    words = "|".join(sorted(PARAMS.engines[engine].site_pages | {"undefined", "XXXXXX"}))
+    placeholders = PARAMS.engines[engine].site_pages | {"undefined", "XXXXXX", *PLACEHOLDERS}
+    words = "|".join(map(re.escape, sorted(placeholders)))
     where = re.compile(
         rf"/(?:reservation|reservas|properties|reservations|distributor|index|rmscloud\.com)/(?:{words})(?:/|$)",
         re.I,

@@ -229,6 +229,8 @@ class LineParser(BareIds):
         query; when it gives no id, punctuation after it (running text) is dropped, then the
         URL's field may have ended at a `,` `;` or `|` (`<url>,200`). One shown shortened
         (`.../seasideho...`) is read without its ellipsis unless that cut its id."""
+        if not url.isascii():
+            url = text_rules.without_glued_text(url)
         if url.endswith(ELLIPSIS) and url.rstrip(".\u2026"):
             return self._shortened(url)
         if "/" not in url and ":" not in url and "." not in url:

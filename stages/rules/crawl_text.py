@@ -75,8 +75,9 @@ _JSON_DEPTH = 3  # JSON in JSON in JSON; deeper nesting is not seen in crawls
 QUOTED_VALUE = re.compile(r"([?&][\w.\[\]-]+=)([\"'])([^\"'\n]*)\2(?=[&#]|$|\s)")
 # Where a line breaks into words: whitespace, quotes, markup, and an opening bracket before a
 # URL (`[link](https://...)`). Other brackets stay in the word: a query holds them
-# (`?rooms[0][adults]=2`, `?x=(1)`); `cleaned` drops those the URL does not balance. Text of
-# scripts no booking URL holds ends a URL glued to it (`.../Jq1Jq2。`, `.../16615/1公式`,
+# (`?rooms[0][adults]=2`, `?x=(1)`); `cleaned` drops those the URL does not balance.
+# Text of scripts no booking URL holds ends a URL glued to it (`without_glued_text`:
+# `.../Jq1Jq2。`, `.../16615/1公式`,
 # `...Kr1Kr2입니다`, `...16615/1бронь`, an emoji, `—rates from`): Greek, Cyrillic, Hebrew,
 # Arabic, Devanagari, Thai, Hangul, kana, CJK, fullwidth forms, dashes, super- and subscripts,
 # the trade mark sign (not all letterlike symbols: matched without case, the Kelvin sign is a
@@ -88,7 +89,23 @@ _NOT_IN_URLS = (
     "\u2600-\u27bf\u3000-\u303f\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
     "\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\U0001f000-\U0001faff"
 )
-TOKEN_SPLIT = re.compile(rf"[\s\"'<>`{_NOT_IN_URLS}]+|[(\[{{]+(?=(?:https?:)?//)", re.I)
+TOKEN_SPLIT = re.compile(r"[\s\"'<>`]+|[(\[{]+(?=(?:https?:)?//)", re.I)
+_GLUED_TEXT = re.compile(f"[{_NOT_IN_URLS}]")
+
+
+def without_glued_text(url: str) -> str:
+    """`url` up to text of a script no booking URL holds glued on after its host
+    (`.../Jq1Jq2。`, `.../16615/1公式`, `...Qw3rTy—rates from $99`), with an opening bracket
+    before it (`（公式）`). In the host it stays: a lookalike host is a wrong host."""
+    glued = _GLUED_TEXT.search(url)
+    if glued is None:
+        return url
+    host = url.find("//") + 2 if "//" in url[:9] else 0
+    if url.find("/", host) not in range(0, glued.start()):
+        return url  # in the host, or no path before it
+    return url[: glued.start()].rstrip("([{")
+
+
 _WORD_SPLIT = re.compile(r"[()\[\]{}]+")  # the words of a word that holds no URL
 _OPENER = {")": "(", "]": "[", "}": "{"}
 _NESTED_DEPTH = 3  # percent-encoding undone at most this often (`https%253A%252F%252F`)
