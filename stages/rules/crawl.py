@@ -116,8 +116,8 @@ class LineParser(BareIds):
         # site pages (True: no match, the next pattern is tried) and the placeholders (False:
         # placeholder_id). One dict lookup in the hot loop: a site page of up to SHORT_PAGE
         # letters is there in every case (`SignIn`: 64 forms of a Cloudbeds word), a longer
-        # one as lower, upper and title case, and only an id with a capital letter longer
-        # than SHORT_PAGE is lower-cased to look for it.
+        # one as lower, upper and title case, and only an id with a capital letter is
+        # lower-cased to look for it (where such a page exists).
         self._not_ids: dict[str, bool] = dict.fromkeys(PLACEHOLDER_FORMS, False)
         for page in engine.site_pages:
             self._not_ids.update(dict.fromkeys(case_forms(page), True))
@@ -362,7 +362,7 @@ class LineParser(BareIds):
                 if encoded and SLASH_MARK in candidate:
                     candidate = candidate.replace(SLASH_MARK, "/")
                 site_page = self._not_ids.get(candidate)
-                if site_page is None and self._long_pages and len(candidate) > SHORT_PAGE:
+                if site_page is None and self._long_pages and not candidate.islower():
                     site_page = candidate.lower() in self._site_pages or None  # `FAQs`
                 if site_page is not None:
                     if site_page:
