@@ -438,6 +438,13 @@ KEPT = "currency=usd&checkin=2026-03-01&adults=2&lang=es"
         "age=34&ip=10.0.0.1&lat=-33.8&lng=151.2&otp=123456&nonce=x&state=y&signature=s&hash=h",
         "partner_id=1&subid=2&clickref=3&awc=4&irgwc=5&cjevent=6&ranMID=7&ranSiteID=8",
         "x=john%2540example.com&y=john(at)example.com",
+        # The seventh tester: more languages' fields, ids of a state, places, secrets, values.
+        "tarjeta=4111111111111111&cvc=123&expiry=1228&cpf=12345678909&dni=12345678Z",
+        "codice_fiscale=RSSMRA80A01H501U&telefone=1&telefon=2&handynummer=3&cell=4&handy=5",
+        "fax=6&adresse=x&plz=10115&cap=00100&cep=01001&geburtsdatum=1990-01-01",
+        "lon=151.2&latitude=-33.8&longitude=151.2&geo=x&hmac=abc&jwt=eyJ&sscid=1&rfsn=2",
+        "x=4111111111111111&y=4111-1111-1111-1111&z=%2B61%20412%20345%20678&w=0412345678",
+        "x=john%25252540example.com&y=john%20at%20example%20dot%20com&z=john%EF%BC%A0example.com",
     ],
 )
 def test_a_persons_data_secrets_and_clicks_never_reach_the_booking_url(personal):

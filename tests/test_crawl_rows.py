@@ -287,6 +287,12 @@ cloudbeds https://hotels.cloudbeds.com/reservation/Gr1Ee2\u03ba\u03c1\u03ac\u03c
 cloudbeds https://hotels.cloudbeds.com/reservation/Hi1Nd2\u0939\u094b\u091f\u0932 -> Hi1Nd2
 cloudbeds https://hotels.cloudbeds.com/reservation/Da1Sh2\u2014rates from $99 -> Da1Sh2
 cloudbeds https://hotels.cloudbeds.com/reservation/Tm1Rk2\u2122 -> Tm1Rk2
+cloudbeds https://hotels.cloudbeds.com/reservation/Ar1Rw2\u2192 -> Ar1Rw2
+cloudbeds https://hotels.cloudbeds.com/reservation/Eu1Ro2\u20ac99 -> Eu1Ro2
+cloudbeds https://hotels.cloudbeds.com/reservation/Ha1Lf2\u00bd -> Ha1Lf2
+cloudbeds https://hotels.cloudbeds.com/reservation/Ci1Rc2\u2460 -> Ci1Rc2
+cloudbeds https://hotels.cloudbeds.com/reservation/De1Gr2\u00b0 -> De1Gr2
+cloudbeds https://hotels.cloudbeds.com/reservation/Nu1Me2\u2116 -> Nu1Me2
 rms {RMS}/16615/1\u0431\u0440\u043e\u043d\u044c -> 16615
 siteminder https://direct-book.com/properties/seasidedirect\u2014rates -> seasidedirect
 siteminder https://direct-book.com/properties/tokyoinn\u516c\u5f0f -> tokyoinn
@@ -339,6 +345,14 @@ siteminder https://direct-book.com/properties/harbour view. -> reject:malformed_
 siteminder "https://direct-book.com/properties/harbour view hotel" -> reject:malformed_id
 siteminder "https://direct-book.com/properties/sea side hotel","200" -> reject:malformed_id
 siteminder <a href="https://direct-book.com/properties/sea side hotel"> -> reject:malformed_id
+siteminder https://direct-book.com/properties/sea side hotel?locale=en -> reject:malformed_id
+siteminder https://direct-book.com/properties/sea side hotel/rooms -> reject:malformed_id
+siteminder (https://direct-book.com/properties/sea side) -> reject:malformed_id
+siteminder [Book](https://direct-book.com/properties/sea side) -> reject:malformed_id
+siteminder https://direct-book.com/properties/sea side] -> reject:malformed_id
+siteminder https://direct-book.com/properties/sea side&x=1 -> reject:malformed_id
+siteminder (see https://direct-book.com/properties/seasidedirect here) -> seasidedirect
+siteminder https://direct-book.com/properties/seasidedirect Book now, or call -> seasidedirect
 siteminder https://direct-book.com/properties/seaside\t3 -> seaside
 siteminder Visit https://direct-book.com/properties/seasidedirect for rates. -> seasidedirect
 rms {RMS}/16 615?x=1 -> reject:malformed_id
@@ -384,7 +398,15 @@ def test_a_bare_id_and_a_logs_status_after_a_space_is_a_lead(engine, line, expec
 
 
 @pytest.mark.parametrize(
-    "sample", ["12345678-1234-1234-1234-123456789012", "12345678-1234-5678-1234-567812345678"]
+    "sample",
+    [
+        "12345678-1234-1234-1234-123456789012",
+        "12345678-1234-5678-1234-567812345678",
+        "123e4567-e89b-12d3-a456-426614174000",  # the documentation example
+        "550e8400-e29b-41d4-a716-446655440000",  # RFC 4122's
+        "11111111-1111-1111-1111-111111111111",
+        "deadbeef-dead-beef-dead-beefdeadbeef",
+    ],
 )
 def test_a_documentations_sample_uuid_is_no_mews_property(sample):
     assert parse("mews", f"https://app.mews.com/distributor/{sample}") == Reject.PLACEHOLDER_ID

@@ -28,24 +28,33 @@ _PATH_APOSTROPHE = re.compile(r"(/[\w.~%-]*\w)'(?=\w)")
 _NEXT_WORD = re.compile(r"[A-Za-z0-9_-]+")
 _MIME_TYPES = frozenset(("text", "application", "image", "audio", "video", "font", "multipart"))
 _LAST_DIGITS = re.compile(r"/\d{1,3}$")  # an id position ending a URL in 1-3 digits
-_URL_GOES_ON = ("/", "?", "#")  # after the word: more path, a query, a fragment
+_URL_GOES_ON = ("/", "?", "#", "&")  # after the word: more path, a query, a fragment
+_CLOSERS = (")", "]", ">", '"', "'")  # what ends a URL that an opener before it enclosed
+# A word of the rest of a line that carries on a URL (`hotel?locale=en`, `hotel/rooms`).
+_CARRIES_ON = re.compile(r"[\w-]+[/?#&=]")
 # A crawl export's status column after a bare id (`12345<TAB>200`, `Qw3rTy,200`).
 STATUS_COLUMN = re.compile(r"[1-5][0-9]{2}|(?i:non-indexable|indexable|ok)")
 
 
 def _inside_url(text: str, at: int, word: re.Match[str]) -> bool:
     """Whether `word`, after a space after the URL at `at`, reads as the rest of that URL: the
-    URL and the word sit in one pair of quotes that closes later (`href="<url> side hotel"`),
-    or they open the line and only columns follow (nothing, punctuation, a tab, comma or bar,
-    a status, a number, a MIME type: `<url> side<TAB>200`, `<url> side 200`, `<url> side.`).
+    URL and the word sit in one pair of quotes that closes later (`href="<url> side hotel"`)
+    or of brackets (`(<url> side)`), or they open the line and the URL goes on within the next
+    words (`<url> side hotel?locale=en`) or only columns follow (nothing, punctuation, a tab,
+    comma or bar, a status, a number, a MIME type: `<url> side<TAB>200`, `<url> side 200`).
     In running text (`Visit <url> for rates`, `<url> Book now`) the space ends the URL, as it
     does in a browser's address bar."""
     after = text[word.end() :]
     quote = text[at - 1 : at] if at > 0 else ""
     if quote in ("'", '"') and quote in after:
         return True  # the closing quote comes later: the spaces are the quoted URL's
-    if text[:at].strip(UNICODE_SPACE):
+    before = text[:at].rstrip(UNICODE_SPACE)
+    if (not before or before[-1] in "([<\"'") and after[:1] in _CLOSERS:
+        return True  # `(<url> side)`, `[Book](<url> side)`: the brackets held it all
+    if before:
         return False
+    if any(_CARRIES_ON.match(token) for token in after.split()[:3]):
+        return True  # `<url> side hotel?locale=en`: the URL goes on a word or two later
     rest = after.strip(UNICODE_SPACE).rstrip(".,;:!")
     return not rest or after[:1] in "\t,;|" or _is_column(rest.split()[0])
 

@@ -49,7 +49,11 @@ PLACEHOLDERS = frozenset((
     "sample-hotel", "example-hotel", "hotel-example", "1234567890abcdef", "0123456789abcdef",
     "123456", "1234567", "12345678",  # counting up, as the hot loop looks them up by form
     "12345678-1234-1234-1234-123456789012", "12345678-1234-5678-1234-567812345678",
-    "12345678-90ab-cdef-1234-567890abcdef",  # the sample UUIDs of docs and forms
+    "12345678-90ab-cdef-1234-567890abcdef", "123e4567-e89b-12d3-a456-426614174000",
+    "550e8400-e29b-41d4-a716-446655440000", "01234567-89ab-cdef-0123-456789abcdef",
+    "abcdef12-3456-7890-abcd-ef1234567890", "a1b2c3d4-e5f6-7890-abcd-ef1234567890",
+    "12345678-1234-1234-1234-123456789abc", "deadbeef-dead-beef-dead-beefdeadbeef",
+    # the sample UUIDs of docs, RFC 4122 and forms
 ))
 # fmt: on
 # The words as a URL writes them (`undefined`, `UNDEFINED`, `Undefined`): the hot loop looks
@@ -83,7 +87,9 @@ def is_placeholder(property_id: str) -> bool:
         return not _LETTER_OR_DIGIT.search(property_id)
     if not first or not first.isalnum():
         return True  # punctuation alone
-    return first == "0" or (len(property_id) >= 3 and not first.isdigit())
+    # One digit repeated is a real RMS client (1111) up to a client's length; 16 or more
+    # (a UUID's or a 16-digit id's length) is a mask.
+    return first == "0" or (len(property_id) >= 3 and not first.isdigit()) or len(core) >= 16
 
 
 def case_forms(word: str) -> set[str]:

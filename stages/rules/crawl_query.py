@@ -6,7 +6,8 @@ visitor's form fields, a session, a password or an API key. So a parameter is dr
 its name is a tracking parameter (`_TRACKING`, by prefix), when its name holds a word of a
 person's data or a secret (`_PERSONAL_STEMS` anywhere in the name written without separators,
 `_PERSONAL_WORDS` as one of its words: `guestEmail`, `hotel_email`, `api_key`, `fname`,
-`telefono`, `customer_id`), or when its value holds an e-mail address (`e=a@b.c`, `q=a%40b.c`).
+`telefono`, `customer_id`), or when its value holds an e-mail address (`e=a@b.c`, `q=a%40b.c`)
+or is a card or phone number (`x=4111111111111111`, `x=%2B61%20412%20345%20678`).
 Dropping a parameter the page could use costs a prefilled form at worst; keeping a person's
 data publishes it.
 """
@@ -41,15 +42,19 @@ _PERSONAL_STEMS = (
     "telefono", "movil", "celular", "nombre", "apellido", "direccion", "endereco", "senha",
     "card", "courriel", "sobrenome", "vorname", "nachname", "strasse", "prenom", "whatsapp",
     "member", "signature", "nonce", "refresh", "partner", "clickref", "cjevent", "ranmid",
-    "ransiteid", "irgwc", "subid",
+    "ransiteid", "irgwc", "subid", "tarjeta", "cvc", "expiry", "codicefiscale", "telefon",
+    "handy", "adresse", "geburtsdatum", "latitude", "longitude", "hmac", "sscid", "rfsn",
 )  # fmt: skip
 # Whole words of a name that are a person's data, a secret or a click (`tel`, never `hotel`).
 _PERSONAL_WORDS = frozenset((
     "name", "fname", "lname", "guest", "contact", "tel", "dob", "ssn", "key", "auth", "sid",
     "uid", "code", "pin", "ref", "referrer", "aff", "cid", "phpsessid", "jsessionid",
     "aspsessionid", "cc", "exp", "nome", "nom", "pass", "wa", "user", "conf", "zip", "age",
-    "ip", "lat", "lng", "otp", "state", "hash", "sig", "awc",
+    "ip", "lat", "lng", "lon", "geo", "otp", "state", "hash", "sig", "awc", "jwt", "cpf", "dni",
+    "cell", "fax", "plz", "cap", "cep",
 ))  # fmt: skip
+_AT_SIGNS = ("@", "\uff20", "(at)", "[at]")  # `@`, a fullwidth one, the spelled-out forms
+_CARD_OR_PHONE = re.compile(r"\+?(?:\d[ .()-]?){8,18}\d")
 _WORD_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")  # camelCase: `guestEmail`
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
@@ -68,9 +73,16 @@ def _kept(parameter: str) -> bool:
     if parameter[-1] == "=" or parameter.lower().startswith(_TRACKING):
         return False
     name, _, value = parameter.partition("=")
-    value = unquote(unquote(value)).lower()  # encoded once more by a redirect: `%2540`
-    if "@" in value or "(at)" in value or "[at]" in value:
+    for _ in range(5):  # encoded again by each redirect: `%2540`, `%25252540`
+        decoded = unquote(value)
+        if decoded == value:
+            break
+        value = decoded
+    value = value.lower()
+    if any(sign in value for sign in _AT_SIGNS) or (" at " in value and " dot " in value):
         return False  # an e-mail address, whatever the parameter is called
+    if _CARD_OR_PHONE.fullmatch(value):
+        return False  # a card or phone number (9 to 19 digits, maybe grouped, maybe `+`)
     words = _NOT_ALNUM.split(_WORD_BREAK.sub("_", unquote(name)).lower())
     squashed = "".join(words)
     return not (

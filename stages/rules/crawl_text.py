@@ -80,11 +80,14 @@ QUOTED_VALUE = re.compile(r"([?&][\w.\[\]-]+=)([\"'])([^\"'\n]*)\2(?=[&#]|$|\s)"
 # `.../Jq1Jq2。`, `.../16615/1公式`,
 # `...Kr1Kr2입니다`, `...16615/1бронь`, an emoji, `—rates from`): Greek, Cyrillic, Hebrew,
 # Arabic, Devanagari, Thai, Hangul, kana, CJK, fullwidth forms, dashes, super- and subscripts,
+# currency signs, fractions, arrows, circled numbers, the degree and numero signs,
 # the trade mark sign (not all letterlike symbols: matched without case, the Kelvin sign is a
 # `k`), emoji and other symbols. A Latin letter with a mark may be part of a
 # slug (`hotel-müller`: an id the pattern refuses), so Latin is not among them.
 _NOT_IN_URLS = (
-    "\u00a9\u00ae\u00b2\u00b3\u00b9\u0370-\u03ff\u0400-\u052f\u0590-\u05ff\u0600-\u06ff"
+    "\u00a2-\u00a5\u00a9\u00ae\u00b0\u00b2\u00b3\u00b9\u00bc-\u00be\u2116\u20a0-\u20cf"
+    "\u2150-\u21ff\u2460-\u24ff"
+    "\u0370-\u03ff\u0400-\u052f\u0590-\u05ff\u0600-\u06ff"
     "\u0900-\u097f\u0e00-\u0e7f\u1100-\u11ff\u2010-\u2015\u2070-\u209f\u2122"
     "\u2600-\u27bf\u3000-\u303f\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
     "\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\U0001f000-\U0001faff"
