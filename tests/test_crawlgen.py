@@ -12,7 +12,7 @@ import pytest
 from stages.errors import ConfigError
 from stages.rules.config import load_params
 from stages.rules.crawl import BLANK, LineParser, Reject, iter_lines
-from stages.rules.crawl_outcome import PLACEHOLDERS
+from stages.rules.crawl_outcome import is_placeholder
 from stages.tools.crawlgen import DEFAULT_SEED, generate_lines, main, write_crawl_file
 
 pytestmark = pytest.mark.unit  # pure logic: no services, no other programs
@@ -220,7 +220,7 @@ def test_generated_lines_hold_wrappers_and_columns_that_give_ids(engine):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_generated_placeholders_and_site_pages_where_an_id_belongs_are_junk(engine):
-    placeholders = PARAMS.engines[engine].site_pages | {"undefined", "XXXXXX", *PLACEHOLDERS}
+    placeholders = PARAMS.engines[engine].site_pages | crawlgen_template_words()
     words = "|".join(map(re.escape, sorted(placeholders)))
     where = re.compile(
         rf"/(?:reservation|reservas|properties|reservations|distributor|index|rmscloud\.com)/(?:{words})(?:/|$)",
@@ -230,3 +230,13 @@ def test_generated_placeholders_and_site_pages_where_an_id_belongs_are_junk(engi
     junk = [line for line in generate_lines(PARAMS.engines[engine], 20000) if where.search(line)]
     assert junk
     assert all(isinstance(parser.parse(line.encode()), Reject) for line in junk)
+
+
+def crawlgen_template_words() -> frozenset[str]:
+    from stages.tools.crawlgen import TEMPLATE_WORDS
+
+    return TEMPLATE_WORDS
+
+
+def test_every_word_crawlgen_writes_where_an_id_belongs_is_a_placeholder():
+    assert all(is_placeholder(word) for word in crawlgen_template_words())

@@ -34,7 +34,6 @@ from urllib.parse import quote
 
 from stages.errors import ConfigError, PipelineError
 from stages.rules.config import Engine, load_params
-from stages.rules.crawl_outcome import PLACEHOLDERS
 
 DEFAULT_SEED = 1
 BLANK_SHARE = 0.02
@@ -227,12 +226,25 @@ def _real_shape(rng: random.Random, shapes: Shapes, url: str) -> str:
     )
 
 
+# Values templates leave where an id belongs, a fixed list: the samples must not change each
+# time stages.rules.crawl_outcome.PLACEHOLDERS learns a word (every one is in it).
+# fmt: off
+TEMPLATE_WORDS = frozenset((
+    "undefined", "XXXXXX", "null", "nil", "nan", "none", "object", "true", "false", "unknown",
+    "default", "example", "sample", "test", "testing", "demo", "slug", "placeholder",
+    "your-hotel", "yourhotel", "your_hotel", "your-property", "yourproperty", "hotel-name",
+    "hotelname", "property-slug", "property-name", "propertyname", "your-property-slug",
+    "hotel-slug", "n/a", "na", "yes", "no", "ok", "tbd", "todo", "html",
+))
+# fmt: on
+
+
 def _junk(rng: random.Random, shapes: Shapes, site_pages: frozenset[str]) -> str:
     kind = rng.random()
     if kind < 0.05:
         return rng.choice(_HEADER_ROWS)
     if kind < 0.15:  # a template's placeholder or a site page where the id belongs
-        word = rng.choice(sorted(site_pages | {"undefined", "XXXXXX", *PLACEHOLDERS}))
+        word = rng.choice(sorted(site_pages | TEMPLATE_WORDS))
         return "https://" + shapes.url(rng, word)
     if kind < 0.5:
         template = rng.choice(_OTHER_SITES)
