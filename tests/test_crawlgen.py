@@ -233,7 +233,7 @@ def test_generated_placeholders_and_site_pages_where_an_id_belongs_are_junk(engi
 
 
 def crawlgen_template_words() -> frozenset[str]:
-    from stages.tools.crawlgen import TEMPLATE_WORDS
+    from stages.tools.crawlgen_junk import TEMPLATE_WORDS
 
     return TEMPLATE_WORDS
 

@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 from stages.errors import ConfigError, PipelineError
 from stages.rules.config import Engine, load_params
+from stages.tools.crawlgen_junk import junk_line
 
 DEFAULT_SEED = 1
 BLANK_SHARE = 0.02
@@ -61,19 +62,6 @@ _QUERIES = (
     "?lang=en#availability",
     "?ref=tripadvisor&gclid=Cj0KCQiA",
 )
-_OTHER_SITES = (
-    "https://www.booking.com/hotel/au/{w}-{w2}.html?aid=304142&label=gen173",
-    "https://www.facebook.com/{w}{w2}hotel/",
-    "https://www.google.com/maps/place/{w}+{w2}/@-33.86,151.20,17z",
-    "https://www.tripadvisor.com/Hotel_Review-g255060-d{n}-Reviews-{w}.html",
-    "https://{w}{w2}.com/book-now",
-    "mailto:reservations@{w}{w2}.com",
-    "https://hotels.cloudbeds.com/booking/rooms?propertyID={n}",
-    "https://hotels.cloudbeds.com/booking/prepare",
-    'href="https://{w}-{w2}.com.au/"',
-    "www.expedia.com/{w}-{w2}-Hotel.h{n}.Hotel-Information",
-)
-
 # How HTML or text extraction leaves a URL in a line ({} is the URL).
 _DEBRIS = (
     '"{}"',
@@ -113,8 +101,6 @@ _WRAPPERS = (
     "https://click.example.net/track?murl={q}",
     "https://duckduckgo.com/l/?uddg={q}&rut=abc",
 )
-# Header rows of crawl exports: junk that must never become a lead.
-_HEADER_ROWS = ("url", "url\tstatus", '"url","status"', '"Address","Status Code","Content Type"')
 # Regional language tags before a Cloudbeds page, rarer than the plain ones.
 _REGIONAL_TAGS = ("/es-419", "/zh-Hant-TW", "/de-CH-1996", "/pt_BR")
 
@@ -140,7 +126,7 @@ def generate_lines(engine: Engine, lines: int, seed: int = DEFAULT_SEED) -> Iter
         if roll < BLANK_SHARE:
             yield rng.choice(("", "", " ", "\t"))
         elif roll < BLANK_SHARE + JUNK_SHARE:
-            yield _junk(rng, shapes, engine.site_pages)
+            yield junk_line(rng, shapes, engine.site_pages, _WORDS)
         else:
             if recent and rng.random() < REPEAT_SHARE:
                 property_id = rng.choice(recent)
@@ -224,39 +210,6 @@ def _real_shape(rng: random.Random, shapes: Shapes, url: str) -> str:
         b=base64.urlsafe_b64encode(url.encode()).decode().rstrip("="),
         d=page.partition("/")[0].lower().replace("-", "--").replace(".", "-"),
     )
-
-
-# Values templates leave where an id belongs, a fixed list: the samples must not change each
-# time stages.rules.crawl_outcome.PLACEHOLDERS learns a word (every one is in it).
-# fmt: off
-TEMPLATE_WORDS = frozenset((
-    "undefined", "XXXXXX", "null", "nil", "nan", "none", "object", "true", "false", "unknown",
-    "default", "example", "sample", "test", "testing", "demo", "slug", "placeholder",
-    "your-hotel", "yourhotel", "your_hotel", "your-property", "yourproperty", "hotel-name",
-    "hotelname", "property-slug", "property-name", "propertyname", "your-property-slug",
-    "hotel-slug", "n/a", "na", "yes", "no", "ok", "tbd", "todo", "html",
-))
-# fmt: on
-
-
-def _junk(rng: random.Random, shapes: Shapes, site_pages: frozenset[str]) -> str:
-    kind = rng.random()
-    if kind < 0.05:
-        return rng.choice(_HEADER_ROWS)
-    if kind < 0.15:  # a template's placeholder or a site page where the id belongs
-        word = rng.choice(sorted(site_pages | TEMPLATE_WORDS))
-        return "https://" + shapes.url(rng, word)
-    if kind < 0.5:
-        template = rng.choice(_OTHER_SITES)
-        words = {"w": rng.choice(_WORDS), "w2": rng.choice(_WORDS), "n": rng.randrange(10**6)}
-        return template.format(**words)
-    url = "https://" + shapes.url(rng, shapes.new_id(rng))
-    if kind < 0.65:
-        host, slash, path = url[8:].partition("/")
-        return f"https://{host}.{rng.choice(('evil.example', 'com.ru', 'xyz'))}{slash}{path}"
-    if kind < 0.80:
-        return url.rpartition("/")[0] + "/"  # the id cut off
-    return url[: rng.randrange(8, len(url))]  # a line truncated anywhere
 
 
 def shapes_for(engine: Engine) -> Shapes:
