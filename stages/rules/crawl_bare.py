@@ -293,15 +293,12 @@ class BareIds(CutIds):
     ) -> ParseResult | None:
         """A candidate that is no id as it stands: a placeholder, the id(s) it holds around
         spaces or as a list (`_accept_slowly`), or None to go on to the next pattern."""
-        # Letters and digits alone hold no space or separator to look past; a word of them
-        # that does not fit is still a placeholder if it is one (two cheap tests, as above),
-        # and so is punctuation (`/properties/-`).
+        # Letters and digits alone hold no space or separator to look past: such a word is
+        # still a placeholder if it is one (`XXXXXXXX`: the caller has looked the word up as
+        # written and sends only those whose first and last characters match); so is
+        # punctuation (`/properties/-`).
         if candidate.isalnum():
-            if candidate in PLACEHOLDER_FORMS or (
-                candidate[0] == candidate[-1] and is_placeholder(candidate)
-            ):
-                return _PLACEHOLDER_ID
-            return None
+            return _PLACEHOLDER_ID if is_placeholder(candidate) else None
         accepted = self._accept_slowly(candidate)
         if is_placeholder(accepted if type(accepted) is str else candidate):
             return _PLACEHOLDER_ID
